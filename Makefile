@@ -1,0 +1,40 @@
+# dlbricks-gen: one command to try it, one to test it.
+#   make demo      set up .venv, write the example models, compile, run the suite, measure, estimate
+#   make test      set up .venv and run the tests
+#   make generate  refresh generated/ (the committed example suite)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO   ?= demo
+H      ?= 1
+THREADS ?= 1
+
+.PHONY: setup demo test generate clean help
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/dlbricks-gen zoo $(DEMO)/models
+	$(BIN)/dlbricks-gen compile $(DEMO)/models -o $(DEMO)/suite -H $(H)
+	$(MAKE) -C $(DEMO)/suite run QUICK=1 THREADS=$(THREADS) PYTHON=$(abspath $(BIN))/python
+	$(BIN)/dlbricks-gen e2e $(DEMO)/models -o $(DEMO)/e2e.json --quick --threads $(THREADS)
+	$(BIN)/dlbricks-gen estimate --plan $(DEMO)/suite.plan.json --results $(DEMO)/suite/results --e2e $(DEMO)/e2e.json
+
+test: setup
+	$(BIN)/python -m pytest
+
+generate: setup
+	$(BIN)/python -m dlbricks_gen.examples generated examples/generated.plan.json
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,237 @@
+"""The command line: thin commands that parse, call the library and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .frontend import ShapeOptions
+
+app = typer.Typer(
+    help="DLBricks for ONNX: compile models into a standalone benchmark suite, "
+    "and its results back into per-model latency estimates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# --- shared options, declared once ------------------------------------------------------------
+Batch = Annotated[Optional[int], typer.Option("--batch", min=1, help="Value for symbolic batch (first) dimensions.")]
+InputShape = Annotated[Optional[list[str]], typer.Option(
+    "--input-shape", help="Shape of one input, NAME=1x3x224x224 (repeatable).")]
+Dim = Annotated[Optional[list[str]], typer.Option(
+    "--dim", help="Value of a named symbolic dimension, NAME=VALUE, e.g. sequence_length=128 (repeatable).")]
+Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")]
+Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None) -> ShapeOptions:
+    try:
+        shapes = tuple((n, tuple(int(d) for d in v.replace(",", "x").split("x")))
+                       for n, v in (_pair(s, "--input-shape") for s in input_shape or ()))
+        dims = tuple((n, int(v)) for n, v in (_pair(s, "--dim") for s in dim or ()))
+    except ValueError as exc:
+        fail(str(exc), 2)
+    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims)
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    name, sep, value = text.rpartition("=")
+    if not sep or not name or not value:
+        raise ValueError(f"{option} expects NAME=VALUE, got {text!r}")
+    try:
+        [int(v) for v in value.replace(",", "x").split("x")]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: {value!r} is not a number or NUMxNUM...") from None
+    return name, value
+
+
+@app.command("compile")
+def compile_cmd(
+    models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files (searched recursively) or one file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Suite directory to write.")],
+    granularity: Annotated[int, typer.Option("-H", "--granularity", min=1, help="Most layers per benchmark (H).")] = 1,
+    plan: Annotated[Optional[Path], typer.Option("--plan", help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
+    batch: Batch = None,
+    input_shape: InputShape = None,
+    dim: Dim = None,
+) -> None:
+    """Compile a folder of ONNX models into a benchmark suite and a private plan.
+
+    Example: dlbricks-gen compile models/ -o generated/ -H 1 --batch 1
+    """
+    from .pipeline import compile_models
+    from .plan import default_plan_path
+
+    options = shape_options(batch, input_shape, dim)
+    plan_path = plan or default_plan_path(output)
+    try:
+        result = compile_models(models, output, plan_path, granularity, options,
+                                progress=lambda p: typer.echo(f"reading {p}", err=True))
+    except ValueError as exc:
+        fail(str(exc))
+    for _, error in result.failed:
+        typer.echo(f"error: {error}", err=True)
+    parts = result.partition
+    if not parts.models:
+        fail("no model could be compiled" if result.failed else f"no *.onnx files found in {models}")
+    layers = sum(m.layers for m in parts.models)
+    instances = sum(len(m.instances) for m in parts.models)
+    typer.echo(f"{len(parts.models)} models ({len(result.failed)} failed), {layers} layers, "
+               f"{instances} sequences at H={granularity}, {len(parts.bricks)} unique bricks")
+    typer.echo(f"suite {result.suite}: {output}/  (ship this)")
+    typer.echo(f"plan: {plan_path}  (private: keep it, do not ship it)")
+
+
+@app.command()
+def estimate(
+    plan: Annotated[Path, typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile.")],
+    results: Annotated[list[Path], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")],
+    e2e: Annotated[Optional[Path], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e`.")] = None,
+    statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Estimate per-model latency from brick results and the private plan.
+
+    Example: dlbricks-gen estimate --plan generated.plan.json --results generated/results --e2e e2e.json
+    """
+    from . import estimate as est
+    from . import report
+    from .plan import load_plan
+
+    if statistic not in est.STATISTICS:
+        fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
+    try:
+        the_plan = load_plan(plan)
+        loaded = est.load_results(results, the_plan.suite, statistic)
+        measured = est.load_e2e(e2e, statistic) if e2e else {}
+    except ValueError as exc:
+        fail(str(exc))
+    for problem in loaded.problems:
+        typer.echo(f"warning: skipped {problem}", err=True)
+    table = report.rows(est.estimate(the_plan, loaded.results), measured)
+    if as_json:
+        typer.echo(report.to_json(table, statistic), nl=False)
+    elif as_csv:
+        typer.echo(report.to_csv(table), nl=False)
+    else:
+        typer.echo(report.to_table(table), nl=False)
+
+
+@app.command()
+def e2e(
+    models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files or one file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="JSON file to write.")],
+    batch: Batch = None,
+    input_shape: InputShape = None,
+    dim: Dim = None,
+    threads: Threads = 1,
+    quick: Quick = False,
+) -> None:
+    """Measure each whole model with the suite's harness, settings and random weights.
+
+    Example: dlbricks-gen e2e models/ -o e2e.json --batch 1
+    """
+    from .e2e import measure_all
+    from .runtime.harness import Settings
+
+    options = shape_options(batch, input_shape, dim)
+    settings = Settings(intra_op_threads=threads, quick=quick)
+    data = measure_all(models, options, settings, progress=lambda n: typer.echo(f"measuring {n}", err=True))
+    if not data["models"]:
+        fail(f"no *.onnx files found in {models}")
+    output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    failed = 0
+    for name, result in data["models"].items():
+        if result["status"] == "ok":
+            typer.echo(f"{name}: {result['stats']['median'] * 1e3:.3f} ms (median of {result['stats']['n']})")
+        else:
+            failed += 1
+            typer.echo(f"error: {name}: {result['error']}", err=True)
+    if failed == len(data["models"]):
+        fail("no model could be measured")
+
+
+@app.command()
+def zoo(
+    directory: Annotated[Optional[Path], typer.Argument(help="Folder to write the models to.")] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="List the models and exit.")] = False,
+    models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated ids (default: the demo set; 'all' for every model).")] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", min=8)] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", min=1)] = 128,
+    tiny: Annotated[bool, typer.Option("--tiny", help="Divide channels and hidden sizes down (same structure).")] = False,
+) -> None:
+    """Write built-in example models (real architectures, random weights) as ONNX files.
+
+    Example: dlbricks-gen zoo models/ --models resnet18,bert_base
+    """
+    from . import zoo as zoo_pkg
+    from . import zoo_files as zoo_lib
+
+    if list_only:
+        typer.echo(zoo_lib.listing())
+        return
+    if directory is None:
+        fail("give a directory to write to, or --list", 2)
+    try:
+        ids = zoo_lib.select(models)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    options = zoo_pkg.ZooOptions(batch=batch, image_size=image_size, seq_len=seq_len, tiny=tiny)
+    try:
+        zoo_lib.write_models(directory, ids, options, echo=typer.echo)
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files or one file.")],
+    granularity: Annotated[str, typer.Option("-H", "--granularity", help="H values: 1..6 or 1,2,4.")] = "1..4",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    batch: Batch = None,
+    input_shape: InputShape = None,
+    dim: Dim = None,
+) -> None:
+    """Show layers, unique layers, repetition by op type and unique sequences per H.
+
+    Example: dlbricks-gen inspect models/ -H 1..6
+    """
+    from .inspection import format_inspection, inspect_models, parse_range
+    from .pipeline import lower_all
+
+    try:
+        hs = parse_range(granularity)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim))
+    for _, error in failed:
+        typer.echo(f"error: {error}", err=True)
+    if not lowered:
+        fail("no model could be read")
+    data = inspect_models(lowered, hs)
+    data["failed"] = [{"file": f, "error": e} for f, e in failed]
+    typer.echo(json.dumps(data, indent=1, sort_keys=True) if as_json else format_inspection(data))
+
+
+@app.callback(invoke_without_command=True)
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    if version:
+        typer.echo(f"dlbricks-gen {__version__}")
+        raise typer.Exit()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

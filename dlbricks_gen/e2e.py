@@ -1,0 +1,74 @@
+"""End-to-end measurement of whole models, with the suite's own harness and data policy.
+
+The weights of each model are replaced by the harness's seeded random weights (the same policy
+as the bricks, docs/FORMATS.md), inputs are bound exactly as `compile` binds them, and the model
+is timed by the same `measure_model` with the same settings, so estimates and measurements
+compare like for like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from . import __version__
+from .frontend import FrontendError, ShapeOptions, find_models, model_name
+from .frontend.lower import FLOAT_SEMANTIC_SLOTS, INT_DTYPES
+from .frontend.shapes import bind_inputs
+from .runtime import harness
+
+E2E_VERSION = 1
+
+
+def semantic_initializers(graph: onnx.GraphProto) -> set[str]:
+    """Initializers kept with their real values: those feeding a semantic float slot."""
+    keep = set()
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            if (node.op_type, slot) in FLOAT_SEMANTIC_SLOTS:
+                keep.add(name)
+    return keep
+
+
+def randomize_weights(model: onnx.ModelProto) -> None:
+    """Replace every weight (float initializer of more than one element) in place."""
+    keep = semantic_initializers(model.graph)
+    for index, tensor in enumerate(model.graph.initializer):
+        dtype = onnx.TensorProto.DataType.Name(tensor.data_type)
+        size = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+        if dtype in INT_DTYPES or size <= 1 or tensor.name in keep:
+            continue
+        array = harness.random_array(tensor.name, dtype, list(tensor.dims), "weight")
+        model.graph.initializer[index].CopyFrom(numpy_helper.from_array(array, tensor.name))
+
+
+def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
+    display = path.as_posix()
+    try:
+        model = onnx.load_model(str(path), load_external_data=True)
+    except Exception as exc:
+        raise FrontendError(display, f"cannot load model with its data: {' '.join(str(exc).split())}") from None
+    bind_inputs(model, options, display)
+    randomize_weights(model)
+    return model
+
+
+def measure_all(root: Path, options: ShapeOptions, settings: "harness.Settings",
+                progress: Callable[[str], None] | None = None) -> dict:
+    """{"version", "kind": "e2e", "models": {name: result}}; failures become error results."""
+    models = {}
+    for path in find_models(root):
+        name = model_name(path, root)
+        if progress:
+            progress(name)
+        try:
+            model = prepare(path, root, options)
+        except FrontendError as exc:
+            models[name] = harness.error_result(kind="model", id=name, error=str(exc), settings=settings)
+            continue
+        models[name] = harness.measure_model(model, settings, kind="model", id=name)
+    return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "models": models}

@@ -1,0 +1,166 @@
+"""The estimator: result files + the private plan -> per-model latency estimates.
+
+Sequential estimate: the sum of the latencies of the model's brick instances (what a runtime
+that executes one node after another costs). Critical-path estimate: the longest path through
+the brick DAG weighted by latency (what a runtime that runs independent branches in parallel
+could reach). A model with unmeasured bricks is incomplete: its sums are lower bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .plan import Plan, PlanModel
+from .runtime.harness import validate_result
+
+STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
+# Fields that must agree between result files that are combined into one estimate.
+CHECKED_SETTINGS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
+CHECKED_MACHINE = ("cpu_model", "onnxruntime")
+
+
+@dataclass(frozen=True, slots=True)
+class BrickResult:
+    id: str
+    ok: bool
+    latency: float | None  # seconds, the chosen statistic
+    error: str | None
+    data: dict
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEstimate:
+    name: str
+    layers: int
+    instances: int
+    measured_instances: int
+    covered_layers: int
+    sequential: float  # seconds; a lower bound when incomplete
+    critical_path: float
+    failed: tuple[tuple[str, str], ...] = ()  # (brick, error)
+    missing: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.measured_instances == self.instances
+
+
+@dataclass(slots=True)
+class ResultSet:
+    results: dict[str, BrickResult] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # files skipped, with the reason
+
+
+def read_result_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable result file: {exc}") from None
+    problems = validate_result(data) if isinstance(data, dict) else ["not a JSON object"]
+    if problems:
+        raise ValueError(f"{path}: invalid result: {problems[0]}")
+    return data
+
+
+def load_results(dirs: list[Path], suite: str | None, statistic: str) -> ResultSet:
+    """Read every results/*.json; refuse files from another suite or another setting."""
+    out = ResultSet()
+    reference: tuple[Path, dict] | None = None
+    for directory in dirs:
+        for path in sorted(directory.glob("*.json")):
+            try:
+                data = read_result_file(path)
+            except ValueError as exc:
+                out.problems.append(str(exc))
+                continue
+            if suite is not None and data.get("suite") not in (None, suite):
+                raise ValueError(f"{path}: result of suite {data.get('suite')}, the plan is for suite {suite}")
+            if data.get("status") == "ok":
+                if reference is None:
+                    reference = (path, data)
+                else:
+                    check_compatible(reference, (path, data))
+            out.results[data["id"]] = _brick_result(data, statistic)
+    return out
+
+
+def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:
+    """Refuse to combine results measured on different machines or with different settings."""
+    for section, keys in (("settings", CHECKED_SETTINGS), ("machine", CHECKED_MACHINE)):
+        for key in keys:
+            va, vb = a[1].get(section, {}).get(key), b[1].get(section, {}).get(key)
+            if va != vb:
+                raise ValueError(f"{b[0]}: {section}.{key} is {vb!r} but {a[0]} has {va!r}: "
+                                 "results from different machines or settings cannot be combined")
+
+
+def _brick_result(data: dict, statistic: str) -> BrickResult:
+    if data.get("status") != "ok":
+        return BrickResult(data["id"], False, None, data.get("error") or "unknown error", data)
+    return BrickResult(data["id"], True, float(data["stats"][statistic]), None, data)
+
+
+def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[float]) -> float:
+    """Longest path through the instance DAG; instances are in topological order."""
+    preds: list[list[int]] = [[] for _ in range(count)]
+    for a, b in edges:
+        if not a < b:
+            raise ValueError(f"plan edge {a}->{b} goes backwards: not a topological order")
+        preds[b].append(a)
+    finish = [0.0] * count
+    for i in range(count):
+        finish[i] = weights[i] + max((finish[p] for p in preds[i]), default=0.0)
+    return max(finish, default=0.0)
+
+
+def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
+    weights, covered, measured = [], 0, 0
+    failed, missing = {}, {}
+    for digest in model.instances:
+        result = results.get(digest)
+        if result is not None and result.ok:
+            weights.append(result.latency)
+            covered += plan.bricks[digest].layers
+            measured += 1
+        else:
+            weights.append(0.0)
+            if result is None:
+                missing[digest] = True
+            else:
+                failed[digest] = result.error
+    return ModelEstimate(
+        model.name, model.layers, len(model.instances), measured, covered,
+        sum(weights), critical_path(len(weights), model.edges, weights),
+        tuple(sorted(failed.items())), tuple(sorted(missing)),
+    )
+
+
+def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
+    return [estimate_model(m, plan, results) for m in plan.models]
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    values = [v for v in values if v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
+    """Whole-model measurements written by `dlbricks-gen e2e`, by model name."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read e2e file: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != 1 or data.get("kind") != "e2e":
+        raise ValueError(f"{path}: not an e2e file of version 1")
+    out = {}
+    for name, result in data.get("models", {}).items():
+        problems = validate_result(result)
+        if problems:
+            raise ValueError(f"{path}: model {name}: invalid result: {problems[0]}")
+        out[name] = _brick_result(result, statistic)
+    return out

@@ -1,0 +1,116 @@
+"""The frontend: the only stage that reads model files. ONNX file -> `ir.Model`.
+
+    model = load_model(Path("models/resnet18.onnx"), root=Path("models"), options=ShapeOptions())
+
+Steps: parse without weight bytes, bind symbolic input dimensions, infer shapes, fold what
+ONNX Runtime folds at session start, lower the remaining nodes to layers in canonical order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import external_data_helper, numpy_helper
+
+from ..ir import Model, TensorType
+from .errors import FrontendError
+from .fold import Known, fold
+from .load import INT_TYPES, numel, read_model
+from .lower import Lowerer, canonical_order
+from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
+
+__all__ = ["FrontendError", "ShapeOptions", "load_model", "find_models", "lower_proto"]
+
+# Initializers up to this size are read into memory so that folding can compute with them.
+KNOWN_DATA_NUMEL = 4096
+MAX_FOLD_ROUNDS = 8
+
+
+def find_models(root: Path) -> list[Path]:
+    """All *.onnx files below `root` (or `root` itself), in a stable order."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.onnx") if p.is_file())
+
+
+def model_name(path: Path, root: Path) -> str:
+    base = root.parent if root.is_file() else root
+    return path.relative_to(base).with_suffix("").as_posix()
+
+
+def load_model(path: Path, root: Path, options: ShapeOptions) -> Model:
+    """Read, bind, infer, fold and lower one model file. Raises FrontendError (one line)."""
+    display = path.as_posix()
+    proto = read_model(path, display)
+    file = path.relative_to(root.parent if root.is_file() else root).as_posix()
+    return lower_proto(proto, model_name(path, root), file, options, display)
+
+
+def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOptions,
+                display: str | None = None) -> Model:
+    """Lower an in-memory model (its external data, if any, not loaded)."""
+    display = display or file
+    bind_inputs(proto, options, display)
+    for index, node in enumerate(proto.graph.node):
+        node.name = node.name or f"#{index}"  # for error messages only
+    known = {t.name: _known_initializer(t) for t in proto.graph.initializer}
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in proto.opset_import}
+    outputs = {v.name for v in proto.graph.output}
+    nodes, folded = list(proto.graph.node), 0
+    working = proto
+    for _ in range(MAX_FOLD_ROUNDS):
+        types = static_types(infer(working, display).graph)
+        result = fold(nodes, known, types, outputs, list(proto.opset_import))
+        nodes, known = result.nodes, result.known
+        folded += result.folded
+        if not result.folded:
+            break
+        working = _rebuild(proto, nodes, known)
+    lowerer = Lowerer(display, known, types, opsets)
+    lowered = [lowerer.node(nodes[i], i) for i in canonical_order(nodes, display)]
+    inputs = tuple(v.name for v in graph_inputs(proto.graph))
+    return Model(name, file, tuple(lowered), inputs, tuple(outputs_in_order(proto.graph)), folded)
+
+
+def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[str, Known]) -> onnx.ModelProto:
+    """The graph after folding, for the next round of shape inference: known tensors become
+    typed inputs (weights need no bytes for that), and initializers where values are known."""
+    inputs = list(graph_inputs(proto.graph))
+    inits = []
+    for name, k in known.items():
+        inputs.append(onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.DataType.Value(k.type.dtype), list(k.type.shape)))
+        if k.data is not None:
+            inits.append(numpy_helper.from_array(np.asarray(k.data), name))
+    graph = onnx.helper.make_graph(nodes, proto.graph.name, inputs, list(proto.graph.output), inits)
+    rebuilt = onnx.helper.make_model(graph, opset_imports=list(proto.opset_import))
+    rebuilt.ir_version = max(proto.ir_version, 4)
+    return rebuilt
+
+
+def outputs_in_order(graph: onnx.GraphProto) -> list[str]:
+    return [v.name for v in graph.output]
+
+
+def static_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
+    """Every value with a known element type and a fully static shape."""
+    types = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        tt = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or not tt.elem_type or not tt.HasField("shape"):
+            continue
+        dims = tt.shape.dim
+        if all(d.HasField("dim_value") and d.dim_value >= 0 for d in dims):
+            dtype = onnx.TensorProto.DataType.Name(tt.elem_type)
+            types[value.name] = TensorType(dtype, tuple(d.dim_value for d in dims))
+    return types
+
+
+def _known_initializer(tensor: onnx.TensorProto) -> Known:
+    type_ = TensorType(onnx.TensorProto.DataType.Name(tensor.data_type), tuple(tensor.dims))
+    readable = not external_data_helper.uses_external_data(tensor)
+    small = numel(tensor) <= KNOWN_DATA_NUMEL or (tensor.data_type in INT_TYPES and numel(tensor) <= 4096)
+    data = np.asarray(numpy_helper.to_array(tensor)) if readable and small else None
+    return Known(type_, data)

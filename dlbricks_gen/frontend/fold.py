@@ -1,0 +1,159 @@
+"""Constant folding, the way ONNX Runtime does it when a session starts.
+
+ONNX Runtime folds every node whose inputs are all initializers (Constant nodes, shape
+arithmetic on static shapes, ConstantOfShape, Range, Cast of weights ...) and removes Identity
+and inference-mode Dropout. Those nodes never run, so they must not become bricks: they are
+folded here into known tensors, with values where the inputs' values are known and with only a
+type (a weight) where they depend on weight bytes that are never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from ..ir import TensorType
+
+# Not folded by ONNX Runtime (random) or never worth folding.
+NOT_FOLDED = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+     "Bernoulli", "DequantizeLinear", "QuantizeLinear"}
+)
+ELIMINATED = frozenset({"Identity", "Dropout"})
+# Folded results above this many elements are kept as typed weights, without their values.
+MAX_FOLDED_NUMEL = 1 << 16
+
+
+@dataclass(slots=True)
+class Known:
+    """A tensor known before the run: an initializer or a folded value."""
+
+    type: TensorType
+    data: np.ndarray | None  # None: a weight whose bytes are not read
+
+
+@dataclass(slots=True)
+class FoldResult:
+    nodes: list[onnx.NodeProto]  # what still runs, inputs renamed
+    known: dict[str, Known]
+    folded: int
+
+
+def fold(
+    nodes: list[onnx.NodeProto],
+    known: dict[str, Known],
+    types: dict[str, TensorType],
+    graph_outputs: set[str],
+    opsets: list[onnx.OperatorSetIdProto],
+) -> FoldResult:
+    """Fold constant nodes; return the nodes that remain, with Identity/Dropout removed."""
+    renames: dict[str, str] = {}
+    remaining: list[onnx.NodeProto] = []
+    folded = 0
+    for proto in nodes:
+        node = _renamed(proto, renames)
+        if _eliminable(node, graph_outputs):
+            renames[node.output[0]] = node.input[0]
+            folded += 1
+        elif _foldable(node, known, types):
+            results = _evaluate(node, known, types, opsets)
+            if results is None:
+                remaining.append(node)
+                continue
+            known.update(results)
+            folded += 1
+        else:
+            remaining.append(node)
+    return FoldResult(remaining, known, folded)
+
+
+def _renamed(node: onnx.NodeProto, renames: dict[str, str]) -> onnx.NodeProto:
+    if not any(name in renames for name in node.input):
+        return node
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    for i, name in enumerate(copy.input):
+        while name in renames:
+            name = renames[name]
+        copy.input[i] = name
+    return copy
+
+
+def _eliminable(node: onnx.NodeProto, graph_outputs: set[str]) -> bool:
+    if node.domain not in ("", "ai.onnx") or node.op_type not in ELIMINATED:
+        return False
+    if node.output[0] in graph_outputs or not node.input:
+        return False
+    if node.op_type == "Dropout":
+        extra = [o for o in node.output[1:] if o]
+        training = len(node.input) > 2 and node.input[2]
+        return not extra and not training
+    return True
+
+
+def _foldable(node: onnx.NodeProto, known: dict[str, Known], types: dict[str, TensorType]) -> bool:
+    if node.domain not in ("", "ai.onnx") or node.op_type in NOT_FOLDED:
+        return False
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        return False
+    if node.op_type in ("Shape", "Size") and node.input[0] in types:
+        return True
+    return all(name in known for name in node.input if name)
+
+
+def _evaluate(
+    node: onnx.NodeProto,
+    known: dict[str, Known],
+    types: dict[str, TensorType],
+    opsets: list[onnx.OperatorSetIdProto],
+) -> dict[str, Known] | None:
+    if node.op_type in ("Shape", "Size") and node.input[0] not in known:
+        return _shape_of(node, types[node.input[0]])
+    inputs = [known[name] for name in node.input if name]
+    if all(k.data is not None for k in inputs):
+        values = _run_reference(node, known, opsets)
+        if values is not None:
+            return {
+                name: Known(TensorType(_dtype_name(v), tuple(v.shape)), v if v.size <= MAX_FOLDED_NUMEL else None)
+                for name, v in zip(node.output, values)
+                if name
+            }
+    # Values depend on weight bytes (or the evaluator cannot run it): keep the types only.
+    if not all(name in types for name in node.output if name):
+        return None
+    return {name: Known(types[name], None) for name in node.output if name}
+
+
+def _shape_of(node: onnx.NodeProto, type_: TensorType) -> dict[str, Known]:
+    shape = np.array(type_.shape, dtype=np.int64)
+    if node.op_type == "Size":
+        return {node.output[0]: Known(TensorType("INT64", ()), np.array(shape.prod(), dtype=np.int64))}
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    rank = len(shape)
+    start, end = attrs.get("start", 0), attrs.get("end", rank)
+    start, end = (max(0, min(rank, v + rank if v < 0 else v)) for v in (start, end))
+    value = shape[start:end]
+    return {node.output[0]: Known(TensorType("INT64", (len(value),)), value)}
+
+
+def _run_reference(
+    node: onnx.NodeProto, known: dict[str, Known], opsets: list[onnx.OperatorSetIdProto]
+) -> list[np.ndarray] | None:
+    names = [name for name in node.input if name]
+    inits = [numpy_helper.from_array(np.asarray(known[n].data), n) for n in dict.fromkeys(names)]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = helper.make_graph([node], "fold", [], outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=opsets)
+    try:
+        values = ReferenceEvaluator(model).run(None, {})
+    except Exception:  # the reference evaluator lacks a few ops: keep types only
+        return None
+    return [np.asarray(v) for v in values]
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    return onnx.TensorProto.DataType.Name(helper.np_dtype_to_tensor_dtype(array.dtype))

@@ -1,0 +1,99 @@
+"""Reading ONNX files: the graph without the weight bytes, plus the few small external
+constants whose values decide semantics (shape tensors, axes, indices)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import TensorProto, external_data_helper
+
+from .errors import FrontendError
+
+# Integer tensors up to this many elements are loaded (and kept) as semantic constants.
+SMALL_INT_NUMEL = 4096
+MIN_OPSET = 7
+
+
+def read_model(path: Path, display: str) -> onnx.ModelProto:
+    """Parse `path` without reading external weight data; one-line errors for bad files."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FrontendError(display, f"cannot read file: {exc.strerror}") from None
+    if size == 0:
+        raise FrontendError(display, "empty file, not an ONNX model")
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError, UnicodeDecodeError) as exc:
+        raise FrontendError(display, f"not a valid ONNX file (truncated or corrupt): {exc}") from None
+    except Exception as exc:  # protobuf raises several unrelated types for garbage input
+        raise FrontendError(display, f"not a valid ONNX file: {type(exc).__name__}: {exc}") from None
+    if not model.HasField("graph") or not (model.graph.node or model.graph.output):
+        raise FrontendError(display, "not an ONNX model (no graph)")
+    check_opsets(model, display)
+    load_small_external(model, path.parent, display)
+    return model
+
+
+def check_opsets(model: onnx.ModelProto, display: str) -> None:
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    version = opsets.get("", opsets.get("ai.onnx"))
+    if version is None:
+        raise FrontendError(display, "model imports no ai.onnx opset")
+    if version < MIN_OPSET:
+        raise FrontendError(display, f"opset {version} is older than the supported {MIN_OPSET}")
+    newest = onnx.defs.onnx_opset_version()
+    if version > newest:
+        raise FrontendError(
+            display, f"opset {version} is newer than this onnx ({onnx.__version__}) knows ({newest})"
+        )
+
+
+def numel(tensor: TensorProto) -> int:
+    return int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+
+
+def is_small_int(tensor: TensorProto) -> bool:
+    return tensor.data_type in INT_TYPES and numel(tensor) <= SMALL_INT_NUMEL
+
+
+def load_small_external(model: onnx.ModelProto, base_dir: Path, display: str) -> None:
+    """Load the bytes of small external constants (cheap); leave weights on disk.
+
+    A missing data file is not an error here: shapes are in the graph, and a constant whose
+    values turn out to be needed is reported by the lowering, naming the node.
+    """
+    for tensor in model.graph.initializer:
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        if not (is_small_int(tensor) or numel(tensor) <= 1):
+            continue
+        info = external_data_helper.ExternalDataInfo(tensor)
+        location = os.path.normpath(base_dir / info.location)
+        if not location.startswith(os.path.normpath(base_dir)) or not os.path.isfile(location):
+            continue
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, str(base_dir))
+        except (OSError, ValueError) as exc:
+            raise FrontendError(display, f"cannot read external data of {tensor.name!r}: {exc}")
+        del tensor.external_data[:]
+        tensor.data_location = TensorProto.DEFAULT
+
+
+INT_TYPES = frozenset(
+    {
+        TensorProto.INT8,
+        TensorProto.INT16,
+        TensorProto.INT32,
+        TensorProto.INT64,
+        TensorProto.UINT8,
+        TensorProto.UINT16,
+        TensorProto.UINT32,
+        TensorProto.UINT64,
+        TensorProto.BOOL,
+    }
+)

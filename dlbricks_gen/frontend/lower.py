@@ -1,0 +1,199 @@
+"""Lowering an inferred, folded ONNX graph to IR layers in the canonical topological order."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Layer, Node, Operand, TensorType
+from .errors import FrontendError
+from .fold import Known
+from .load import SMALL_INT_NUMEL
+
+INT_DTYPES = frozenset(
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
+)
+# Float inputs whose (few) values decide what the kernel does, not just what it computes.
+FLOAT_SEMANTIC_SLOTS = frozenset(
+    {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("Clip", 1), ("Clip", 2), ("Pad", 2)}
+)
+FLOAT_SEMANTIC_NUMEL = 64
+# Domains run by ONNX Runtime's CPU provider without a custom op library.
+KNOWN_DOMAINS = ("", "ai.onnx.ml", "com.microsoft")
+# Attributes that the schema leaves implicit but that have a fixed meaning when absent.
+IMPLICIT_SPATIAL = {
+    "Conv": ("dilations", "strides", "pads", "kernel_shape"),
+    "ConvTranspose": ("dilations", "strides", "pads", "kernel_shape"),
+    "ConvInteger": ("dilations", "strides", "pads"),
+    "QLinearConv": ("dilations", "strides", "pads"),
+    "MaxPool": ("dilations", "strides", "pads"),
+    "AveragePool": ("strides", "pads"),
+    "LpPool": ("strides", "pads"),
+}
+
+
+class Lowerer:
+    """Turns node protos into IR nodes for one model; holds the per-model lookup tables."""
+
+    def __init__(self, display: str, known: dict[str, Known], types: dict[str, TensorType],
+                 opsets: dict[str, int]):
+        self.display = display
+        self.known = known
+        self.types = types
+        self.opsets = opsets
+
+    def error(self, node: onnx.NodeProto, index: int, message: str) -> FrontendError:
+        return FrontendError(self.display, message, node=node.name or f"#{index}", op=node.op_type)
+
+    def node(self, proto: onnx.NodeProto, index: int) -> Node:
+        domain = "" if proto.domain == "ai.onnx" else proto.domain
+        if domain not in KNOWN_DOMAINS:
+            raise self.error(proto, index, f"custom domain {domain!r} is not supported "
+                             "(ONNX Runtime needs a custom op library for it)")
+        schema = self.schema(proto, index, domain)
+        since = schema.since_version if schema else self.opsets.get(domain, 1)
+        operands, names = [], []
+        for slot, name in enumerate(proto.input):
+            operand = self.operand(proto, index, slot, name)
+            operands.append(operand)
+            names.append(name if operand.kind == ACTIVATION else "")
+        outputs = tuple(self.output_type(proto, index, name) for name in proto.output)
+        layer = Layer(proto.op_type, domain, since, tuple(operands), outputs,
+                      self.attributes(proto, index, schema, operands))
+        return Node(proto.name or f"#{index}", layer, tuple(names), tuple(proto.output))
+
+    def schema(self, proto: onnx.NodeProto, index: int, domain: str) -> onnx.defs.OpSchema | None:
+        if domain == "com.microsoft":
+            return None  # contrib schemas live in onnxruntime, not in onnx.defs
+        try:
+            return onnx.defs.get_schema(proto.op_type, self.opsets.get(domain, 1), domain)
+        except onnx.defs.SchemaError:
+            raise self.error(proto, index, f"unknown operator {domain or 'ai.onnx'}.{proto.op_type} "
+                             f"at opset {self.opsets.get(domain, 1)}") from None
+
+    def operand(self, proto: onnx.NodeProto, index: int, slot: int, name: str) -> Operand:
+        if not name:
+            return Operand(ABSENT)
+        if name in self.known:
+            return self.constant_operand(proto, index, slot, self.known[name])
+        if name not in self.types:
+            raise self.error(proto, index, f"input {name!r} has no static shape after shape inference")
+        return Operand(ACTIVATION, self.types[name])
+
+    def constant_operand(self, proto: onnx.NodeProto, index: int, slot: int, known: Known) -> Operand:
+        t = known.type
+        size = int(np.prod(t.shape, dtype=np.int64))
+        semantic = (
+            (t.dtype in INT_DTYPES and size <= SMALL_INT_NUMEL)
+            or size <= 1
+            or ((proto.op_type, slot) in FLOAT_SEMANTIC_SLOTS and size <= FLOAT_SEMANTIC_NUMEL)
+        )
+        if not semantic:
+            return Operand(WEIGHT, t)
+        if known.data is None:
+            if t.dtype in INT_DTYPES:
+                raise self.error(proto, index, f"the values of constant input {proto.input[slot]!r} "
+                                 "are not available (external data file missing?)")
+            return Operand(WEIGHT, t)
+        return Operand(CONSTANT, t, flat_values(known.data))
+
+    def output_type(self, proto: onnx.NodeProto, index: int, name: str) -> TensorType | None:
+        if not name:
+            return None
+        if name not in self.types:
+            raise self.error(proto, index, f"output {name!r} has no static shape after shape "
+                             "inference (bind symbolic dimensions with --dim or --input-shape)")
+        return self.types[name]
+
+    def attributes(self, proto, index, schema, operands) -> tuple[Attribute, ...]:
+        attrs = {a.name: self.attribute(proto, index, a) for a in proto.attribute}
+        if schema is not None:
+            for name, spec in schema.attributes.items():
+                if name not in attrs and spec.default_value.type != onnx.AttributeProto.UNDEFINED:
+                    attrs[name] = self.attribute(proto, index, spec.default_value, name)
+        for name in IMPLICIT_SPATIAL.get(proto.op_type, ()):
+            implicit = _implicit_spatial(name, operands)
+            if name not in attrs and implicit is not None and "auto_pad" not in _explicit(attrs):
+                attrs[name] = Attribute(name, "INTS", implicit)
+        return tuple(attrs[name] for name in sorted(attrs))
+
+    def attribute(self, proto, index, attr: onnx.AttributeProto, name: str | None = None) -> Attribute:
+        kind = onnx.AttributeProto.AttributeType.Name(attr.type)
+        name = name or attr.name
+        if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            raise self.error(proto, index, f"control flow ({proto.op_type} with subgraph attribute "
+                             f"{name!r}) is not supported yet")
+        if attr.type == onnx.AttributeProto.TENSOR:
+            array = onnx.numpy_helper.to_array(attr.t)
+            type_ = TensorType(onnx.TensorProto.DataType.Name(attr.t.data_type), tuple(array.shape))
+            return Attribute(name, kind, self.constant_operand(proto, index, -1, Known(type_, array)))
+        if attr.type not in _PLAIN_ATTRIBUTE_TYPES:
+            raise self.error(proto, index, f"attribute {name!r} of type {kind} is not supported")
+        value = helper.get_attribute_value(attr)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, list):
+            value = tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value)
+        return Attribute(name, kind, value)
+
+
+_PLAIN_ATTRIBUTE_TYPES = frozenset(
+    {onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT, onnx.AttributeProto.STRING,
+     onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS, onnx.AttributeProto.STRINGS}
+)
+
+
+def _explicit(attrs: dict[str, Attribute]) -> set[str]:
+    """'auto_pad' counts as set only when it is not NOTSET (then pads are derived by it)."""
+    pad = attrs.get("auto_pad")
+    return {"auto_pad"} if pad is not None and pad.value not in ("NOTSET", "") else set()
+
+
+def _implicit_spatial(name: str, operands: list[Operand]) -> tuple[int, ...] | None:
+    data = operands[0].type if operands and operands[0].type else None
+    if data is None or len(data.shape) < 3:
+        return None
+    spatial = len(data.shape) - 2
+    if name == "kernel_shape":
+        weight = operands[1].type if len(operands) > 1 else None
+        return tuple(weight.shape[2:]) if weight is not None else None
+    return (0,) * (2 * spatial) if name == "pads" else (1,) * spatial
+
+
+def flat_values(array: np.ndarray) -> tuple:
+    flat = np.asarray(array).reshape(-1)
+    if flat.dtype == np.bool_:
+        return tuple(bool(v) for v in flat)
+    if np.issubdtype(flat.dtype, np.integer):
+        return tuple(int(v) for v in flat)
+    return tuple(float(v) for v in flat.astype(np.float64))
+
+
+def canonical_order(nodes: list[onnx.NodeProto], display: str) -> list[int]:
+    """A deterministic topological order that keeps chains together (depth first).
+
+    After a node, its consumers that became ready come next, so a chain such as
+    Conv -> BatchNormalization -> Relu stays contiguous and can be cut into one sequence.
+    """
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
+    consumers: list[list[int]] = [[] for _ in nodes]
+    indegree = [0] * len(nodes)
+    for j, node in enumerate(nodes):
+        for name in dict.fromkeys(n for n in node.input if n in producer):
+            consumers[producer[name]].append(j)
+            indegree[j] += 1
+    stack = [i for i in reversed(range(len(nodes))) if indegree[i] == 0]
+    order: list[int] = []
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        ready = []
+        for j in consumers[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                ready.append(j)
+        stack.extend(reversed(ready))
+    if len(order) != len(nodes):
+        raise FrontendError(display, "the graph has a cycle")
+    return order

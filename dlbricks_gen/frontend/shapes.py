@@ -1,0 +1,90 @@
+"""Binding symbolic input dimensions and running ONNX shape inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from .errors import FrontendError
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeOptions:
+    """How to make every input dimension concrete (the CLI's --batch, --input-shape, --dim)."""
+
+    batch: int | None = None
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    dims: tuple[tuple[str, int], ...] = ()
+
+
+def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """Real inputs: old IR versions also list initializers as inputs."""
+    inits = {t.name for t in graph.initializer}
+    return [v for v in graph.input if v.name not in inits]
+
+
+def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> None:
+    """Make every graph input shape concrete, in place; error naming the unresolved inputs."""
+    graph = model.graph
+    explicit = dict(options.input_shapes)
+    symbols = dict(options.dims)
+    for value in graph_inputs(graph):
+        dims = value.type.tensor_type.shape.dim
+        if options.batch is not None and value.name not in explicit and dims:
+            if dims[0].dim_param and dims[0].dim_param not in symbols:
+                symbols[dims[0].dim_param] = options.batch
+    unresolved = []
+    for value in graph_inputs(graph):
+        if not value.type.HasField("tensor_type"):
+            raise FrontendError(display, f"input {value.name!r} is not a tensor (sequence/map)")
+        shape = value.type.tensor_type.shape
+        if value.name in explicit:
+            _set_shape(shape, explicit[value.name])
+            continue
+        missing = []
+        for index, dim in enumerate(shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            if dim.dim_param in symbols:
+                dim.dim_value = symbols[dim.dim_param]
+            elif index == 0 and options.batch is not None:
+                dim.dim_value = options.batch
+            else:
+                missing.append(dim.dim_param or f"dim {index}")
+        if missing or not value.type.tensor_type.HasField("shape"):
+            unresolved.append(f"{value.name} ({', '.join(missing) or 'no shape'})")
+    unknown = set(explicit) - {v.name for v in graph_inputs(graph)}
+    if unknown:
+        raise FrontendError(display, f"--input-shape names no input of this model: {sorted(unknown)}")
+    if unresolved:
+        raise FrontendError(
+            display,
+            "unresolved input dimensions: " + "; ".join(unresolved)
+            + " (bind them with --batch, --dim NAME=VALUE or --input-shape NAME=DIMS)",
+        )
+    _bind_outputs(graph, symbols)
+
+
+def _set_shape(shape: onnx.TensorShapeProto, dims: tuple[int, ...]) -> None:
+    del shape.dim[:]
+    for d in dims:
+        shape.dim.add().dim_value = d
+
+
+def _bind_outputs(graph: onnx.GraphProto, symbols: dict[str, int]) -> None:
+    """Drop stale intermediate shapes; substitute known symbols in output shapes."""
+    del graph.value_info[:]
+    for value in graph.output:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in symbols:
+                dim.dim_value = symbols[dim.dim_param]
+            elif dim.dim_param:
+                dim.Clear()
+
+
+def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError
+        raise FrontendError(display, f"shape inference failed: {exc}") from None

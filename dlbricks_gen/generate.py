@@ -1,0 +1,216 @@
+"""The generator: a partition -> the files of a standalone benchmark suite.
+
+`render_suite` returns `{relative_path: text}` and writes nothing; `write_suite` puts the files
+on disk. Every value reaches a template already computed; model-derived data reaches the brick
+programs only as a Python literal made by `pyliteral` (plain data, never code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import jinja2
+
+from . import __version__
+from .ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Brick, Operand
+from .partition import Partition
+
+MIN_AI_ONNX_OPSET = 7
+RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py", "result.schema.json": "result.schema.json"}
+
+
+def package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def templates_dir() -> Path:
+    """templates/ is inside the package in a wheel, beside it in a source checkout."""
+    for candidate in (package_dir() / "templates", package_dir().parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("dlbricks-gen templates not found (broken installation)")
+
+
+def suite_id(digests: list[str]) -> str:
+    text = "dlbricks-gen suite v1\n" + __version__ + "\n" + "\n".join(sorted(digests)) + "\n"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- brick programs -------------------------------------------------------------------------
+
+def brick_spec(digest: str, brick: Brick) -> dict:
+    """The SPEC literal of a brick program (format in docs/FORMATS.md)."""
+    names = {("out", i, j): f"t{i}_{j}" for i, layer in enumerate(brick.layers)
+             for j, out in enumerate(layer.outputs) if out is not None}
+    names.update({("in", k): f"in{k}" for k in range(len(brick.inputs))})
+    initializers, nodes = [], []
+    for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring)):
+        inputs = []
+        for slot, (operand, ref) in enumerate(zip(layer.inputs, refs)):
+            if operand.kind == ACTIVATION:
+                inputs.append(names[ref])
+            elif operand.kind == ABSENT:
+                inputs.append("")
+            else:
+                name = f"{'w' if operand.kind == WEIGHT else 'c'}{i}_{slot}"
+                initializers.append({"name": name, **_tensor(operand)})
+                inputs.append(name)
+        nodes.append({
+            "op_type": layer.op_type,
+            "domain": layer.domain,
+            "inputs": inputs,
+            "outputs": [names.get(("out", i, j), "") for j in range(len(layer.outputs))],
+            "attributes": [_attribute(a) for a in layer.attributes],
+        })
+    outputs = [{"name": names[("out", i, j)], **_type(brick.layers[i].outputs[j])}
+               for i, j in brick.outputs]
+    return {
+        "format": 1,
+        "brick": digest,
+        "layers": len(brick.layers),
+        "opset_imports": _opsets(brick),
+        "inputs": [{"name": f"in{k}", **_type(t)} for k, t in enumerate(brick.inputs)],
+        "outputs": outputs,
+        "initializers": initializers,
+        "nodes": nodes,
+    }
+
+
+def _opsets(brick: Brick) -> dict[str, int]:
+    """Per domain, the newest schema version used: every op resolves to the same schema."""
+    opsets = {"": MIN_AI_ONNX_OPSET}
+    for layer in brick.layers:
+        opsets[layer.domain] = max(opsets.get(layer.domain, 1), layer.since_version)
+    return dict(sorted(opsets.items()))
+
+
+def _type(t) -> dict:
+    return {"dtype": t.dtype, "shape": list(t.shape)}
+
+
+def _tensor(operand: Operand) -> dict:
+    data = list(operand.data) if operand.kind == CONSTANT else "random"
+    return {**_type(operand.type), "data": data}
+
+
+def _attribute(attr: Attribute) -> dict:
+    value = attr.value
+    if isinstance(value, Operand):
+        value = _tensor(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    return {"name": attr.name, "type": attr.type, "value": value}
+
+
+def pyliteral(value, indent: int = 0) -> str:
+    """A Python literal of plain data (dict/list/str/int/float/bool/None), readable.
+
+    Strings go through ascii(), so no text read from a model can end a literal or become code;
+    non-finite floats become the strings "inf", "-inf", "nan" (docs/FORMATS.md).
+    """
+    pad = " " * indent
+    if isinstance(value, dict) and indent == 0:
+        items = [f"    {ascii(str(k))}: {pyliteral(v, 4)}," for k, v in value.items()]
+        return "{\n" + "\n".join(items) + "\n}"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        items = [f"{pad}    {pyliteral(v, indent + 4)}," for v in value]
+        return "[\n" + "\n".join(items) + f"\n{pad}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{ascii(str(k))}: {pyliteral(v, indent)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(pyliteral(v, indent) for v in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ascii(str(value))
+    if isinstance(value, str):
+        return ascii(value)
+    raise TypeError(f"not plain data: {type(value).__name__}")
+
+
+def _ops_summary(brick: Brick) -> str:
+    """Op names for a docstring: only characters that cannot end the docstring."""
+    ops = [op if op.replace(".", "").replace("_", "").isalnum() else "?" for op in brick.ops]
+    text = " -> ".join(ops)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- the suite ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SuiteInfo:
+    suite: str
+    bricks: tuple[str, ...]
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["pyliteral"] = pyliteral
+    return env
+
+
+def render_suite(partition: Partition) -> tuple[SuiteInfo, dict[str, str]]:
+    """All files of the suite as {relative path: text}. Deterministic, name-free."""
+    digests = [d for d, _ in partition.bricks]
+    info = SuiteInfo(suite_id(digests), tuple(digests))
+    env = environment()
+    brick_template = env.get_template("brick.py.j2")
+    files = {}
+    for digest, brick in partition.bricks:
+        files[f"bricks/{digest}.py"] = brick_template.render(
+            brick_id=digest, layers=len(brick.layers), ops_summary=_ops_summary(brick),
+            generator_version=__version__, spec=brick_spec(digest, brick),
+        )
+    context = {"suite_id": info.suite, "generator_version": __version__, "brick_count": len(digests)}
+    for name in ("Makefile", "README.md"):
+        files[name] = env.get_template(f"{name}.j2").render(**context)
+    files["requirements.txt"] = requirements()
+    files["suite.json"] = json.dumps(
+        {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(digests)},
+        indent=2, sort_keys=True) + "\n"
+    runtime = package_dir() / "runtime"
+    for source, target in RUNTIME_FILES.items():
+        files[target] = (runtime / source).read_text(encoding="utf-8")
+    return info, dict(sorted(files.items()))
+
+
+def requirements() -> str:
+    """What the vendor installs: the ONNX Runtime that the user measures with, pinned."""
+    ort = metadata.version("onnxruntime")
+    onnx_version = metadata.version("onnx")
+    return (
+        "# Pinned to the versions dlbricks-gen generated this suite with, so that results\n"
+        "# compare with the user's own end-to-end measurements.\n"
+        f"onnxruntime=={ort}\nonnx=={onnx_version}\nnumpy>=1.24\n"
+    )
+
+
+def write_suite(files: dict[str, str], out_dir: Path) -> None:
+    """Write the files; remove brick programs that are no longer part of the suite.
+
+    Files whose content is unchanged are not rewritten. results/ is left alone: the runner
+    ignores results whose suite id differs.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bricks = out_dir / "bricks"
+    if bricks.is_dir():
+        for stale in bricks.glob("*.py"):
+            if f"bricks/{stale.name}" not in files:
+                stale.unlink()
+    for rel, text in files.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8", newline="\n")

@@ -1,0 +1,72 @@
+"""What the partitioner did: layer repetition and unique sequences per H (DLBricks Fig. 9)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .ir import Model
+from .partition import partition
+
+
+def inspect_models(models: list[Model], granularities: list[int]) -> dict:
+    """Plain data: per model and in total, layers, unique layers, op-type repetition, and how
+    the number of unique sequences (the benchmarks to run) changes with H."""
+    per_h = {}
+    for h in granularities:
+        parts = partition(models, h)
+        per_model = {m.name: {"sequences": len(m.instances), "unique": len(set(m.instances))}
+                     for m in parts.models}
+        total = sum(len(m.instances) for m in parts.models)
+        per_h[h] = {"sequences": total, "unique": len(parts.bricks),
+                    "repetition": total / len(parts.bricks) if parts.bricks else 0.0,
+                    "models": per_model}
+    ops_total, ops_unique = Counter(), Counter()
+    for layer in {n.layer for m in models for n in m.nodes}:
+        ops_unique[layer.qualified_op] += 1
+    for m in models:
+        ops_total.update(n.layer.qualified_op for n in m.nodes)
+    layers = sum(len(m.nodes) for m in models)
+    unique = len({n.layer for m in models for n in m.nodes})
+    return {
+        "models": [
+            {"name": m.name, "layers": len(m.nodes), "unique_layers": len({n.layer for n in m.nodes}),
+             "folded": m.folded,
+             "by_h": {h: per_h[h]["models"][m.name] for h in granularities}}
+            for m in models
+        ],
+        "total": {"models": len(models), "layers": layers, "unique_layers": unique,
+                  "unique_share": unique / layers if layers else 0.0},
+        "ops": [{"op": op, "layers": ops_total[op], "unique": ops_unique[op]}
+                for op in sorted(ops_total, key=lambda o: (-ops_total[o], o))],
+        "by_h": [{"h": h, **{k: v for k, v in per_h[h].items() if k != "models"}} for h in granularities],
+    }
+
+
+def format_inspection(data: dict) -> str:
+    hs = [row["h"] for row in data["by_h"]]
+    lines = ["model".ljust(32) + "layers  unique  folded  " + "  ".join(f"uniq@H{h}" for h in hs)]
+    for m in data["models"]:
+        cells = "  ".join(str(m["by_h"][h]["unique"]).rjust(len(f"uniq@H{h}")) for h in hs)
+        lines.append(f"{m['name'][:31].ljust(32)}{m['layers']:>6}  {m['unique_layers']:>6}  "
+                     f"{m['folded']:>6}  {cells}")
+    t = data["total"]
+    lines += ["", f"total: {t['models']} models, {t['layers']} layers, {t['unique_layers']} unique "
+              f"({t['unique_share'] * 100:.1f}%)", "", "H  sequences  unique  repetition"]
+    lines += [f"{r['h']:<2} {r['sequences']:>9}  {r['unique']:>6}  {r['repetition']:>9.2f}x" for r in data["by_h"]]
+    lines += ["", "op type".ljust(28) + "layers  unique"]
+    lines += [f"{o['op'][:27].ljust(28)}{o['layers']:>6}  {o['unique']:>6}" for o in data["ops"]]
+    return "\n".join(lines) + "\n"
+
+
+def parse_range(text: str) -> list[int]:
+    """'1..4' -> [1, 2, 3, 4]; '1,2,6' -> [1, 2, 6]; '3' -> [3]."""
+    out: list[int] = []
+    for part in text.split(","):
+        if ".." in part:
+            lo, hi = part.split("..", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    if not out or min(out) < 1:
+        raise ValueError(f"not a granularity range: {text!r} (use e.g. 1..4 or 1,2,6)")
+    return sorted(set(out))

@@ -1,0 +1,134 @@
+"""The partitioner: cut each model into layer sequences of at most H layers, deduplicate.
+
+DLBricks' Algorithm 1, with its off-by-one slips fixed: walk the layers in the canonical
+topological order; from `begin`, grow a window over the following layers while the window has
+fewer than H layers and the next layer consumes a value produced inside the window (so every
+sequence is a connected, runnable network); emit the window and continue after it. Windows do
+not overlap and every layer lands in exactly one. Sequences are deduplicated across all models
+by the sha256 of their canonical text (`Brick.digest`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ir import ACTIVATION, Brick, Model
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPlan:
+    """The private part: which bricks a model is made of and how they connect."""
+
+    name: str
+    file: str
+    layers: int
+    instances: tuple[str, ...]  # brick digests in topological order
+    spans: tuple[tuple[int, int], ...]  # [begin, end) node indices of each instance
+    edges: tuple[tuple[int, int], ...]  # (producer instance, consumer instance)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    granularity: int
+    bricks: tuple[tuple[str, Brick], ...]  # sorted by digest
+    models: tuple[ModelPlan, ...]
+
+    def brick(self, digest: str) -> Brick:
+        return dict(self.bricks)[digest]
+
+
+def windows(model: Model, granularity: int) -> list[tuple[int, int]]:
+    """Non-overlapping [begin, end) spans of at most `granularity` connected layers."""
+    if granularity < 1:
+        raise ValueError("granularity must be at least 1")
+    producer = {out: i for i, node in enumerate(model.nodes) for out in node.outputs if out}
+    spans, begin, n = [], 0, len(model.nodes)
+    while begin < n:
+        end = begin + 1
+        while end < min(n, begin + granularity) and any(
+            begin <= producer.get(name, -1) < end for name in model.nodes[end].inputs if name
+        ):
+            end += 1
+        spans.append((begin, end))
+        begin = end
+    return spans
+
+
+def make_brick(model: Model, begin: int, end: int, consumed_after: dict[str, set[int]]) -> Brick:
+    """The name-free brick for nodes [begin, end) of `model`."""
+    local = {}
+    for i in range(begin, end):
+        for j, name in enumerate(model.nodes[i].outputs):
+            if name:
+                local[name] = (i - begin, j)
+    external: dict[str, int] = {}
+    input_types = []
+    wiring = []
+    for i in range(begin, end):
+        node = model.nodes[i]
+        refs = []
+        for name, operand in zip(node.inputs, node.layer.inputs):
+            if operand.kind != ACTIVATION:
+                refs.append(None)
+            elif name in local:
+                refs.append(("out",) + local[name])
+            else:
+                if name not in external:
+                    external[name] = len(external)
+                    input_types.append(operand.type)
+                refs.append(("in", external[name]))
+        wiring.append(tuple(refs))
+    model_outputs = set(model.outputs)
+    outputs = tuple(
+        pos
+        for name, pos in local.items()
+        if name in model_outputs
+        or not consumed_after.get(name)
+        or any(not begin <= c < end for c in consumed_after[name])
+    )
+    layers = tuple(model.nodes[i].layer for i in range(begin, end))
+    return Brick(tuple(input_types), layers, tuple(wiring), tuple(sorted(outputs)))
+
+
+def consumers(model: Model) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for i, node in enumerate(model.nodes):
+        for name in node.inputs:
+            if name:
+                found.setdefault(name, set()).add(i)
+    return found
+
+
+def plan_model(model: Model, granularity: int) -> tuple[ModelPlan, dict[str, Brick]]:
+    spans = windows(model, granularity)
+    used_by = consumers(model)
+    bricks = {}
+    instances = []
+    owner = {}
+    for k, (begin, end) in enumerate(spans):
+        brick = make_brick(model, begin, end, used_by)
+        digest = brick.digest()
+        bricks[digest] = brick
+        instances.append(digest)
+        for i in range(begin, end):
+            for name in model.nodes[i].outputs:
+                owner[name] = k
+    edges = set()
+    for k, (begin, end) in enumerate(spans):
+        for i in range(begin, end):
+            for name in model.nodes[i].inputs:
+                if name in owner and owner[name] != k:
+                    edges.add((owner[name], k))
+    plan = ModelPlan(model.name, model.file, len(model.nodes), tuple(instances), tuple(spans),
+                     tuple(sorted(edges)))
+    return plan, bricks
+
+
+def partition(models: list[Model], granularity: int) -> Partition:
+    """Cut every model and deduplicate the sequences across all of them."""
+    plans, bricks = [], {}
+    for model in models:
+        plan, found = plan_model(model, granularity)
+        plans.append(plan)
+        bricks.update(found)
+    return Partition(granularity, tuple(sorted(bricks.items())), tuple(plans))

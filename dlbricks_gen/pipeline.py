@@ -1,0 +1,53 @@
+"""compile: models folder -> suite directory + private plan. Glue between the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .frontend import FrontendError, ShapeOptions, find_models, load_model
+from .generate import render_suite, write_suite
+from .ir import Model
+from .partition import Partition, partition
+from .plan import check_outside, plan_json
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    suite: str
+    partition: Partition
+    failed: tuple[tuple[str, str], ...]  # (file, one-line error)
+    plan_path: Path
+    suite_dir: Path
+
+
+def lower_all(root: Path, options: ShapeOptions,
+              progress: Callable[[str], None] | None = None) -> tuple[list[Model], list[tuple[str, str]]]:
+    """Lower every model below root, one at a time; a broken model never stops the others."""
+    models, failed = [], []
+    for path in find_models(root):
+        if progress:
+            progress(path.as_posix())
+        try:
+            models.append(load_model(path, root, options))
+        except FrontendError as exc:
+            failed.append((path.as_posix(), str(exc)))
+        except Exception as exc:  # a bug of ours must not lose the other models either
+            failed.append((path.as_posix(), f"{path.as_posix()}: internal error: "
+                           f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+    return models, failed
+
+
+def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
+                   options: ShapeOptions,
+                   progress: Callable[[str], None] | None = None) -> CompileResult:
+    check_outside(plan_path, out_dir)
+    models, failed = lower_all(root, options, progress)
+    parts = partition(models, granularity)
+    info, files = render_suite(parts)
+    if models:
+        write_suite(files, out_dir)
+        plan_path.parent.mkdir(parents=True, exist_ok=True)
+        plan_path.write_text(plan_json(parts, info.suite, failed), encoding="utf-8")
+    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir)

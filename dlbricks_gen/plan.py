@@ -1,0 +1,92 @@
+"""The private plan: which bricks each model is made of and how they connect.
+
+It maps the anonymous suite back to the user's models, so it is written next to the suite
+directory, never inside it. Format: docs/FORMATS.md, section 3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .partition import Partition
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlanModel:
+    name: str
+    file: str
+    layers: int
+    instances: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BrickInfo:
+    layers: int
+    ops: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    suite: str
+    granularity: int
+    bricks: dict[str, BrickInfo]
+    models: tuple[PlanModel, ...]
+    failed: tuple[tuple[str, str], ...]  # (file, error)
+
+
+def default_plan_path(suite_dir: Path) -> Path:
+    suite_dir = suite_dir.resolve()
+    return suite_dir.parent / f"{suite_dir.name}.plan.json"
+
+
+def check_outside(plan_path: Path, suite_dir: Path) -> None:
+    plan, suite = plan_path.resolve(), suite_dir.resolve()
+    if plan == suite or suite in plan.parents:
+        raise ValueError(f"the plan {plan_path} must not be inside the suite directory {suite_dir}: "
+                         "it would ship the model names with the suite")
+
+
+def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]]) -> str:
+    data = {
+        "version": PLAN_VERSION,
+        "suite": suite,
+        "generator": __version__,
+        "granularity": partition.granularity,
+        "bricks": {d: {"layers": len(b.layers), "ops": list(b.ops)} for d, b in partition.bricks},
+        "models": [
+            {"name": m.name, "file": m.file, "layers": m.layers,
+             "instances": [{"brick": d} for d in m.instances],
+             "edges": [list(e) for e in m.edges]}
+            for m in partition.models
+        ],
+        "failed": [{"file": f, "error": e} for f, e in failed],
+    }
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def load_plan(path: Path) -> Plan:
+    """Read a plan; ValueError with the file name for anything malformed."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read plan: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+        raise ValueError(f"{path}: unknown plan version {data.get('version') if isinstance(data, dict) else None!r} "
+                         f"(this dlbricks-gen reads version {PLAN_VERSION})")
+    try:
+        bricks = {d: BrickInfo(b["layers"], tuple(b["ops"])) for d, b in data["bricks"].items()}
+        models = tuple(
+            PlanModel(m["name"], m["file"], m["layers"], tuple(i["brick"] for i in m["instances"]),
+                      tuple((a, b) for a, b in m["edges"]))
+            for m in data["models"]
+        )
+        failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))
+        return Plan(data["suite"], data["granularity"], bricks, models, failed)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: malformed plan: {exc!r}") from None

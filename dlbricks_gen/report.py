@@ -1,0 +1,97 @@
+"""Presenting estimates: terminal table, JSON and CSV. Pure functions returning text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from .estimate import BrickResult, ModelEstimate, geometric_mean
+
+COLUMNS = ("model", "layers", "bricks", "coverage", "sequential_ms", "critical_path_ms",
+           "measured_ms", "ratio", "status")
+
+
+def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult]) -> list[dict]:
+    out = []
+    for est in estimates:
+        measured = e2e.get(est.name)
+        measured_ms = measured.latency * 1e3 if measured and measured.ok else None
+        ratio = (est.sequential * 1e3 / measured_ms) if measured_ms and est.complete else None
+        out.append({
+            "model": est.name,
+            "layers": est.layers,
+            "bricks": est.instances,
+            "coverage": round(est.covered_layers / est.layers, 4) if est.layers else 1.0,
+            "sequential_ms": est.sequential * 1e3,
+            "critical_path_ms": est.critical_path * 1e3,
+            "measured_ms": measured_ms,
+            "ratio": ratio,
+            "status": "complete" if est.complete else "incomplete (lower bound)",
+            "failed": [{"brick": b, "error": e} for b, e in est.failed],
+            "missing": list(est.missing),
+        })
+    return out
+
+
+def summary(table: list[dict]) -> dict:
+    ratios = [r["ratio"] for r in table if r["ratio"] is not None]
+    return {
+        "models": len(table),
+        "complete": sum(r["status"] == "complete" for r in table),
+        "compared": len(ratios),
+        "ratio_geomean": geometric_mean(ratios),
+        "ratio_min": min(ratios, default=None),
+        "ratio_max": max(ratios, default=None),
+        "within_5pct": sum(abs(r - 1) <= 0.05 for r in ratios),
+        "within_10pct": sum(abs(r - 1) <= 0.10 for r in ratios),
+    }
+
+
+def to_json(table: list[dict], statistic: str) -> str:
+    return json.dumps({"version": 1, "statistic": statistic, "models": table,
+                       "summary": summary(table)}, indent=2, sort_keys=True) + "\n"
+
+
+def to_csv(table: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+    return buffer.getvalue()
+
+
+def _ms(value: float | None, lower_bound: bool = False) -> str:
+    if value is None:
+        return "-"
+    return (">=" if lower_bound else "") + f"{value:.3f}"
+
+
+def to_table(table: list[dict]) -> str:
+    head = ["model", "layers", "bricks", "coverage", "sequential ms", "crit.path ms",
+            "measured ms", "est/meas"]
+    lines = []
+    for r in table:
+        low = r["status"] != "complete"
+        lines.append([r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
+                      _ms(r["sequential_ms"], low), _ms(r["critical_path_ms"], low),
+                      _ms(r["measured_ms"]), "-" if r["ratio"] is None else f"{r['ratio']:.3f}"])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+              for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
+    s = summary(table)
+    if s["compared"]:
+        out.append("")
+        out.append(f"est/meas over {s['compared']} models: geometric mean {s['ratio_geomean']:.3f}, "
+                   f"min {s['ratio_min']:.3f}, max {s['ratio_max']:.3f}, "
+                   f"within 5%: {s['within_5pct']}, within 10%: {s['within_10pct']}")
+    for r in table:
+        for f in r["failed"]:
+            out.append(f"{r['model']}: brick {f['brick'][:16]} failed: {f['error']}")
+        if r["missing"]:
+            out.append(f"{r['model']}: {len(r['missing'])} brick(s) without results: "
+                       "estimate is a lower bound")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,108 @@
+"""The estimator on hand-built plans and result files: sums, critical paths, honesty."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbricks_gen import estimate as est
+from dlbricks_gen import report
+from dlbricks_gen.plan import BrickInfo, Plan, PlanModel
+
+SUITE = "0123456789abcdef"
+
+
+def result(brick: str, seconds: float | None, *, suite: str = SUITE, cpu: str = "cpu-x",
+           error: str = "boom") -> dict:
+    base = {
+        "version": 1, "kind": "brick", "id": brick, "suite": suite, "backend": "onnxruntime",
+        "settings": {"intra_op_threads": 1, "inter_op_threads": 1, "graph_optimization_level": "all",
+                     "taskset": None, "quick": True},
+        "machine": {"cpu_model": cpu, "cores": 2, "os": "linux", "python": "3.11",
+                    "onnxruntime": "1.0", "numpy": "2.0"},
+        "warnings": [], "timing": {"wall_s": 0.1, "measure_s": 0.05},
+    }
+    if seconds is None:
+        return {**base, "status": "error", "error": error, "stats": None, "values": []}
+    stats = {"unit": "s", "median": seconds, "trimmed_mean_20": seconds, "mean": seconds,
+             "stdev": 0.0, "p90": seconds, "min": seconds, "n": 5, "loops": 1,
+             "ci95_rel": 0.0, "target_reached": True}
+    return {**base, "status": "ok", "error": None, "stats": stats, "values": [seconds] * 5}
+
+
+def write_results(directory: Path, results: list[dict]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        (directory / f"{r['id']}.json").write_text(json.dumps(r))
+    return directory
+
+
+# A diamond: a -> (b, c) -> d, with brick b used twice in a chain model.
+PLAN = Plan(
+    suite=SUITE, granularity=1,
+    bricks={"a": BrickInfo(1, ("Conv",)), "b": BrickInfo(2, ("Conv", "Relu")),
+            "c": BrickInfo(1, ("MaxPool",)), "d": BrickInfo(1, ("Add",))},
+    models=(
+        PlanModel("diamond", "diamond.onnx", 5, ("a", "b", "c", "d"), ((0, 1), (0, 2), (1, 3), (2, 3))),
+        PlanModel("chain", "chain.onnx", 5, ("b", "b", "a"), ((0, 1), (1, 2))),
+    ),
+    failed=(),
+)
+
+
+def loaded(tmp_path: Path, results: list[dict]) -> dict:
+    return est.load_results([write_results(tmp_path / "r", results)], SUITE, "trimmed_mean_20").results
+
+
+def test_sequential_sum_and_critical_path_on_a_diamond(tmp_path: Path):
+    res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("c", 5.0), result("d", 0.5)])
+    diamond, chain = est.estimate(PLAN, res)
+    assert diamond.complete and diamond.sequential == pytest.approx(8.5)
+    assert diamond.critical_path == pytest.approx(1.0 + 5.0 + 0.5)
+    assert chain.sequential == pytest.approx(5.0) and chain.critical_path == pytest.approx(5.0)
+
+
+def test_missing_and_failed_bricks_make_an_incomplete_lower_bound(tmp_path: Path):
+    res = loaded(tmp_path, [result("a", 1.0), result("b", None, error="ORT crashed"), result("d", 0.5)])
+    diamond = est.estimate(PLAN, res)[0]
+    assert not diamond.complete
+    assert diamond.covered_layers == 2 and diamond.measured_instances == 2
+    assert diamond.failed == (("b", "ORT crashed"),) and diamond.missing == ("c",)
+    table = report.rows([diamond], {})
+    assert table[0]["status"].startswith("incomplete") and table[0]["ratio"] is None
+    text = report.to_table(table)
+    assert ">=1.500" in text and "ORT crashed" in text
+
+
+def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
+    res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("c", 5.0), result("d", 0.5)])
+    e2e = {"diamond": est.BrickResult("diamond", True, 8.5 / 1.25, None, {}),
+           "chain": est.BrickResult("chain", True, 5.0 / 0.8, None, {})}
+    table = report.rows(est.estimate(PLAN, res), e2e)
+    assert [round(r["ratio"], 6) for r in table] == [1.25, 0.8]
+    assert report.summary(table)["ratio_geomean"] == pytest.approx(1.0)
+    assert "model,layers" in report.to_csv(table)
+    assert json.loads(report.to_json(table, "median"))["summary"]["compared"] == 2
+
+
+def test_results_from_another_suite_or_machine_are_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="suite"):
+        loaded(tmp_path / "1", [result("a", 1.0, suite="ffffffffffffffff")])
+    with pytest.raises(ValueError, match="machine.cpu_model"):
+        loaded(tmp_path / "2", [result("a", 1.0), result("b", 1.0, cpu="other-cpu")])
+
+
+def test_corrupt_result_files_are_skipped_with_a_reason(tmp_path: Path):
+    d = write_results(tmp_path / "r", [result("a", 1.0)])
+    (d / "b.json").write_text("{not json")
+    (d / "c.json").write_text(json.dumps({**result("c", 1.0), "version": 99}))
+    out = est.load_results([d], SUITE, "median")
+    assert set(out.results) == {"a"}
+    assert len(out.problems) == 2 and any("version" in p for p in out.problems)
+
+
+def test_critical_path_rejects_backward_edges():
+    with pytest.raises(ValueError):
+        est.critical_path(2, ((1, 0),), [1.0, 1.0])
