@@ -101,6 +101,7 @@ def estimate(
     statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    html_path: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
@@ -121,6 +122,12 @@ def estimate(
     for problem in loaded.problems:
         typer.echo(f"warning: skipped {problem}", err=True)
     table = report.rows(est.estimate(the_plan, loaded.results), measured)
+    if html_path is not None:
+        from .htmlreport import estimate_report
+
+        breakdowns = {m.name: est.breakdown(m, the_plan, loaded.results) for m in the_plan.models}
+        html_path.write_text(estimate_report(table, breakdowns), encoding="utf-8")
+        typer.echo(f"wrote {html_path}", err=True)
     if as_json:
         typer.echo(report.to_json(table, statistic), nl=False)
     elif as_csv:
@@ -194,6 +201,37 @@ def zoo(
         zoo_lib.write_models(directory, ids, options, echo=typer.echo)
     except ValueError as exc:
         fail(str(exc), 2)
+
+
+@app.command()
+def study(
+    models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Study directory (resumable).")],
+    granularity: Annotated[str, typer.Option("-H", "--granularity", help="H values: 1..6 or 1,2,4.")] = "1..6",
+    batch: Batch = None,
+    input_shape: InputShape = None,
+    dim: Dim = None,
+    threads: Threads = 1,
+    quick: Quick = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Per-brick timeout in seconds.")] = 600.0,
+) -> None:
+    """Reproduce the paper's evaluation here: e2e, a suite per H, estimates, speedups, report.
+
+    Example: dlbricks-gen study models/ -H 1..6 -o study/
+    """
+    from .htmlreport import study_report
+    from .inspection import parse_range
+    from .study import StudyOptions, format_study, run_study
+
+    try:
+        hs = tuple(parse_range(granularity))
+    except ValueError as exc:
+        fail(str(exc), 2)
+    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout)
+    data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
+    (output / "study.html").write_text(study_report(data), encoding="utf-8")
+    typer.echo(format_study(data), nl=False)
+    typer.echo(f"report: {output / 'study.html'}", err=True)
 
 
 @app.command("inspect")

@@ -58,11 +58,13 @@ def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
 
 
 def measure_all(root: Path, options: ShapeOptions, settings: "harness.Settings",
-                progress: Callable[[str], None] | None = None) -> dict:
+                progress: Callable[[str], None] | None = None, skip: set[str] = frozenset()) -> dict:
     """{"version", "kind": "e2e", "models": {name: result}}; failures become error results."""
     models = {}
     for path in find_models(root):
         name = model_name(path, root)
+        if name in skip:
+            continue
         if progress:
             progress(name)
         try:

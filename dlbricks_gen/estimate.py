@@ -164,3 +164,26 @@ def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
             raise ValueError(f"{path}: model {name}: invalid result: {problems[0]}")
         out[name] = _brick_result(result, statistic)
     return out
+
+
+def breakdown(model: PlanModel, plan: Plan, results: dict[str, BrickResult], top: int = 5) -> dict:
+    """Where a model's estimated time goes: by op type (a multi-layer brick counts under its
+    op sequence, e.g. "Conv>Relu") and the bricks with the largest share."""
+    by_op: dict[str, float] = {}
+    by_brick: dict[str, list] = {}
+    for digest in model.instances:
+        result = results.get(digest)
+        if result is None or not result.ok:
+            continue
+        label = ">".join(plan.bricks[digest].ops)
+        by_op[label] = by_op.get(label, 0.0) + result.latency
+        entry = by_brick.setdefault(digest, [label, 0, 0.0])
+        entry[1] += 1
+        entry[2] += result.latency
+    total = sum(by_op.values()) or 1.0
+    ranked = sorted(by_brick.items(), key=lambda kv: (-kv[1][2], kv[0]))[:top]
+    return {
+        "by_op": {k: v for k, v in sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0]))},
+        "top_bricks": [{"brick": d, "ops": label, "count": n, "seconds": s, "share": s / total}
+                       for d, (label, n, s) in ranked],
+    }

@@ -65,13 +65,18 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
         result = fold(nodes, known, types, outputs, list(proto.opset_import))
         nodes, known = result.nodes, result.known
         folded += result.folded
-        if not result.folded:
+        if not result.folded or _all_typed(nodes, known, types):
             break
         working = _rebuild(proto, nodes, known)
     lowerer = Lowerer(display, known, types, opsets)
     lowered = [lowerer.node(nodes[i], i) for i in canonical_order(nodes, display)]
     inputs = tuple(v.name for v in graph_inputs(proto.graph))
     return Model(name, file, tuple(lowered), inputs, tuple(outputs_in_order(proto.graph)), folded)
+
+
+def _all_typed(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dict) -> bool:
+    """Whether another round of shape inference could add anything."""
+    return all(name in types or name in known for node in nodes for name in [*node.input, *node.output] if name)
 
 
 def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[str, Known]) -> onnx.ModelProto:

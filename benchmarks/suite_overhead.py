@@ -1,0 +1,208 @@
+"""How much of `make run` is spent measuring, and how much is overhead?
+
+Builds a suite of N small hand-written bricks in a temporary directory (or copies a generated
+suite given as an argument), runs its run.py once, and prints the total wall time, the time
+spent in timed repetitions (sum of timing.measure_s), warm-up and setup (graph build + session
+creation), and the overhead share. With --standalone K it also times K brick programs run as
+separate processes (`python bricks/<id>.py`), the cost the long-lived worker avoids.
+
+    .venv/bin/python benchmarks/suite_overhead.py                 # 24 bricks, full settings
+    .venv/bin/python benchmarks/suite_overhead.py -n 40 --quick
+    .venv/bin/python benchmarks/suite_overhead.py demo/suite --standalone 5
+
+The suite writer here is also used by tests/test_runner.py and tests/test_harness.py to build
+tiny suites exactly as the generator lays them out (docs/FORMATS.md, templates/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jinja2
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "dlbricks_gen" / "runtime"
+TEMPLATES = ROOT / "templates"
+RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py",
+                 "result.schema.json": "result.schema.json"}
+
+
+# --- hand-written SPECs (format 1) ----------------------------------------------------------
+
+def _t(name: str, shape: list[int], dtype: str = "FLOAT") -> dict:
+    return {"name": name, "dtype": dtype, "shape": shape}
+
+
+def _spec(inputs, outputs, initializers, nodes, opset: int = 13) -> dict:
+    """A SPEC whose "brick" is the sha256 of its own content, as the generator names bricks."""
+    spec = {"format": 1, "brick": "", "layers": len(nodes), "opset_imports": {"": opset},
+            "inputs": inputs, "outputs": outputs, "initializers": initializers, "nodes": nodes}
+    spec["brick"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    return spec
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], attributes=()) -> dict:
+    return {"op_type": op, "domain": "", "inputs": inputs, "outputs": outputs,
+            "attributes": list(attributes)}
+
+
+def relu_spec(shape: list[int]) -> dict:
+    return _spec([_t("in0", shape)], [_t("t0_0", shape)], [], [_node("Relu", ["in0"], ["t0_0"])])
+
+
+def conv_spec(channels: int, size: int, kernel: int = 3) -> dict:
+    shape = [1, channels, size, size]
+    pad = kernel // 2
+    attributes = [{"name": "kernel_shape", "type": "INTS", "value": [kernel, kernel]},
+                  {"name": "pads", "type": "INTS", "value": [pad] * 4},
+                  {"name": "group", "type": "INT", "value": 1}]
+    weights = [{**_t("w0_1", [channels, channels, kernel, kernel]), "data": "random"},
+               {**_t("w0_2", [channels]), "data": "random"}]
+    return _spec([_t("in0", shape)], [_t("t1_0", shape)], weights,
+                 [_node("Conv", ["in0", "w0_1", "w0_2"], ["t0_0"], attributes),
+                  _node("Relu", ["t0_0"], ["t1_0"])])
+
+
+def matmul_add_spec(rows: int, inner: int, cols: int) -> dict:
+    weights = [{**_t("w0_1", [inner, cols]), "data": "random"},
+               {**_t("w1_1", [cols]), "data": "random"}]
+    return _spec([_t("in0", [rows, inner])], [_t("t1_0", [rows, cols])], weights,
+                 [_node("MatMul", ["in0", "w0_1"], ["t0_0"]),
+                  _node("Add", ["t0_0", "w1_1"], ["t1_0"])])
+
+
+def tiny_specs(count: int) -> list[dict]:
+    """`count` distinct small bricks, a mix of cheap and less cheap (about 2 us to 1 ms)."""
+    makers = [lambda i: relu_spec([1, 8 + i, 16, 16]),
+              lambda i: conv_spec(4 + i, 14),
+              lambda i: matmul_add_spec(1 + i, 64, 64)]
+    return [makers[i % 3](i // 3) for i in range(count)]
+
+
+# --- writing a suite like the generator does ------------------------------------------------
+
+def pyliteral(value) -> str:
+    """A Python literal of plain data (repr is one, once the data is checked to be plain)."""
+    def check(v):
+        if isinstance(v, dict):
+            for key, item in v.items():
+                if not isinstance(key, str):
+                    raise TypeError("dict keys must be str")
+                check(item)
+        elif isinstance(v, list):
+            for item in v:
+                check(item)
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise TypeError("non-finite floats are written as strings in a SPEC")
+        elif not isinstance(v, (str, int, float, bool, type(None))):
+            raise TypeError(f"not plain data: {type(v).__name__}")
+    check(value)
+    return repr(value)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["pyliteral"] = pyliteral
+    return env
+
+
+def write_suite(directory: Path, specs: list[dict], suite: str = "0123456789abcdef") -> Path:
+    """A suite directory laid out as the generator writes it, with these bricks."""
+    env = environment()
+    (directory / "bricks").mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        ops = " -> ".join(n["op_type"] for n in spec["nodes"])
+        text = env.get_template("brick.py.j2").render(
+            brick_id=spec["brick"], layers=spec["layers"], ops_summary=ops,
+            generator_version="0.1.0", spec=spec)
+        (directory / "bricks" / f"{spec['brick']}.py").write_text(text, encoding="utf-8")
+    context = {"suite_id": suite, "generator_version": "0.1.0", "brick_count": len(specs)}
+    for name in ("Makefile", "README.md"):
+        text = env.get_template(f"{name}.j2").render(**context)
+        (directory / name).write_text(text, encoding="utf-8")
+    for source, target in RUNTIME_FILES.items():
+        shutil.copyfile(RUNTIME / source, directory / target)
+    bricks = sorted(spec["brick"] for spec in specs)
+    (directory / "suite.json").write_text(json.dumps(
+        {"version": 1, "suite": suite, "generator": "0.1.0", "bricks": bricks},
+        indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (directory / "requirements.txt").write_text("onnxruntime\nonnx\nnumpy\n", encoding="utf-8")
+    return directory
+
+
+# --- the measurement ------------------------------------------------------------------------
+
+def run_suite(directory: Path, extra: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(directory / "run.py"), *extra], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def report(directory: Path, wall: float) -> None:
+    results = [json.loads(p.read_text()) for p in sorted((directory / "results").glob("*.json"))]
+    ok = [r for r in results if r["status"] == "ok"]
+    total = {key: sum(r["timing"].get(key, 0.0) for r in results)
+             for key in ("measure_s", "warmup_s", "setup_s", "wall_s")}
+    n = len(results) or 1
+    print(f"bricks                 {len(results)} ({len(ok)} ok)")
+    print(f"run.py wall time       {wall:8.3f} s   ({wall / n * 1e3:.1f} ms per brick)")
+    print(f"timed repetitions      {total['measure_s']:8.3f} s   (sum of timing.measure_s)")
+    print(f"warm-up                {total['warmup_s']:8.3f} s")
+    print(f"build + session        {total['setup_s']:8.3f} s")
+    other = wall - total["wall_s"]
+    print(f"runner + worker        {other:8.3f} s   (process start, imports, result files)")
+    print(f"overhead share         {1 - total['measure_s'] / wall:8.1%}   "
+          f"(everything but timed repetitions)")
+    reached = sum(1 for r in ok if r["stats"]["target_reached"])
+    print(f"CI target reached      {reached}/{len(ok)}; median values per brick "
+          f"{sorted(r['stats']['n'] for r in ok)[len(ok) // 2] if ok else 0}")
+
+
+def standalone(directory: Path, count: int, extra: list[str]) -> None:
+    bricks = sorted((directory / "bricks").glob("*.py"))[:count]
+    start = time.perf_counter()
+    for brick in bricks:
+        subprocess.run([sys.executable, str(brick), *extra], check=False, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    print(f"standalone programs    {wall / max(1, len(bricks)) * 1e3:8.1f} ms per brick "
+          f"({len(bricks)} run as `python bricks/<id>.py`, one process each)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("suite", nargs="?", type=Path, help="a generated suite to copy and run")
+    p.add_argument("-n", "--bricks", type=int, default=24, help="hand-written bricks (24)")
+    p.add_argument("--quick", action="store_true", help="quick settings")
+    p.add_argument("--standalone", type=int, default=0, metavar="K",
+                   help="also run K brick programs as separate processes")
+    args = p.parse_args(argv)
+    extra = ["--quick"] if args.quick else []
+    with tempfile.TemporaryDirectory(prefix="dlbricks-overhead-") as temp:
+        directory = Path(temp) / "suite"
+        if args.suite:
+            shutil.copytree(args.suite, directory,
+                            ignore=shutil.ignore_patterns("results", "*.tar.gz"))
+        else:
+            write_suite(directory, tiny_specs(args.bricks))
+        wall = run_suite(directory, extra)
+        print(f"suite: {args.suite or f'{args.bricks} hand-written bricks'}; "
+              f"settings: {'quick' if args.quick else 'full'}, 1 thread")
+        report(directory, wall)
+        if args.standalone:
+            standalone(directory, args.standalone, extra)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The command line: help texts, one-line errors, exit codes, and the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlbricks_gen.cli import app
+
+runner = CliRunner()
+COMMANDS = ["compile", "estimate", "e2e", "zoo", "study", "inspect"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command: str):
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "Example: dlbricks-gen " + command in " ".join(result.output.split())
+
+
+def test_compile_reports_broken_models_and_goes_on(models_dir: Path, tmp_path: Path):
+    (models_dir / "broken.onnx").write_bytes(b"not a model")
+    result = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "suite"), "--batch", "1"])
+    assert result.exit_code == 0, result.output
+    assert "broken.onnx: not a valid ONNX file" in result.stderr
+    assert "2 models (1 failed)" in result.stdout
+    assert (tmp_path / "suite.plan.json").is_file()
+
+
+def test_compile_fails_when_no_model_compiles(tmp_path: Path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "x.onnx").write_bytes(b"")
+    result = runner.invoke(app, ["compile", str(tmp_path / "m"), "-o", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "empty file" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_bad_option_values_are_one_line_errors(models_dir: Path, tmp_path: Path):
+    result = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s"), "--dim", "oops"])
+    assert result.exit_code == 2 and "--dim expects NAME=VALUE" in result.stderr
+    result = runner.invoke(app, ["inspect", str(models_dir), "-H", "0..2"])
+    assert result.exit_code == 2
+
+
+def test_unresolved_dimensions_name_the_input(models_dir: Path, tmp_path: Path):
+    result = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s")])
+    assert "confidential_resnet.onnx: unresolved input dimensions: x (N)" in result.stderr
+
+
+def test_inspect_prints_repetition_per_h_and_json(tiny_zoo: Path):
+    result = runner.invoke(app, ["inspect", str(tiny_zoo), "-H", "1..3", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["h"] for r in data["by_h"]] == [1, 2, 3]
+    assert data["total"]["unique_layers"] < data["total"]["layers"]
+    uniques = [r["unique"] for r in data["by_h"]]
+    assert all(r["sequences"] >= r["unique"] for r in data["by_h"])
+    assert data["by_h"][0]["sequences"] == data["total"]["layers"] and uniques[0] == data["total"]["unique_layers"]
+
+
+def test_zoo_list_names_the_demo_models():
+    result = runner.invoke(app, ["zoo", "--list"])
+    assert result.exit_code == 0
+    for name in ("resnet18", "resnet50", "mobilenet_v2", "squeezenet1_1", "vgg11", "bert_base"):
+        assert name in result.stdout
+
+
+def test_installed_entry_point_runs(models_dir: Path, tmp_path: Path):
+    exe = shutil.which("dlbricks-gen") or str(Path(__file__).parents[1] / ".venv/bin/dlbricks-gen")
+    done = subprocess.run([exe, "compile", str(models_dir), "-o", str(tmp_path / "s"), "--batch", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "unique bricks" in done.stdout
