@@ -28,6 +28,7 @@ Dim = Annotated[Optional[list[str]], typer.Option(
     "--dim", help="Value of a named symbolic dimension, NAME=VALUE, e.g. sequence_length=128 (repeatable).")]
 Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")]
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
+Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion", help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H then counts fused kernels.")]
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -62,6 +63,7 @@ def compile_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="Suite directory to write.")],
     granularity: Annotated[int, typer.Option("-H", "--granularity", min=1, help="Most layers per benchmark (H).")] = 1,
     plan: Annotated[Optional[Path], typer.Option("--plan", help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
+    fusion: Fusion = False,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
@@ -76,7 +78,7 @@ def compile_cmd(
     options = shape_options(batch, input_shape, dim)
     plan_path = plan or default_plan_path(output)
     try:
-        result = compile_models(models, output, plan_path, granularity, options,
+        result = compile_models(models, output, plan_path, granularity, options, fusion,
                                 progress=lambda p: typer.echo(f"reading {p}", err=True))
     except ValueError as exc:
         fail(str(exc))
@@ -214,6 +216,7 @@ def study(
     threads: Threads = 1,
     quick: Quick = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Per-brick timeout in seconds.")] = 600.0,
+    fusion: Fusion = False,
 ) -> None:
     """Reproduce the paper's evaluation here: e2e, a suite per H, estimates, speedups, report.
 
@@ -227,7 +230,7 @@ def study(
         hs = tuple(parse_range(granularity))
     except ValueError as exc:
         fail(str(exc), 2)
-    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout)
+    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion)
     data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
     (output / "study.html").write_text(study_report(data), encoding="utf-8")
     typer.echo(format_study(data), nl=False)

@@ -37,20 +37,30 @@ class Partition:
         return dict(self.bricks)[digest]
 
 
-def windows(model: Model, granularity: int) -> list[tuple[int, int]]:
-    """Non-overlapping [begin, end) spans of at most `granularity` connected layers."""
+def windows(model: Model, granularity: int,
+            units: tuple[tuple[int, int], ...] | None = None) -> list[tuple[int, int]]:
+    """Non-overlapping [begin, end) spans of at most `granularity` connected units.
+
+    A unit is a [begin, end) span of nodes that must not be cut (a group the runtime fuses,
+    see fusion.py); by default every layer is its own unit.
+    """
     if granularity < 1:
         raise ValueError("granularity must be at least 1")
+    units = units or tuple((i, i + 1) for i in range(len(model.nodes)))
     producer = {out: i for i, node in enumerate(model.nodes) for out in node.outputs if out}
-    spans, begin, n = [], 0, len(model.nodes)
-    while begin < n:
-        end = begin + 1
-        while end < min(n, begin + granularity) and any(
-            begin <= producer.get(name, -1) < end for name in model.nodes[end].inputs if name
-        ):
+
+    def feeds(begin: int, unit: tuple[int, int]) -> bool:
+        first, last = unit
+        return any(begin <= producer.get(name, -1) < first
+                   for i in range(first, last) for name in model.nodes[i].inputs if name)
+
+    spans, k = [], 0
+    while k < len(units):
+        end = k + 1
+        while end < min(len(units), k + granularity) and feeds(units[k][0], units[end]):
             end += 1
-        spans.append((begin, end))
-        begin = end
+        spans.append((units[k][0], units[end - 1][1]))
+        k = end
     return spans
 
 
@@ -99,8 +109,9 @@ def consumers(model: Model) -> dict[str, set[int]]:
     return found
 
 
-def plan_model(model: Model, granularity: int) -> tuple[ModelPlan, dict[str, Brick]]:
-    spans = windows(model, granularity)
+def plan_model(model: Model, granularity: int,
+               units: tuple[tuple[int, int], ...] | None = None) -> tuple[ModelPlan, dict[str, Brick]]:
+    spans = windows(model, granularity, units)
     used_by = consumers(model)
     bricks = {}
     instances = []
@@ -124,11 +135,15 @@ def plan_model(model: Model, granularity: int) -> tuple[ModelPlan, dict[str, Bri
     return plan, bricks
 
 
-def partition(models: list[Model], granularity: int) -> Partition:
-    """Cut every model and deduplicate the sequences across all of them."""
+def partition(models: list[Model], granularity: int,
+              units: dict[str, tuple[tuple[int, int], ...]] | None = None) -> Partition:
+    """Cut every model and deduplicate the sequences across all of them.
+
+    `units` (by model name) are spans that must stay whole; H then counts units, not layers.
+    """
     plans, bricks = [], {}
     for model in models:
-        plan, found = plan_model(model, granularity)
+        plan, found = plan_model(model, granularity, (units or {}).get(model.name))
         plans.append(plan)
         bricks.update(found)
     return Partition(granularity, tuple(sorted(bricks.items())), tuple(plans))

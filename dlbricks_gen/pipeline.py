@@ -39,12 +39,22 @@ def lower_all(root: Path, options: ShapeOptions,
     return models, failed
 
 
+def cut(models: list[Model], granularity: int, fusion: bool) -> Partition:
+    """Partition, with units learned from the runtime's fusions when `fusion` is on."""
+    if not fusion:
+        return partition(models, granularity)
+    from .fusion import fusion_units  # builds whole models in ONNX Runtime: only when asked
+
+    grouped, units = fusion_units(models)
+    return partition(grouped, granularity, units)
+
+
 def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
-                   options: ShapeOptions,
+                   options: ShapeOptions, fusion: bool = False,
                    progress: Callable[[str], None] | None = None) -> CompileResult:
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
-    parts = partition(models, granularity)
+    parts = cut(models, granularity, fusion)
     info, files = render_suite(parts)
     if models:
         write_suite(files, out_dir)

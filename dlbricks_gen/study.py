@@ -25,8 +25,7 @@ from .estimate import BrickResult, estimate, geometric_mean, load_results
 from .frontend import ShapeOptions
 from .generate import render_suite, write_suite
 from .ir import Model
-from .partition import partition
-from .pipeline import lower_all
+from .pipeline import cut, lower_all
 from .plan import load_plan, plan_json
 from .runtime import harness
 
@@ -40,6 +39,7 @@ class StudyOptions:
     threads: int = 1
     quick: bool = False
     timeout: float = 600.0
+    fusion: bool = False
 
 
 def measure_e2e(models_dir: Path, path: Path, options: StudyOptions,
@@ -76,7 +76,7 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, echo: Callable
 
 def study_granularity(models: list[Model], h: int, out: Path, e2e: dict[str, BrickResult],
                       e2e_wall: float, options: StudyOptions, echo: Callable[[str], None]) -> dict:
-    parts = partition(models, h)
+    parts = cut(models, h, options.fusion)
     info, files = render_suite(parts)
     suite_dir, plan_path = out / f"H{h}" / "suite", out / f"H{h}" / "suite.plan.json"
     write_suite(files, suite_dir)

@@ -1,0 +1,119 @@
+"""Fusion-aware units: groups of layers that ONNX Runtime fuses into one kernel.
+
+The groups are learned from the runtime itself rather than from a hand-kept table: the whole
+model is built with random weights (the suite's data policy), ONNX Runtime optimizes it at the
+"extended" level (all its fusions, without the NCHWc layout pass) and saves the optimized graph.
+A value of the original graph that no longer exists there was fused away, so its producer and
+its consumers are one kernel. The partitioner never cuts inside such a group.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from .generate import brick_spec
+from .ir import Model, Node
+from .partition import consumers, make_brick
+from .runtime.harness import build_model
+
+Units = tuple[tuple[int, int], ...]
+
+
+def fused_groups(model: Model) -> list[int]:
+    """A group id (its smallest node index) for every node of `model`."""
+    n = len(model.nodes)
+    if n == 0:
+        return []
+    used_by = consumers(model)
+    spec = brick_spec("model", make_brick(model, 0, n, used_by))
+    surviving = _optimized_values(build_model(spec))
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, node in enumerate(model.nodes):
+        for j, name in enumerate(node.outputs):
+            if name and f"t{i}_{j}" not in surviving:  # brick_spec's name of this value
+                for c in used_by.get(name, ()):
+                    a, b = find(i), find(c)
+                    parent[max(a, b)] = min(a, b)
+    return [find(i) for i in range(n)]
+
+
+def _optimized_values(model: onnx.ModelProto) -> set[str]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "optimized.onnx"
+        options.optimized_model_filepath = str(path)
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", "weights.bin")
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        optimized = onnx.load_model(str(path), load_external_data=False)
+    names = {v.name for v in optimized.graph.output}
+    for node in optimized.graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names
+
+
+def group_model(model: Model, groups: list[int]) -> tuple[Model, Units]:
+    """Reorder `model` so that every group is contiguous; return it with the group spans.
+
+    Groups are ordered depth first, as the frontend orders layers; members keep their order.
+    Falls back to one unit per layer if the groups are not convex (a cycle between groups).
+    """
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    producer_group = {out: groups[i] for i, node in enumerate(model.nodes) for out in node.outputs if out}
+    succ: dict[int, list[int]] = {g: [] for g in members}
+    indegree = {g: 0 for g in members}
+    for g, idx in members.items():
+        preds = {producer_group[name] for i in idx for name in model.nodes[i].inputs
+                 if name in producer_group and producer_group[name] != g}
+        for p in sorted(preds):
+            succ[p].append(g)
+        indegree[g] = len(preds)
+    stack = sorted((g for g in members if indegree[g] == 0), reverse=True)
+    order: list[int] = []
+    while stack:
+        g = stack.pop()
+        order.append(g)
+        ready = []
+        for s in sorted(succ[g]):
+            indegree[s] -= 1
+            if indegree[s] == 0:
+                ready.append(s)
+        stack.extend(reversed(ready))
+    if len(order) != len(members):
+        return model, tuple((i, i + 1) for i in range(len(model.nodes)))
+    nodes: list[Node] = []
+    units = []
+    for g in order:
+        units.append((len(nodes), len(nodes) + len(members[g])))
+        nodes.extend(model.nodes[i] for i in members[g])
+    reordered = Model(model.name, model.file, tuple(nodes), model.inputs, model.outputs, model.folded)
+    return reordered, tuple(units)
+
+
+def fusion_units(models: list[Model]) -> tuple[list[Model], dict[str, Units]]:
+    """Every model reordered by its fused groups, with the units for `partition`."""
+    out, units = [], {}
+    for model in models:
+        reordered, spans = group_model(model, fused_groups(model))
+        out.append(reordered)
+        units[model.name] = spans
+    return out, units

@@ -1,0 +1,107 @@
+"""The whole path, for real: compile -> make run (in a venv with only the suite's requirements)
+-> estimate, and e2e -> estimate --e2e. No mocks: real files, real ONNX Runtime sessions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT, venv_python
+from dlbricks_gen.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def suite_venv(tmp_path_factory) -> Path:
+    """A virtual environment with ONLY the suite's requirements (no dlbricks-gen, no jinja2)."""
+    d = tmp_path_factory.mktemp("suite_venv")
+    venv.create(d, with_pip=True)
+    from dlbricks_gen.generate import requirements
+
+    (d / "requirements.txt").write_text(requirements())
+    subprocess.run([str(venv_python(d)), "-m", "pip", "install", "--quiet", "-r", str(d / "requirements.txt")],
+                   check=True, timeout=600)
+    return d
+
+
+def test_compile_run_in_a_bare_venv_and_estimate(models_dir: Path, tmp_path: Path, suite_venv: Path):
+    suite = tmp_path / "suite"
+    invoke("compile", str(models_dir), "-o", str(suite), "-H", "2", "--batch", "1")
+    python = venv_python(suite_venv)
+    bare = subprocess.run([str(python), "-c", "import dlbricks_gen"], capture_output=True, cwd=tmp_path)
+    assert bare.returncode != 0  # the vendor's environment does not have the tool
+    run = subprocess.run(["make", "-C", str(suite), "run", "QUICK=1", f"PYTHON={python}"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    bricks = json.loads((suite / "suite.json").read_text())["bricks"]
+    results = sorted(p.stem for p in (suite / "results").glob("*.json"))
+    assert results == sorted(bricks)
+    for brick in bricks:
+        data = json.loads((suite / "results" / f"{brick}.json").read_text())
+        assert data["status"] == "ok" and data["stats"]["median"] > 0
+        assert data["settings"]["intra_op_threads"] == 1 and data["machine"]["onnxruntime"]
+    again = subprocess.run(["make", "-C", str(suite), "run", "QUICK=1", f"PYTHON={python}"],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "skipped" in again.stdout + again.stderr
+
+    out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results",
+                 str(suite / "results"), "--json")
+    table = json.loads(out.stdout)["models"]
+    assert {r["model"] for r in table} == {"team_a/confidential_resnet", "private_mlp"}
+    assert all(r["status"] == "complete" and r["sequential_ms"] > 0 for r in table)
+
+
+def test_e2e_and_estimate_show_ratios_and_an_html_report(tiny_zoo: Path, tmp_path: Path):
+    suite = tmp_path / "suite"
+    invoke("compile", str(tiny_zoo), "-o", str(suite))
+    run = subprocess.run([sys.executable, "run.py", "--quick"], cwd=suite, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stderr
+    invoke("e2e", str(tiny_zoo), "-o", str(tmp_path / "e2e.json"), "--quick")
+    e2e = json.loads((tmp_path / "e2e.json").read_text())
+    assert all(r["status"] == "ok" for r in e2e["models"].values())
+    html = tmp_path / "report.html"
+    out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results"),
+                 "--e2e", str(tmp_path / "e2e.json"), "--html", str(html))
+    assert "geometric mean" in out.stdout
+    for name in ("resnet18", "bert_base", "vgg11"):
+        assert name in out.stdout
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") >= 3 and "http" not in text.replace("http-equiv", "")
+
+
+def test_missing_results_are_reported_as_incomplete(models_dir: Path, tmp_path: Path):
+    suite = tmp_path / "suite"
+    invoke("compile", str(models_dir), "-o", str(suite), "--batch", "1")
+    (suite / "results").mkdir()
+    out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results"))
+    assert "incomplete" not in out.stdout  # the table says it with >= and a note
+    assert ">=0.000" in out.stdout and "without results" in out.stdout
+
+
+def test_the_committed_example_suite_is_fresh():
+    """generated/ must equal what `make generate` writes today (refresh: make generate)."""
+    from dlbricks_gen.examples import render_example
+
+    files, plan = render_example()
+    committed = ROOT / "generated"
+    stale = [rel for rel, text in files.items()
+             if not (committed / rel).is_file() or (committed / rel).read_text() != text]
+    extra = [p.relative_to(committed).as_posix() for p in committed.rglob("*")
+             if p.is_file() and "results" not in p.parts
+             and p.relative_to(committed).as_posix() not in files]
+    assert not stale and not extra, f"generated/ is stale ({stale[:3]}, {extra[:3]}): run make generate"
+    assert (ROOT / "examples" / "generated.plan.json").read_text() == plan
