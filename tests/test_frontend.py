@@ -147,3 +147,27 @@ def test_clip_bounds_are_kept_as_values():
     model = make_model([clip], [x], [y], [const("lo", 0.0, np.float32), const("hi", 6.0, np.float32)])
     layer = lower(model).nodes[0].layer
     assert layer.inputs[1].data == (0.0,) and layer.inputs[2].data == (6.0,)
+
+
+def test_contrib_ops_get_shapes_from_onnxruntimes_inference():
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+             helper.make_node("Gelu", ["a"], ["g"], domain="com.microsoft", name="gelu"),
+             helper.make_node("Relu", ["g"], ["y"], name="relu")]
+    model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], [weight("w", (8, 16))])
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    gelu = lower(model).nodes[1].layer
+    assert gelu.domain == "com.microsoft" and gelu.outputs[0].shape == (1, 16)
+
+
+def test_control_flow_is_a_clear_per_model_error():
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, [1, 4])])
+    node = helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other, name="branch")
+    model = make_model([node], [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                                helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    with pytest.raises(FrontendError, match=r"node 'branch' \(If\): control flow"):
+        lower(model)

@@ -16,7 +16,8 @@ from onnx import external_data_helper, numpy_helper
 
 from ..ir import Model, TensorType
 from .errors import FrontendError
-from .fold import Known, fold
+from ..runtime import harness
+from .fold import Known, fold, probe_types
 from .load import INT_TYPES, numel, read_model
 from .lower import Lowerer, canonical_order
 from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
@@ -59,15 +60,20 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in proto.opset_import}
     outputs = {v.name for v in proto.graph.output}
     nodes, folded = list(proto.graph.node), 0
+    probed: dict[str, TensorType] = {}
     working = proto
     for _ in range(MAX_FOLD_ROUNDS):
-        types = static_types(infer(working, display).graph)
+        types = {**static_types(infer(working, display).graph), **probed}
         result = fold(nodes, known, types, outputs, list(proto.opset_import))
         nodes, known = result.nodes, result.known
         folded += result.folded
-        if not result.folded or _all_typed(nodes, known, types):
+        if _all_typed(nodes, known, types):
             break
-        working = _rebuild(proto, nodes, known)
+        new = probe_types(nodes, known, types, list(proto.opset_import), _probe_value)
+        if not result.folded and not new:
+            break
+        probed.update(new)
+        working = _rebuild(proto, nodes, known, probed)
     lowerer = Lowerer(display, known, types, opsets)
     lowered = [lowerer.node(nodes[i], i) for i in canonical_order(nodes, display)]
     inputs = tuple(v.name for v in graph_inputs(proto.graph))
@@ -79,7 +85,13 @@ def _all_typed(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dict
     return all(name in types or name in known for node in nodes for name in [*node.input, *node.output] if name)
 
 
-def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[str, Known]) -> onnx.ModelProto:
+def _probe_value(name: str, t: TensorType) -> np.ndarray:
+    role = "input" if t.dtype in ("INT64", "INT32", "BOOL") else "weight"
+    return harness.random_array(name, t.dtype, list(t.shape), role)
+
+
+def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[str, Known],
+             probed: dict[str, TensorType]) -> onnx.ModelProto:
     """The graph after folding, for the next round of shape inference: known tensors become
     typed inputs (weights need no bytes for that), and initializers where values are known."""
     inputs = list(graph_inputs(proto.graph))
@@ -89,7 +101,10 @@ def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[st
             name, onnx.TensorProto.DataType.Value(k.type.dtype), list(k.type.shape)))
         if k.data is not None:
             inits.append(numpy_helper.from_array(np.asarray(k.data), name))
-    graph = onnx.helper.make_graph(nodes, proto.graph.name, inputs, list(proto.graph.output), inits)
+    value_info = [onnx.helper.make_tensor_value_info(
+        name, onnx.TensorProto.DataType.Value(t.dtype), list(t.shape)) for name, t in probed.items()]
+    graph = onnx.helper.make_graph(nodes, proto.graph.name, inputs, list(proto.graph.output), inits,
+                                   value_info=value_info)
     rebuilt = onnx.helper.make_model(graph, opset_imports=list(proto.opset_import))
     rebuilt.ir_version = max(proto.ir_version, 4)
     return rebuilt

@@ -143,16 +143,72 @@ def _shape_of(node: onnx.NodeProto, type_: TensorType) -> dict[str, Known]:
 def _run_reference(
     node: onnx.NodeProto, known: dict[str, Known], opsets: list[onnx.OperatorSetIdProto]
 ) -> list[np.ndarray] | None:
+    """Evaluate a node on known values: onnx's reference evaluator, then ONNX Runtime."""
     names = [name for name in node.input if name]
     inits = [numpy_helper.from_array(np.asarray(known[n].data), n) for n in dict.fromkeys(names)]
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
     graph = helper.make_graph([node], "fold", [], outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=opsets)
     try:
-        values = ReferenceEvaluator(model).run(None, {})
-    except Exception:  # the reference evaluator lacks a few ops: keep types only
+        return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, {})]
+    except Exception:  # the reference evaluator lacks or mishandles a few ops
+        pass
+    try:
+        return run_node(node, {n: np.asarray(known[n].data) for n in names}, opsets)
+    except Exception:
         return None
-    return [np.asarray(v) for v in values]
+
+
+def run_node(node: onnx.NodeProto, inputs: dict[str, np.ndarray],
+             opsets: list[onnx.OperatorSetIdProto]) -> list[np.ndarray]:
+    """Run one node in ONNX Runtime on the given input values (fed as graph inputs)."""
+    import onnxruntime as ort
+
+    ins = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+           for n, v in inputs.items()]
+    outs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    model = helper.make_model(helper.make_graph([node], "probe", ins, outs), opset_imports=opsets)
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [np.asarray(v) for v in session.run(None, inputs)]
+
+
+def probe_types(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dict[str, TensorType],
+                opsets: list[onnx.OperatorSetIdProto], random_value) -> dict[str, TensorType]:
+    """Output types that shape inference could not give, found by running each such node alone
+    in ONNX Runtime on data of the right types (ops onnx has no shape function for, such as
+    some ai.onnx.ml ops). Nodes whose output shapes depend on values are not probed."""
+    found: dict[str, TensorType] = {}
+    for node in nodes:
+        if all(o in types or o in found or not o for o in node.output) or node.op_type in VALUE_DEPENDENT:
+            continue
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            continue
+        inputs = {}
+        for name in dict.fromkeys(n for n in node.input if n):
+            if name in known and known[name].data is not None:
+                inputs[name] = np.asarray(known[name].data)
+            elif (t := found.get(name) or types.get(name) or (known[name].type if name in known else None)):
+                inputs[name] = random_value(name, t)
+            else:
+                break
+        else:
+            try:
+                values = run_node(node, inputs, opsets)
+            except Exception:
+                continue
+            for name, v in zip((o for o in node.output if o), values):
+                found[name] = TensorType(_dtype_name(v), tuple(v.shape))
+    return found
+
+
+# Ops whose output shape depends on input values: a probe on random data would be wrong.
+VALUE_DEPENDENT = frozenset({"NonZero", "Unique", "NonMaxSuppression", "Compress", "TopK", "Range",
+                             "Reshape", "Expand", "Tile", "Slice", "ConstantOfShape", "Resize",
+                             "Upsample", "OneHot", "Pad", "Squeeze", "Unsqueeze", "Split"})
 
 
 def _dtype_name(array: np.ndarray) -> str:

@@ -53,6 +53,9 @@ class Lowerer:
                              "(ONNX Runtime needs a custom op library for it)")
         schema = self.schema(proto, index, domain)
         since = schema.since_version if schema else self.opsets.get(domain, 1)
+        for attr in proto.attribute:  # control flow is reported before any missing shape
+            if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                self.attribute(proto, index, attr)
         operands, names = [], []
         for slot, name in enumerate(proto.input):
             operand = self.operand(proto, index, slot, name)

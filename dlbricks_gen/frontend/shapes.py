@@ -84,7 +84,22 @@ def _bind_outputs(graph: onnx.GraphProto, symbols: dict[str, int]) -> None:
 
 
 def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
+    """ONNX shape inference; for models with com.microsoft ops (unknown to onnx), ONNX
+    Runtime's own symbolic shape inference, which knows them."""
     try:
+        if any(node.domain == "com.microsoft" for node in model.graph.node):
+            return _infer_contrib(model)
         return onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
+    except FrontendError:
+        raise
     except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError
-        raise FrontendError(display, f"shape inference failed: {exc}") from None
+        raise FrontendError(display, f"shape inference failed: {' '.join(str(exc).split())}") from None
+
+
+def _infer_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    if inferred is None:  # it returns None when it could not finish
+        raise RuntimeError("ONNX Runtime's symbolic shape inference did not finish")
+    return inferred

@@ -272,7 +272,8 @@ def build_model(spec: dict) -> onnx.ModelProto:
               for domain, version in sorted(spec["opset_imports"].items())]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="dlbricks-gen harness")
     dtypes = {t["dtype"] for t in [*spec["inputs"], *spec["outputs"], *spec["initializers"]]}
-    model.ir_version = max([helper.find_min_ir_version_for(opsets, ignore_unknown=True),
+    # IR 4 at least: before it, initializers had to be listed as graph inputs too.
+    model.ir_version = max([4, helper.find_min_ir_version_for(opsets, ignore_unknown=True),
                             *(MIN_IR_FOR_DTYPE.get(d, 3) for d in dtypes)])
     return model
 

@@ -1,0 +1,206 @@
+"""Transformer encoders and decoders as HuggingFace / torchvision exports look (opset 17).
+
+Linear layers are MatMul [in, out] + Add, attention is written out with static Reshape /
+Transpose shape constants, LayerNormalization is one node and GELU is the Erf decomposition.
+Text models take int64 `input_ids` [batch, seq_len]; position (and token type) ids are constant
+initializers, as constant folding leaves them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import TensorProto
+
+from .builder import Builder
+from .cnn import image_input
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    vocab: int
+    hidden: int
+    heads: int
+    layers: int
+    ffn: int
+    max_positions: int
+    eps: float
+
+
+def scaled(b: Builder, cfg: TextConfig) -> TextConfig:
+    """Tiny: hidden and FFN sizes / 8 (heads kept, so head size / 8), vocabulary / 32."""
+    if not b.tiny:
+        return cfg
+    return TextConfig(max(64, cfg.vocab // 32), b.ch(cfg.hidden), cfg.heads, cfg.layers,
+                      b.ch(cfg.ffn), cfg.max_positions, cfg.eps)
+
+
+def split_heads(b: Builder, x: str, heads: int, transpose_key: bool = False) -> str:
+    n, s, h = b.shape(x)
+    y = b.reshape(x, (n, s, heads, h // heads))
+    return b.transpose(y, (0, 2, 3, 1) if transpose_key else (0, 2, 1, 3))
+
+
+def merge_heads(b: Builder, x: str) -> str:
+    n, heads, s, d = b.shape(x)
+    return b.reshape(b.transpose(x, (0, 2, 1, 3)), (n, s, heads * d))
+
+
+def attention(b: Builder, q: str, k: str, v: str, heads: int, *, scale: bool = True,
+              bias: str | None = None, causal: str | None = None) -> str:
+    """softmax(q k^T / sqrt(d) + bias) v over `heads` heads; `causal` is a bool mask for Where."""
+    qh, kh, vh = split_heads(b, q, heads), split_heads(b, k, heads, True), split_heads(b, v, heads)
+    scores = b.matmul(qh, kh)
+    if scale:
+        d = b.shape(q)[-1] // heads
+        scores = b.div(scores, b.const(math.sqrt(d), np.float32))
+    if bias is not None:
+        scores = b.add(scores, bias)
+    if causal is not None:
+        lowest = b.const(np.finfo(np.float32).min, np.float32)
+        scores = b.op("Where", [causal, scores, lowest], b.shape(scores))
+    return merge_heads(b, b.matmul(b.softmax(scores), vh))
+
+
+def self_attention(b: Builder, x: str, heads: int) -> str:
+    h = b.shape(x)[-1]
+    q, k, v = (b.linear(x, h) for _ in range(3))
+    return b.linear(attention(b, q, k, v, heads), h)
+
+
+def feed_forward(b: Builder, x: str, ffn: int, act: str = "gelu") -> str:
+    h = b.shape(x)[-1]
+    return b.linear(b.act(b.linear(x, ffn), act), h)
+
+
+def text_input(b: Builder) -> str:
+    return b.input("input_ids", (b.batch, b.seq_len), TensorProto.INT64)
+
+
+def embed(b: Builder, ids: str, cfg: TextConfig, name: str, token_types: bool) -> str:
+    """Word + learned position (+ token type) embeddings, each a Gather, summed."""
+    if b.seq_len > cfg.max_positions:
+        raise ValueError(f"{b.model_id}: seq_len {b.seq_len} > {cfg.max_positions} positions")
+    y = b.gather(b.weight(f"{name}.word_embeddings", (cfg.vocab, cfg.hidden), "embed"), ids)
+    positions = b.const([list(range(b.seq_len))])
+    pos_table = b.weight(f"{name}.position_embeddings", (cfg.max_positions, cfg.hidden), "embed")
+    y = b.add(y, b.gather(pos_table, positions))
+    if token_types:
+        types = b.weight(f"{name}.token_type_embeddings", (2, cfg.hidden), "embed")
+        y = b.add(y, b.gather(types, b.const([[0] * b.seq_len])))
+    return y
+
+
+BERT_BASE = TextConfig(30522, 768, 12, 12, 3072, 512, 1e-12)
+DISTILBERT = TextConfig(30522, 768, 12, 6, 3072, 512, 1e-12)
+GPT2 = TextConfig(50257, 768, 12, 12, 3072, 1024, 1e-5)
+T5_SMALL = TextConfig(32128, 512, 8, 6, 2048, 512, 1e-6)
+
+
+def post_ln_encoder(b: Builder, cfg: TextConfig, token_types: bool) -> str:
+    """BERT-style: embeddings -> LN, then per layer x = LN(x + attn(x)); x = LN(x + ffn(x))."""
+    cfg = scaled(b, cfg)
+    y = b.layer_norm(embed(b, text_input(b), cfg, "embeddings", token_types), cfg.eps)
+    for _ in range(cfg.layers):
+        y = b.layer_norm(b.add(self_attention(b, y, cfg.heads), y), cfg.eps)
+        y = b.layer_norm(b.add(feed_forward(b, y, cfg.ffn), y), cfg.eps)
+    return y
+
+
+def build_bert(b: Builder) -> None:
+    y = post_ln_encoder(b, BERT_BASE, token_types=True)
+    y = b.output(y, "last_hidden_state")
+    first = b.gather(y, b.const(0), axis=1)  # pooler: tanh(W h[CLS] + b)
+    b.output(b.act(b.linear(first, b.shape(first)[-1]), "tanh"), "pooler_output")
+
+
+def build_distilbert(b: Builder) -> None:
+    b.output(post_ln_encoder(b, DISTILBERT, token_types=False), "last_hidden_state")
+
+
+def gelu_tanh(b: Builder, x: str) -> str:
+    """GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    cube = b.op("Pow", [x, b.const(3.0, np.float32)], b.shape(x))
+    inner = b.add(x, b.mul(cube, b.const(0.044715, np.float32)))
+    t = b.act(b.mul(inner, b.const(math.sqrt(2.0 / math.pi), np.float32)), "tanh")
+    return b.mul(b.mul(x, b.const(0.5, np.float32)), b.add(t, b.const(1.0, np.float32)))
+
+
+def build_gpt2(b: Builder) -> None:
+    """GPT-2 small (Radford et al. 2019): pre-LN decoder, fused QKV Conv1D, tied LM head."""
+    cfg = scaled(b, GPT2)
+    y = embed(b, text_input(b), cfg, "transformer", token_types=False)
+    s = b.seq_len
+    causal = b.const(np.tril(np.ones((s, s), dtype=bool))[None, None], np.bool_)
+    for _ in range(cfg.layers):
+        qkv = b.linear(b.layer_norm(y, cfg.eps), 3 * cfg.hidden)
+        q, k, v = b.split(qkv, [cfg.hidden] * 3, axis=2)
+        a = b.linear(attention(b, q, k, v, cfg.heads, causal=causal), cfg.hidden)
+        y = b.add(y, a)
+        h = b.linear(gelu_tanh(b, b.linear(b.layer_norm(y, cfg.eps), cfg.ffn)), cfg.hidden)
+        y = b.add(y, h)
+    y = b.layer_norm(y, cfg.eps)
+    b.output(b.linear(y, cfg.vocab, bias=False), "logits")
+
+
+def rms_norm(b: Builder, x: str, eps: float) -> str:
+    """T5LayerNorm: x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias."""
+    var = b.reduce_mean(b.op("Pow", [x, b.const(2.0, np.float32)], b.shape(x)), [-1], True)
+    denom = b.op("Sqrt", [b.add(var, b.const(eps, np.float32))], b.shape(var))
+    weight = b.weight(f"rms_norm_{len(b.nodes)}.weight", (b.shape(x)[-1],), "scale")
+    return b.mul(weight, b.div(x, denom))
+
+
+def relative_buckets(seq_len: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
+    """T5's bidirectional relative position buckets [seq, seq] (what constant folding leaves)."""
+    rel = np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None]
+    num_buckets //= 2
+    buckets = (rel > 0).astype(np.int64) * num_buckets
+    rel = np.abs(rel)
+    max_exact = num_buckets // 2
+    safe = np.maximum(rel, 1).astype(np.float64)
+    large = max_exact + (np.log(safe / max_exact) / math.log(max_distance / max_exact)
+                         * (num_buckets - max_exact)).astype(np.int64)
+    large = np.minimum(large, num_buckets - 1)
+    return buckets + np.where(rel < max_exact, rel, large)
+
+
+def build_t5_encoder(b: Builder) -> None:
+    """T5-small encoder (Raffel et al. 2020): pre-RMSNorm, no biases, ReLU FFN, unscaled
+    attention with a relative position bias computed in the first layer and shared."""
+    cfg = scaled(b, T5_SMALL)
+    ids = text_input(b)
+    y = b.gather(b.weight("shared", (cfg.vocab, cfg.hidden), "embed"), ids)
+    table = b.weight("relative_attention_bias", (32, cfg.heads), "embed")
+    bias = b.gather(table, b.const(relative_buckets(b.seq_len)))  # [s, s, heads]
+    bias = b.op("Unsqueeze", [b.transpose(bias, (2, 0, 1)), b.const([0])],
+                (1, cfg.heads, b.seq_len, b.seq_len))
+    for _ in range(cfg.layers):
+        x = rms_norm(b, y, cfg.eps)
+        q, k, v = (b.linear(x, cfg.hidden, bias=False) for _ in range(3))
+        a = attention(b, q, k, v, cfg.heads, scale=False, bias=bias)
+        y = b.add(y, b.linear(a, cfg.hidden, bias=False))
+        x = rms_norm(b, y, cfg.eps)
+        h = b.linear(b.act(b.linear(x, cfg.ffn, bias=False), "relu"), cfg.hidden, bias=False)
+        y = b.add(y, h)
+    b.output(rms_norm(b, y, cfg.eps), "last_hidden_state")
+
+
+def build_vit_b_16(b: Builder) -> None:
+    """ViT-B/16 (Dosovitskiy et al. 2021) as torchvision defines it: pre-LN, eps 1e-6."""
+    hidden, heads, layers, mlp = b.ch(768), 12, 12, b.ch(3072)
+    n = b.batch
+    y = b.conv(image_input(b), 768, 16, 16, 0, bias=True)
+    tokens = b.shape(y)[2] * b.shape(y)[3]
+    y = b.transpose(b.reshape(y, (n, hidden, tokens)), (0, 2, 1))
+    cls = b.weight("class_token", (1, 1, hidden), "embed")
+    cls = b.op("Expand", [cls, b.const([n, 1, hidden])], (n, 1, hidden))
+    y = b.concat([cls, y], axis=1)
+    y = b.add(y, b.weight("encoder.pos_embedding", (1, tokens + 1, hidden), "embed"))
+    for _ in range(layers):
+        y = b.add(self_attention(b, b.layer_norm(y, 1e-6), heads), y)
+        y = b.add(feed_forward(b, b.layer_norm(y, 1e-6), mlp), y)
+    y = b.gather(b.layer_norm(y, 1e-6), b.const(0), axis=1)
+    b.output(b.gemm(y, 1000, fixed=True), "output")
