@@ -104,6 +104,7 @@ def estimate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_path: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Remove per-brick call overhead and edge layout reorders, measured in the same run (default).")] = True,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
@@ -123,7 +124,7 @@ def estimate(
         fail(str(exc))
     for problem in loaded.problems:
         typer.echo(f"warning: skipped {problem}", err=True)
-    table = report.rows(est.estimate(the_plan, loaded.results), measured)
+    table = report.rows(est.estimate(the_plan, loaded.results), measured, calibrate)
     if html_path is not None:
         from .htmlreport import estimate_report
 

@@ -29,6 +29,16 @@ class BrickResult:
     latency: float | None  # seconds, the chosen statistic
     error: str | None
     data: dict
+    null_call: float | None = None  # the runtime's fixed cost of one call, measured in the run
+    boundary: float | None = None  # layout reorders at the brick's edges, seconds per call
+
+    @property
+    def calibrated(self) -> float | None:
+        """The latency without what only a separate brick pays: its own call and the NCHWc
+        reorders at its edges (measured as a share of a profiled run, applied to the latency)."""
+        if not self.ok or self.null_call is None or self.boundary is None:
+            return None
+        return max(self.latency - self.boundary - self.null_call, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,7 @@ class ModelEstimate:
     covered_layers: int
     sequential: float  # seconds; a lower bound when incomplete
     critical_path: float
+    calibrated: float | None = None  # sequential, less per-brick call and boundary costs
     failed: tuple[tuple[str, str], ...] = ()  # (brick, error)
     missing: tuple[str, ...] = ()
 
@@ -100,7 +111,12 @@ def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:
 def _brick_result(data: dict, statistic: str) -> BrickResult:
     if data.get("status") != "ok":
         return BrickResult(data["id"], False, None, data.get("error") or "unknown error", data)
-    return BrickResult(data["id"], True, float(data["stats"][statistic]), None, data)
+    latency = float(data["stats"][statistic])
+    cal = data.get("calibration")
+    if not cal or not cal["profile"]["calls"] or cal["profile"]["run_s"] <= 0:
+        return BrickResult(data["id"], True, latency, None, data)
+    share = min(cal["profile"]["boundary_s"] / cal["profile"]["run_s"], 1.0)
+    return BrickResult(data["id"], True, latency, None, data, cal["null_call_s"], latency * share)
 
 
 def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[float]) -> float:
@@ -117,12 +133,13 @@ def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[
 
 
 def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
-    weights, covered, measured = [], 0, 0
+    weights, calibrated, covered, measured = [], [], 0, 0
     failed, missing = {}, {}
     for digest in model.instances:
         result = results.get(digest)
         if result is not None and result.ok:
             weights.append(result.latency)
+            calibrated.append(result.calibrated)
             covered += plan.bricks[digest].layers
             measured += 1
         else:
@@ -131,9 +148,13 @@ def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]
                 missing[digest] = True
             else:
                 failed[digest] = result.error
+    null_calls = [results[d].null_call for d in model.instances if d in results and results[d].ok]
+    whole = None
+    if calibrated and None not in calibrated:
+        whole = sum(calibrated) + sorted(null_calls)[len(null_calls) // 2]  # one call for the model
     return ModelEstimate(
         model.name, model.layers, len(model.instances), measured, covered,
-        sum(weights), critical_path(len(weights), model.edges, weights),
+        sum(weights), critical_path(len(weights), model.edges, weights), whole,
         tuple(sorted(failed.items())), tuple(sorted(missing)),
     )
 

@@ -8,22 +8,29 @@ import json
 
 from .estimate import BrickResult, ModelEstimate, geometric_mean
 
-COLUMNS = ("model", "layers", "bricks", "coverage", "sequential_ms", "critical_path_ms",
-           "measured_ms", "ratio", "status")
+COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "sequential_ms", "calibrated_ms",
+           "critical_path_ms", "measured_ms", "ratio", "status")
 
 
-def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult]) -> list[dict]:
+def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate: bool = True) -> list[dict]:
+    """One row per model. The estimate is the calibrated sequential sum when every brick
+    carries a calibration (and `calibrate`), else the plain sequential sum."""
     out = []
     for est in estimates:
         measured = e2e.get(est.name)
         measured_ms = measured.latency * 1e3 if measured and measured.ok else None
-        ratio = (est.sequential * 1e3 / measured_ms) if measured_ms and est.complete else None
+        use_calibration = calibrate and est.calibrated is not None
+        chosen = est.calibrated if use_calibration else est.sequential
+        ratio = (chosen * 1e3 / measured_ms) if measured_ms and est.complete else None
         out.append({
             "model": est.name,
             "layers": est.layers,
             "bricks": est.instances,
             "coverage": round(est.covered_layers / est.layers, 4) if est.layers else 1.0,
+            "estimate_ms": chosen * 1e3,
+            "estimate_kind": "calibrated" if use_calibration else "sequential",
             "sequential_ms": est.sequential * 1e3,
+            "calibrated_ms": None if est.calibrated is None else est.calibrated * 1e3,
             "critical_path_ms": est.critical_path * 1e3,
             "measured_ms": measured_ms,
             "ratio": ratio,
@@ -69,13 +76,13 @@ def _ms(value: float | None, lower_bound: bool = False) -> str:
 
 
 def to_table(table: list[dict]) -> str:
-    head = ["model", "layers", "bricks", "coverage", "sequential ms", "crit.path ms",
+    head = ["model", "layers", "bricks", "coverage", "estimate ms", "sequential ms", "crit.path ms",
             "measured ms", "est/meas"]
     lines = []
     for r in table:
         low = r["status"] != "complete"
         lines.append([r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
-                      _ms(r["sequential_ms"], low), _ms(r["critical_path_ms"], low),
+                      _ms(r["estimate_ms"], low), _ms(r["sequential_ms"], low), _ms(r["critical_path_ms"], low),
                       _ms(r["measured_ms"]), "-" if r["ratio"] is None else f"{r['ratio']:.3f}"])
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(head)]

@@ -40,6 +40,7 @@ class StudyOptions:
     quick: bool = False
     timeout: float = 600.0
     fusion: bool = False
+    calibrate: bool = True
 
 
 def measure_e2e(models_dir: Path, path: Path, options: StudyOptions,
@@ -88,11 +89,15 @@ def study_granularity(models: list[Model], h: int, out: Path, e2e: dict[str, Bri
     for est in estimate(plan, results):
         measured = e2e.get(est.name)
         ok = measured is not None and measured.ok and est.complete
-        per_model[est.name] = {"estimate_s": est.sequential, "critical_path_s": est.critical_path,
+        chosen = est.calibrated if options.calibrate and est.calibrated is not None else est.sequential
+        per_model[est.name] = {"estimate_s": chosen, "sequential_s": est.sequential,
+                               "calibrated_s": est.calibrated, "critical_path_s": est.critical_path,
                                "measured_s": measured.latency if measured and measured.ok else None,
-                               "ratio": est.sequential / measured.latency if ok else None,
+                               "ratio": chosen / measured.latency if ok else None,
+                               "ratio_uncalibrated": est.sequential / measured.latency if ok else None,
                                "complete": est.complete}
     ratios = [m["ratio"] for m in per_model.values() if m["ratio"] is not None]
+    raw = [m["ratio_uncalibrated"] for m in per_model.values() if m["ratio_uncalibrated"] is not None]
     brick_sum = sum(r.latency for r in results.values() if r.ok)
     e2e_sum = sum(r.latency for r in e2e.values() if r.ok)
     return {
@@ -102,6 +107,7 @@ def study_granularity(models: list[Model], h: int, out: Path, e2e: dict[str, Bri
         "ratio_geomean": geometric_mean(ratios), "ratio_min": min(ratios, default=None),
         "ratio_max": max(ratios, default=None), "compared": len(ratios),
         "within_5pct": _share(ratios, 0.05), "within_10pct": _share(ratios, 0.10),
+        "uncalibrated_geomean": geometric_mean(raw), "uncalibrated_within_10pct": _share(raw, 0.10),
         "speedup_latency": e2e_sum / brick_sum if brick_sum else None,
         "speedup_wall": e2e_wall / wall if wall else None,
         "suite_wall_s": wall, "e2e_wall_s": e2e_wall, "models": per_model,

@@ -306,8 +306,12 @@ def model_inputs(model: onnx.ModelProto) -> list[dict]:
 
 # --- timing ---------------------------------------------------------------------------------
 
-def make_session(model_bytes: bytes, settings: Settings) -> ort.InferenceSession:
+def make_session(model_bytes: bytes, settings: Settings, profile_prefix: str | None = None
+                 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -577,6 +581,59 @@ def quiet_warnings(threads: int = 1) -> list[str]:
 
 # --- results --------------------------------------------------------------------------------
 
+# --- calibration ----------------------------------------------------------------------------
+# A brick pays costs that the whole model does not: one session call (the runtime's fixed
+# per-run overhead) and, around NCHWc kernels, layout reorders at its inputs and outputs. Both
+# are measured here, in the same run, and recorded so that the estimator can remove them.
+BOUNDARY_OPS = ("ReorderInput", "ReorderOutput")
+PROFILE_BUDGET_S = 0.01
+
+
+@functools.cache
+def null_call_seconds(intra: int, inter: int, level: str) -> float:
+    """Median time of one call of a session that does nothing (Identity on one float)."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "null", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    settings = Settings(intra_op_threads=intra, inter_op_threads=inter, graph_optimization_level=level,
+                        quick=True, max_time_s=0.02)
+    session = make_session(model.SerializeToString(), settings)
+    part = measure_session(session, {"x": np.zeros(1, np.float32)}, settings)
+    return part["stats"]["median"]
+
+
+def profile_kernels(session: ort.InferenceSession, feeds: dict) -> dict:
+    """Kernel time per call by op type from ONNX Runtime's profiler, for a session made with
+    profiling on. Profiling is ended here, before any timed call, so its cost never enters the
+    measured values. The first (profiled) run is not used."""
+    call, keepalive = bound_call(session, feeds)
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    calls = max(3, min(50, math.ceil(PROFILE_BUDGET_S / max(first, 1e-7))))
+    for _ in range(calls):
+        call()
+    path = session.end_profiling()
+    del keepalive
+    with open(path, encoding="utf-8") as handle:
+        events = json.load(handle)
+    os.remove(path)
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    if len(runs) < 2:
+        return {"calls": 0, "run_s": 0.0, "kernels_s": {}, "boundary_s": 0.0}
+    after = runs[0][1]
+    kernels: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and e["ts"] >= after:
+            op = e.get("args", {}).get("op_name", "?")
+            kernels[op] = kernels.get(op, 0.0) + e["dur"] * 1e-6 / (len(runs) - 1)
+    run_s = sum(b - a for a, b in runs[1:]) * 1e-6 / (len(runs) - 1)
+    return {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
+            "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
+
+
 def one_line(error: BaseException | str) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     text = " ".join(text.split())
@@ -605,17 +662,25 @@ def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: 
     try:
         if backend != BACKEND:
             raise ValueError(f"unknown backend {backend!r} (this harness knows {BACKEND})")
-        session = make_session(model.SerializeToString(), settings)
-        feeds = input_feeds(model_inputs(model))
-        setup_s = time.perf_counter() - start
-        part = measure_session(session, feeds, settings)
+        with tempfile.TemporaryDirectory() as tmp:
+            session = make_session(model.SerializeToString(), settings,
+                                   profile_prefix=os.path.join(tmp, "profile"))
+            feeds = input_feeds(model_inputs(model))
+            setup_s = time.perf_counter() - start
+            profile = profile_kernels(session, feeds)
+            calibration_s = time.perf_counter() - start - setup_s
+            part = measure_session(session, feeds, settings)
         del session
+        part["calibration"] = {"null_call_s": null_call_seconds(
+            settings.intra_op_threads, settings.inter_op_threads, settings.graph_optimization_level),
+            "profile": profile}
+        part["timing"]["calibration_s"] = calibration_s
     except Exception as exc:  # noqa: BLE001 - any failure is this brick's result, not a crash
         return error_result(kind=kind, id=id, error=exc, settings=settings, suite=suite,
                             backend=backend, wall_s=time.perf_counter() - start, warnings=warnings)
     timing = {"wall_s": time.perf_counter() - start, "setup_s": setup_s, **part["timing"]}
     return {**_base(kind, id, suite, backend, settings), "status": "ok", "error": None,
-            "stats": part["stats"], "values": part["values"],
+            "stats": part["stats"], "values": part["values"], "calibration": part["calibration"],
             "warnings": warnings + part["warnings"], "timing": timing}
 
 

@@ -4,8 +4,15 @@
     model = build_model("resnet50", ZooOptions(batch=1, tiny=True))
 """
 
-from .registry import (DEMO_MODELS, ModelInfo, ZooOptions, build_model, input_size, list_models,
-                       node_count)
+from .registry import (
+                       DEMO_MODELS,
+                       ModelInfo,
+                       ZooOptions,
+                       build_model,
+                       input_size,
+                       list_models,
+                       node_count,
+)
 
 __all__ = ["DEMO_MODELS", "ModelInfo", "ZooOptions", "build_model", "input_size", "list_models",
            "node_count"]

@@ -13,6 +13,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -48,7 +49,8 @@ class Builder:
         self.image_size = image_size
         self.seq_len = seq_len
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
+        # initializers go straight into the final proto: big models are never copied
+        self.proto = onnx.ModelProto()
         self.inputs: list[onnx.ValueInfoProto] = []
         self.outputs: list[onnx.ValueInfoProto] = []
         self.shapes: dict[str, Shape] = {}
@@ -78,29 +80,35 @@ class Builder:
         return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
     def weight(self, name: str, shape: Sequence[int], kind: str = "fan_in") -> str:
-        """A float32 initializer: 'fan_in' (He normal), 'scale' (0.5..1.5), 'small' (+-0.1),
-        'embed' (normal * 0.02)."""
+        """A float32 initializer, uniform (the fastest draw) with a spread chosen by `kind`:
+        'fan_in' He-scaled over dims 1.. (conv / Gemm weights), 'linear' over dim 0 (MatMul
+        weights [in, out]), 'embed' std 0.02, 'scale' in [0.5, 1.5), 'small' in [-0.1, 0.1)."""
         shape = tuple(int(s) for s in shape)
-        rng = self._rng(name)
         if kind == "fan_in":
-            data = rng.standard_normal(shape, dtype=np.float32)
-            data *= np.float32(math.sqrt(2.0 / max(1, math.prod(shape[1:]))))
-        elif kind == "linear":  # MatMul weights are [in, out]: fan-in is the first dimension
-            data = rng.standard_normal(shape, dtype=np.float32)
-            data *= np.float32(math.sqrt(1.0 / shape[0]))
-        elif kind == "scale":
-            data = rng.random(shape, dtype=np.float32)
-            data += np.float32(0.5)
-        elif kind == "small":
-            data = rng.random(shape, dtype=np.float32)
-            data -= np.float32(0.5)
-            data *= np.float32(0.2)
+            low, high = self._he_bound(math.prod(shape[1:]))
+        elif kind == "linear":
+            low, high = self._he_bound(2 * shape[0])  # std sqrt(1 / fan_in)
         elif kind == "embed":
-            data = rng.standard_normal(shape, dtype=np.float32)
-            data *= np.float32(0.02)
+            low, high = -0.02 * math.sqrt(3.0), 0.02 * math.sqrt(3.0)
+        elif kind == "scale":
+            low, high = 0.5, 1.5
+        elif kind == "small":
+            low, high = -0.1, 0.1
         else:
             raise ValueError(f"unknown weight kind {kind!r}")
-        return self._add_initializer(numpy_helper.from_array(data, name))
+        data = self._rng(name).random(shape, dtype=np.float32)  # one draw per tensor, in [0, 1)
+        data *= np.float32(high - low)
+        data += np.float32(low)
+        tensor = self.proto.graph.initializer.add()
+        tensor.name, tensor.data_type = name, TensorProto.FLOAT
+        tensor.dims.extend(shape)
+        tensor.raw_data = data.tobytes()
+        return self._record(tensor)
+
+    @staticmethod
+    def _he_bound(fan_in: int) -> tuple[float, float]:
+        bound = math.sqrt(6.0 / max(1, fan_in))  # uniform(-b, b) has std sqrt(2 / fan_in)
+        return -bound, bound
 
     def const(self, values, dtype=np.int64) -> str:
         """A literal constant (shapes, axes, scalars); equal constants share one initializer."""
@@ -108,11 +116,12 @@ class Builder:
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self._consts:
             name = f"const_{len(self._consts)}"
-            self._consts[key] = self._add_initializer(numpy_helper.from_array(array, name))
+            tensor = self.proto.graph.initializer.add()
+            tensor.CopyFrom(numpy_helper.from_array(array, name))
+            self._consts[key] = self._record(tensor)
         return self._consts[key]
 
-    def _add_initializer(self, tensor: TensorProto) -> str:
-        self.initializers.append(tensor)
+    def _record(self, tensor: TensorProto) -> str:
         self.shapes[tensor.name] = tuple(tensor.dims)
         self.types[tensor.name] = tensor.data_type
         return tensor.name
@@ -124,7 +133,8 @@ class Builder:
         return name
 
     def output(self, x: str, name: str) -> str:
-        """Expose `x` as a graph output named `name` (through an Identity-free rename)."""
+        """Expose `x` as graph output `name` by renaming its producer's output (no Identity
+        node, as exporters do); later code must use the returned name."""
         last = next(n for n in reversed(self.nodes) if x in n.output)
         last.output[list(last.output).index(x)] = name
         for node in self.nodes:  # keep later readers of x pointing at the renamed tensor
@@ -135,28 +145,39 @@ class Builder:
         self.outputs.append(helper.make_tensor_value_info(name, self.types[x], list(self.shapes[x])))
         return name
 
-    def op(self, op_type: str, inputs: Sequence[str], shape: Shape, *, n_out: int = 1,
-           shapes: Sequence[Shape] | None = None, elem_type: int | None = None, **attrs) -> str:
-        """Append one node; returns its (first) output. Multi-output nodes name outputs `_k`."""
+    def op(self, op_type: str, inputs: Sequence[str], shape: Shape, *,
+           elem_type: int | None = None, **attrs) -> str:
+        """Append a one-output node whose output has `shape`; returns the output's name."""
+        return self.node(op_type, inputs, [shape], elem_type=elem_type, **attrs)[0]
+
+    def node(self, op_type: str, inputs: Sequence[str], shapes: Sequence[Shape], *,
+             elem_type: int | None = None, **attrs) -> list[str]:
+        """Append a node with one output per shape (named `<op>_<i>`, or `_<k>` suffixed)."""
+        for s in shapes:
+            if any(int(d) <= 0 for d in s):
+                raise ValueError(f"{self.model_id}: {op_type} output would be empty {tuple(s)}; "
+                                 f"input too small?")
         name = self._fresh(op_type)
         base = name.lower()
-        outs = [base] if n_out == 1 else [f"{base}_{k}" for k in range(n_out)]
+        outs = [base] if len(shapes) == 1 else [f"{base}_{k}" for k in range(len(shapes))]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=name, **attrs))
         out_type = elem_type if elem_type is not None else self.types[inputs[0]]
-        for out, s in zip(outs, shapes or [shape] * n_out):
+        for out, s in zip(outs, shapes):
             self.shapes[out] = tuple(int(d) for d in s)
             self.types[out] = out_type
-        return outs[0]
-
-    def outputs_of(self, first: str, n: int) -> list[str]:
-        base = first.rsplit("_", 1)[0]
-        return [f"{base}_{k}" for k in range(n)]
+        return outs
 
     def model(self, doc: str = "") -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, self.model_id, self.inputs, self.outputs)
-        graph.initializer.extend(self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name=PRODUCER, ir_version=IR_VERSION, doc_string=doc)
+        """The finished model; call once (the builder hands over its proto)."""
+        model, graph = self.proto, self.proto.graph
+        graph.name = self.model_id
+        graph.node.extend(self.nodes)
+        graph.input.extend(self.inputs)
+        graph.output.extend(self.outputs)
+        model.ir_version = IR_VERSION
+        model.producer_name = PRODUCER
+        model.doc_string = doc
+        model.opset_import.append(helper.make_opsetid("", OPSET))
         return model
 
     # ---- convolutions and normalisation ---------------------------------------------------
@@ -164,6 +185,8 @@ class Builder:
     def conv(self, x: str, cout: int, k: IntPair, s: IntPair = 1, p: IntPair | None = None, *,
              groups: int = 1, d: IntPair = 1, bias: bool = False, depthwise: bool = False,
              fixed: bool = False) -> str:
+        """Conv with torch's defaults spelled out; `p=None` pads 'same' for odd kernels.
+        `depthwise=True` makes one group per input channel and ignores `cout` (pass 0)."""
         n, cin, h, w = self.shapes[x]
         (kh, kw), (sh, sw), (dh, dw) = _pair(k), _pair(s), _pair(d)
         ph, pw = _pair(p) if p is not None else ((kh - 1) // 2 * dh, (kw - 1) // 2 * dw)
@@ -307,9 +330,7 @@ class Builder:
     def split(self, x: str, sizes: Sequence[int], axis: int = 1) -> list[str]:
         base = self.shapes[x]
         shapes = [base[:axis] + (s,) + base[axis + 1:] for s in sizes]
-        first = self.op("Split", [x, self.const(list(sizes))], shapes[0], n_out=len(sizes),
-                        shapes=shapes, axis=axis)
-        return self.outputs_of(first, len(sizes))
+        return self.node("Split", [x, self.const(list(sizes))], shapes, axis=axis)
 
     def reshape(self, x: str, shape: Sequence[int]) -> str:
         return self.op("Reshape", [x, self.const(list(shape))], tuple(shape))
@@ -359,13 +380,13 @@ class Builder:
         axis %= len(sd)
         return self.op("Gather", [data, indices], sd[:axis] + si + sd[axis + 1:], axis=axis)
 
-    def resize(self, x: str, size: tuple[int, int], mode: str = "linear",
+    def resize(self, x: str, size: Sequence[int], mode: str = "linear",
                align_corners: bool = False) -> str:
         n, c = self.shapes[x][:2]
         sizes = self.const([n, c, *size])
         ct = "align_corners" if align_corners else ("asymmetric" if mode == "nearest"
                                                     else "pytorch_half_pixel")
-        attrs = {"coordinate_transformation_mode": ct, "cubic_coeff_a": -0.75, "mode": mode}
+        attrs: dict[str, Any] = {"coordinate_transformation_mode": ct, "cubic_coeff_a": -0.75, "mode": mode}
         if mode == "nearest":
             attrs["nearest_mode"] = "floor"
         return self.op("Resize", [x, "", "", sizes], (n, c, *size), **attrs)

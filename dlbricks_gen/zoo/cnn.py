@@ -101,7 +101,7 @@ def mlp_head(b: Builder, y: str, hidden: int) -> None:
 def build_vgg(b: Builder, depth: int, batch_norm: bool = False) -> None:
     y = image_input(b)
     for v in VGG_CFGS[depth]:
-        if v == "M":
+        if isinstance(v, str):  # "M"
             y = b.maxpool(y, 2, 2)
         elif batch_norm:
             y = b.act(b.bn(b.conv(y, v, 3, bias=True)), "relu")
@@ -131,6 +131,7 @@ def fire(b: Builder, x: str, squeeze: int, expand: int) -> str:
 
 def build_squeezenet(b: Builder, version: str) -> None:
     x = image_input(b)
+    plan: tuple[str | tuple[int, int], ...]
     if version == "1_0":
         y = b.act(b.conv(x, 96, 7, 2, 0, bias=True), "relu")
         plan = ("M", (16, 64), (16, 64), (32, 128), "M", (32, 128), (48, 192), (48, 192),
@@ -140,7 +141,7 @@ def build_squeezenet(b: Builder, version: str) -> None:
         plan = ("M", (16, 64), (16, 64), "M", (32, 128), (32, 128), "M", (48, 192), (48, 192),
                 (64, 256), (64, 256))
     for step in plan:
-        y = b.maxpool(y, 3, 2, ceil=True) if step == "M" else fire(b, y, *step)
+        y = b.maxpool(y, 3, 2, ceil=True) if isinstance(step, str) else fire(b, y, *step)
     y = b.act(b.conv(y, 1000, 1, bias=True, fixed=True), "relu")
     b.output(b.flatten(b.gap(y)), "output")
 
@@ -444,7 +445,7 @@ def build_regnet_y_400mf(b: Builder) -> None:
             x = y
             y = b.conv_bn_act(x, w_out, 1, p=0)
             y = b.conv_bn_act(y, w_out, 3, s, groups=w_out // 8)
-            y = squeeze_excite(b, y, int(round(0.25 * w_in)), "relu", "sigmoid")
+            y = squeeze_excite(b, y, round(0.25 * w_in), "relu", "sigmoid")
             y = b.bn(b.conv(y, w_out, 1, p=0))
             skip = b.bn(b.conv(x, w_out, 1, s, 0)) if (w_in != w_out or s != 1) else x
             y = b.act(b.add(skip, y), "relu")

@@ -8,7 +8,7 @@ from .cnn import image_input, resnet_features
 VOC_CLASSES = 21
 
 
-def dilated_resnet50(b: Builder) -> tuple[str, tuple[int, int]]:
+def dilated_resnet50(b: Builder) -> tuple[str, tuple[int, ...]]:
     """torchvision's segmentation backbone: ResNet-50, layers 3-4 dilated (output stride 8)."""
     x = image_input(b)
     return resnet_features(b, x, 50, dilate=(False, True, True)), b.shape(x)[2:]
