@@ -116,13 +116,13 @@ def plot_study(rows: list[dict]) -> list[tuple[str, str]]:
     ax.plot(hs, [r["ratio_min"] or 0 for r in rows], "v--", label="min")
     ax.plot(hs, [r["ratio_max"] or 0 for r in rows], "^--", label="max")
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set(xlabel="H (benchmark granularity)", ylabel="estimate / measured")
+    ax.set(xlabel="H (benchmark granularity)", ylabel="estimate / measured", xticks=hs)
     ax.legend()
     ratio_plot = _png(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(hs, [r["speedup_latency"] or 0 for r in rows], "o-", label="sum of latencies (paper)")
     ax.plot(hs, [r["speedup_wall"] or 0 for r in rows], "s-", label="wall time")
-    ax.set(xlabel="H (benchmark granularity)", ylabel="benchmarking speedup (x)")
+    ax.set(xlabel="H (benchmark granularity)", ylabel="benchmarking speedup (x)", xticks=hs)
     ax.legend()
     return [(ratio_plot, "Estimate / measured by H (paper Fig. 10, 11)"),
             (_png(fig), "Benchmarking speedup by H (paper Fig. 12)")]
