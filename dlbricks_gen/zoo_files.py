@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from .zoo import DEMO_MODELS, ZooOptions, build_model, list_models
+from .zoo import DEMO_MODELS, ZooOptions, build_model, list_models, node_count
 
 # Beyond this a model is saved with its weights in a separate file (protobuf's 2 GB limit).
 EXTERNAL_DATA_BYTES = 1 << 30
@@ -29,8 +29,8 @@ def select(models: str | None) -> list[str]:
 def listing() -> str:
     infos = list_models()
     width = max(len(m.id) for m in infos)
-    lines = [f"{'id'.ljust(width)}  {'family'.ljust(14)}  source"]
-    lines += [f"{m.id.ljust(width)}  {m.family.ljust(14)}  {m.source}" for m in infos]
+    lines = [f"{'id'.ljust(width)}  {'family'.ljust(14)}  {'nodes':>5}  source"]
+    lines += [f"{m.id.ljust(width)}  {m.family.ljust(14)}  {node_count(m.id):>5}  {m.source}" for m in infos]
     return "\n".join(lines)
 
 

@@ -61,7 +61,7 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
     outputs = {v.name for v in proto.graph.output}
     nodes, folded = list(proto.graph.node), 0
     probed: dict[str, TensorType] = {}
-    working = proto
+    working = _rebuild(proto, nodes, known, probed)  # weights as typed inputs: no bytes copied
     for _ in range(MAX_FOLD_ROUNDS):
         types = {**static_types(infer(working, display).graph), **probed}
         result = fold(nodes, known, types, outputs, list(proto.opset_import))
@@ -99,8 +99,8 @@ def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[st
     for name, k in known.items():
         inputs.append(onnx.helper.make_tensor_value_info(
             name, onnx.TensorProto.DataType.Value(k.type.dtype), list(k.type.shape)))
-        if k.data is not None:
-            inits.append(numpy_helper.from_array(np.asarray(k.data), name))
+        if k.has_data:
+            inits.append(k.proto if k.data is None else numpy_helper.from_array(np.asarray(k.data), name))
     value_info = [onnx.helper.make_tensor_value_info(
         name, onnx.TensorProto.DataType.Value(t.dtype), list(t.shape)) for name, t in probed.items()]
     graph = onnx.helper.make_graph(nodes, proto.graph.name, inputs, list(proto.graph.output), inits,
@@ -131,6 +131,4 @@ def static_types(graph: onnx.GraphProto) -> dict[str, TensorType]:
 def _known_initializer(tensor: onnx.TensorProto) -> Known:
     type_ = TensorType(onnx.TensorProto.DataType.Name(tensor.data_type), tuple(tensor.dims))
     readable = not external_data_helper.uses_external_data(tensor)
-    small = numel(tensor) <= KNOWN_DATA_NUMEL or (tensor.data_type in INT_TYPES and numel(tensor) <= 4096)
-    data = np.asarray(numpy_helper.to_array(tensor)) if readable and small else None
-    return Known(type_, data)
+    return Known(type_, None, tensor if readable and numel(tensor) <= KNOWN_DATA_NUMEL else None)

@@ -30,10 +30,24 @@ MAX_FOLDED_NUMEL = 1 << 16
 
 @dataclass(slots=True)
 class Known:
-    """A tensor known before the run: an initializer or a folded value."""
+    """A tensor known before the run: an initializer or a folded value.
+
+    Values are held as an array or, for initializers, as the proto they are read from when
+    first needed (most small initializers, such as BatchNorm parameters, never are).
+    """
 
     type: TensorType
-    data: np.ndarray | None  # None: a weight whose bytes are not read
+    data: np.ndarray | None  # None and no proto: a weight whose bytes are not read
+    proto: onnx.TensorProto | None = None
+
+    @property
+    def has_data(self) -> bool:
+        return self.data is not None or self.proto is not None
+
+    def values(self) -> np.ndarray:
+        if self.data is None and self.proto is not None:
+            self.data = np.asarray(numpy_helper.to_array(self.proto))
+        return self.data
 
 
 @dataclass(slots=True)
@@ -114,7 +128,7 @@ def _evaluate(
     if node.op_type in ("Shape", "Size") and node.input[0] not in known:
         return _shape_of(node, types[node.input[0]])
     inputs = [known[name] for name in node.input if name]
-    if all(k.data is not None for k in inputs):
+    if all(k.has_data for k in inputs):
         values = _run_reference(node, known, opsets)
         if values is not None:
             return {
@@ -145,7 +159,7 @@ def _run_reference(
 ) -> list[np.ndarray] | None:
     """Evaluate a node on known values: onnx's reference evaluator, then ONNX Runtime."""
     names = [name for name in node.input if name]
-    inits = [numpy_helper.from_array(np.asarray(known[n].data), n) for n in dict.fromkeys(names)]
+    inits = [numpy_helper.from_array(known[n].values(), n) for n in dict.fromkeys(names)]
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
     graph = helper.make_graph([node], "fold", [], outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=opsets)
@@ -154,7 +168,7 @@ def _run_reference(
     except Exception:  # the reference evaluator lacks or mishandles a few ops
         pass
     try:
-        return run_node(node, {n: np.asarray(known[n].data) for n in names}, opsets)
+        return run_node(node, {n: known[n].values() for n in names}, opsets)
     except Exception:
         return None
 
@@ -189,8 +203,8 @@ def probe_types(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dic
             continue
         inputs = {}
         for name in dict.fromkeys(n for n in node.input if n):
-            if name in known and known[name].data is not None:
-                inputs[name] = np.asarray(known[name].data)
+            if name in known and known[name].has_data:
+                inputs[name] = known[name].values()
             elif (t := found.get(name) or types.get(name) or (known[name].type if name in known else None)):
                 inputs[name] = random_value(name, t)
             else:

@@ -3,6 +3,7 @@ constants whose values decide semantics (shape tensors, axes, indices)."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def check_opsets(model: onnx.ModelProto, display: str) -> None:
 
 
 def numel(tensor: TensorProto) -> int:
-    return int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+    return math.prod(tensor.dims)
 
 
 def is_small_int(tensor: TensorProto) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import helper
@@ -86,7 +88,7 @@ class Lowerer:
 
     def constant_operand(self, proto: onnx.NodeProto, index: int, slot: int, known: Known) -> Operand:
         t = known.type
-        size = int(np.prod(t.shape, dtype=np.int64))
+        size = math.prod(t.shape)
         semantic = (
             (t.dtype in INT_DTYPES and size <= SMALL_INT_NUMEL)
             or size <= 1
@@ -94,12 +96,12 @@ class Lowerer:
         )
         if not semantic:
             return Operand(WEIGHT, t)
-        if known.data is None:
+        if not known.has_data:
             if t.dtype in INT_DTYPES:
                 raise self.error(proto, index, f"the values of constant input {proto.input[slot]!r} "
                                  "are not available (external data file missing?)")
             return Operand(WEIGHT, t)
-        return Operand(CONSTANT, t, flat_values(known.data))
+        return Operand(CONSTANT, t, flat_values(known.values()))
 
     def output_type(self, proto: onnx.NodeProto, index: int, name: str) -> TensorType | None:
         if not name:

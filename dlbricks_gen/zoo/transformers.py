@@ -148,9 +148,9 @@ def build_gpt2(b: Builder) -> None:
 def rms_norm(b: Builder, x: str, eps: float) -> str:
     """T5LayerNorm: x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias."""
     var = b.reduce_mean(b.op("Pow", [x, b.const(2.0, np.float32)], b.shape(x)), [-1], True)
-    denom = b.op("Sqrt", [b.add(var, b.const(eps, np.float32))], b.shape(var))
+    root = b.op("Sqrt", [b.add(var, b.const(eps, np.float32))], b.shape(var))
     weight = b.weight(f"rms_norm_{len(b.nodes)}.weight", (b.shape(x)[-1],), "scale")
-    return b.mul(weight, b.div(x, denom))
+    return b.mul(weight, b.mul(x, b.op("Reciprocal", [root], b.shape(root))))  # torch.rsqrt
 
 
 def relative_buckets(seq_len: int, num_buckets: int = 32, max_distance: int = 128) -> np.ndarray:
