@@ -26,8 +26,8 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/dlbricks-gen zoo $(DEMO)/models
 	$(BIN)/dlbricks-gen compile $(DEMO)/models -o $(DEMO)/suite -H $(H)
-	$(MAKE) -C $(DEMO)/suite run QUICK=1 THREADS=$(THREADS) PYTHON=$(abspath $(BIN))/python
-	$(BIN)/dlbricks-gen e2e $(DEMO)/models -o $(DEMO)/e2e.json --quick --threads $(THREADS)
+	$(MAKE) -C $(DEMO)/suite run THREADS=$(THREADS) PYTHON=$(abspath $(BIN))/python
+	$(BIN)/dlbricks-gen e2e $(DEMO)/models -o $(DEMO)/e2e.json --threads $(THREADS)
 	$(BIN)/dlbricks-gen estimate --plan $(DEMO)/suite.plan.json --results $(DEMO)/suite/results --e2e $(DEMO)/e2e.json
 
 test: setup
