@@ -182,6 +182,7 @@ def zoo(
     image_size: Annotated[Optional[int], typer.Option("--image-size", min=8)] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", min=1)] = 128,
     tiny: Annotated[bool, typer.Option("--tiny", help="Divide channels and hidden sizes down (same structure).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each model's size and the total, write nothing.")] = False,
 ) -> None:
     """Write built-in example models (real architectures, random weights) as ONNX files.
 
@@ -201,7 +202,7 @@ def zoo(
         fail(str(exc), 2)
     options = zoo_pkg.ZooOptions(batch=batch, image_size=image_size, seq_len=seq_len, tiny=tiny)
     try:
-        zoo_lib.write_models(directory, ids, options, echo=typer.echo)
+        zoo_lib.write_models(directory, ids, options, echo=typer.echo, dry_run=dry_run)
     except ValueError as exc:
         fail(str(exc), 2)
 

@@ -35,20 +35,25 @@ def listing() -> str:
 
 
 def write_models(directory: Path, ids: list[str], options: ZooOptions,
-                 echo: Callable[[str], None] = print) -> int:
-    """Build and save each model; print each size before it is written. Returns total bytes."""
-    directory.mkdir(parents=True, exist_ok=True)
+                 echo: Callable[[str], None] = print, dry_run: bool = False) -> int:
+    """Build and save each model; print each size before it is written (with `dry_run`, only
+    print). Returns the total bytes."""
+    if not dry_run:
+        directory.mkdir(parents=True, exist_ok=True)
     total = 0
     for model_id in ids:
         model = build_model(model_id, options)
         size = model.ByteSize()
         total += size
         echo(f"{model_id}: {len(model.graph.node)} nodes, {size / 1e6:.1f} MB -> {directory / model_id}.onnx")
+        if dry_run:
+            continue
         path = directory / f"{model_id}.onnx"
         if size > EXTERNAL_DATA_BYTES:
             onnx.save_model(model, str(path), save_as_external_data=True,
                             location=f"{model_id}.onnx.data", size_threshold=1024)
         else:
             onnx.save_model(model, str(path))
-    echo(f"{len(ids)} models, {total / 1e6:.1f} MB written to {directory}")
+    echo(f"{len(ids)} models, {total / 1e6:.1f} MB " + ("would be written (dry run)" if dry_run
+                                                       else f"written to {directory}"))
     return total

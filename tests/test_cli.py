@@ -76,3 +76,30 @@ def test_installed_entry_point_runs(models_dir: Path, tmp_path: Path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "unique bricks" in done.stdout
+
+
+def test_a_normal_install_carries_the_templates_and_runtime(tmp_path: Path):
+    """The wheel (not only the editable install) must contain templates/ and runtime files."""
+    import sys
+    import zipfile
+
+    root = Path(__file__).parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(root)],
+                   check=True, timeout=300, capture_output=True)
+    wheel = next(tmp_path.glob("dlbricks_gen-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in (root / "templates").glob("*.j2"):
+        assert f"dlbricks_gen/templates/{template.name}" in names
+    for runtime in ("harness.py", "runner.py", "result.schema.json"):
+        assert f"dlbricks_gen/runtime/{runtime}" in names
+
+
+def test_zoo_writes_selected_models_and_dry_run_writes_nothing(tmp_path: Path):
+    result = runner.invoke(app, ["zoo", str(tmp_path / "dry"), "--models", "resnet18", "--tiny", "--dry-run"])
+    assert result.exit_code == 0 and "would be written" in result.stdout
+    assert not (tmp_path / "dry").exists()
+    result = runner.invoke(app, ["zoo", str(tmp_path / "m"), "--models", "resnet18,bert_base", "--tiny"])
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["bert_base.onnx", "resnet18.onnx"]
+    result = runner.invoke(app, ["zoo", str(tmp_path / "m"), "--models", "nope"])
+    assert result.exit_code == 2 and "unknown zoo model" in result.stderr

@@ -171,3 +171,37 @@ def test_control_flow_is_a_clear_per_model_error():
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     with pytest.raises(FrontendError, match=r"node 'branch' \(If\): control flow"):
         lower(model)
+
+
+def test_model_local_functions_are_inlined(tmp_path: Path):
+    body = [helper.make_node("Relu", ["a"], ["b"]), helper.make_node("Neg", ["b"], ["c"])]
+    fn = helper.make_function("local.fn", "ReluNeg", ["a"], ["c"], body,
+                              [helper.make_opsetid("", 13)])
+    node = helper.make_node("ReluNeg", ["x"], ["y"], domain="local.fn", name="call")
+    model = make_model([node], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model.opset_import.append(helper.make_opsetid("local.fn", 1))
+    model.functions.append(fn)
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    lowered = load_model(tmp_path / "f.onnx", tmp_path, B1)
+    assert [n.layer.op_type for n in lowered.nodes] == ["Relu", "Neg"]
+
+
+def test_the_newest_opset_lowers_and_its_bricks_load():
+    from dlbricks_gen.generate import brick_spec
+    from dlbricks_gen.partition import partition
+    from dlbricks_gen.runtime.harness import build_model
+    import onnxruntime as ort
+
+    newest = onnx.defs.onnx_opset_version()
+    model = lower(residual_cnn())  # opset 13 model ...
+    proto = residual_cnn()
+    proto.opset_import[0].version = newest  # ... re-declared at the newest opset onnx knows
+    proto.ir_version = onnx.IR_VERSION
+    newest_model = lower(proto)
+    first, old = newest_model.nodes[0].layer, model.nodes[0].layer
+    assert (first.op_type, first.inputs, first.outputs) == (old.op_type, old.inputs, old.outputs)
+    assert first.since_version >= old.since_version  # the schema version is part of identity
+    for digest, brick in partition([newest_model], 2).bricks:
+        ort.InferenceSession(build_model(brick_spec(digest, brick)).SerializeToString(),
+                             providers=["CPUExecutionProvider"])

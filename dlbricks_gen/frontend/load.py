@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.inliner
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, external_data_helper
 
@@ -37,6 +38,11 @@ def read_model(path: Path, display: str) -> onnx.ModelProto:
         raise FrontendError(display, "not an ONNX model (no graph)")
     check_opsets(model, display)
     load_small_external(model, path.parent, display)
+    if model.functions:  # model-local functions: ONNX Runtime inlines them, so do we
+        try:
+            model = onnx.inliner.inline_local_functions(model)
+        except Exception as exc:
+            raise FrontendError(display, f"cannot inline the model's local functions: {exc}") from None
     return model
 
 
