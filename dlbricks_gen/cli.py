@@ -105,6 +105,7 @@ def estimate(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_path: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Remove per-brick call overhead and edge layout reorders, measured in the same run (default).")] = True,
+    per_machine: Annotated[bool, typer.Option("--per-machine", help="Group results by machine and settings instead of refusing to mix them.")] = False,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
@@ -118,25 +119,35 @@ def estimate(
         fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
     try:
         the_plan = load_plan(plan)
-        loaded = est.load_results(results, the_plan.suite, statistic)
+        if per_machine:
+            groups = est.load_grouped(results, the_plan.suite, statistic)
+        else:
+            groups = {"": est.load_results(results, the_plan.suite, statistic)}
         measured = est.load_e2e(e2e, statistic) if e2e else {}
     except ValueError as exc:
         fail(str(exc))
-    for problem in loaded.problems:
-        typer.echo(f"warning: skipped {problem}", err=True)
-    table = report.rows(est.estimate(the_plan, loaded.results), measured, calibrate)
-    if html_path is not None:
-        from .htmlreport import estimate_report
-
+    for key, loaded in groups.items():
+        for problem in loaded.problems:
+            typer.echo(f"warning: skipped {problem}", err=True)
+        table = report.rows(est.estimate(the_plan, loaded.results), measured, calibrate)
         breakdowns = {m.name: est.breakdown(m, the_plan, loaded.results) for m in the_plan.models}
-        html_path.write_text(estimate_report(table, breakdowns), encoding="utf-8")
-        typer.echo(f"wrote {html_path}", err=True)
-    if as_json:
-        typer.echo(report.to_json(table, statistic), nl=False)
-    elif as_csv:
-        typer.echo(report.to_csv(table), nl=False)
-    else:
-        typer.echo(report.to_table(table), nl=False)
+        for row in table:
+            row["breakdown"] = breakdowns[row["model"]]
+        if key:
+            typer.echo(f"machine and settings: {key}")
+        if as_json:
+            typer.echo(report.to_json(table, statistic), nl=False)
+        elif as_csv:
+            typer.echo(report.to_csv(table), nl=False)
+        else:
+            typer.echo(report.to_table(table), nl=False)
+        if html_path is not None:
+            from .htmlreport import estimate_report
+
+            target = html_path if len(groups) == 1 else html_path.with_name(
+                f"{html_path.stem}-{list(groups).index(key) + 1}{html_path.suffix}")
+            target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
+            typer.echo(f"wrote {target}", err=True)
 
 
 @app.command()

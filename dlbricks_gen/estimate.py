@@ -63,6 +63,7 @@ class ModelEstimate:
 class ResultSet:
     results: dict[str, BrickResult] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # files skipped, with the reason
+    first: tuple[Path, dict] | None = None  # one result of the group, to name in messages
 
 
 def read_result_file(path: Path) -> dict:
@@ -78,24 +79,45 @@ def read_result_file(path: Path) -> dict:
 
 def load_results(dirs: list[Path], suite: str | None, statistic: str) -> ResultSet:
     """Read every results/*.json; refuse files from another suite or another setting."""
-    out = ResultSet()
-    reference: tuple[Path, dict] | None = None
+    groups = load_grouped(dirs, suite, statistic)
+    if len(groups) > 1:
+        (ka, a), (kb, b) = list(groups.items())[:2]
+        check_compatible(a.first, b.first)  # raises, naming the field that differs
+    return next(iter(groups.values()), ResultSet())
+
+
+def machine_key(data: dict) -> str:
+    """What must agree between results that are combined: machine and settings."""
+    parts = [str(data.get("machine", {}).get(k)) for k in CHECKED_MACHINE]
+    parts += [f"{k}={data.get('settings', {}).get(k)}" for k in CHECKED_SETTINGS]
+    return " | ".join(parts)
+
+
+def load_grouped(dirs: list[Path], suite: str | None, statistic: str) -> dict[str, ResultSet]:
+    """Results grouped by machine and settings (`machine_key`); problems go to every group."""
+    groups: dict[str, ResultSet] = {}
+    problems: list[str] = []
+    pending_errors: list[dict] = []
     for directory in dirs:
         for path in sorted(directory.glob("*.json")):
             try:
                 data = read_result_file(path)
             except ValueError as exc:
-                out.problems.append(str(exc))
+                problems.append(str(exc))
                 continue
             if suite is not None and data.get("suite") not in (None, suite):
                 raise ValueError(f"{path}: result of suite {data.get('suite')}, the plan is for suite {suite}")
-            if data.get("status") == "ok":
-                if reference is None:
-                    reference = (path, data)
-                else:
-                    check_compatible(reference, (path, data))
-            out.results[data["id"]] = _brick_result(data, statistic)
-    return out
+            if data.get("status") != "ok":
+                pending_errors.append(data)  # an error result carries no comparable timing
+                continue
+            group = groups.setdefault(machine_key(data), ResultSet())
+            group.first = group.first or (path, data)
+            group.results[data["id"]] = _brick_result(data, statistic)
+    for group in groups.values() or [groups.setdefault("", ResultSet())]:
+        group.problems = list(problems)
+        for data in pending_errors:
+            group.results.setdefault(data["id"], _brick_result(data, statistic))
+    return groups
 
 
 def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:

@@ -106,3 +106,20 @@ def test_corrupt_result_files_are_skipped_with_a_reason(tmp_path: Path):
 def test_critical_path_rejects_backward_edges():
     with pytest.raises(ValueError):
         est.critical_path(2, ((1, 0),), [1.0, 1.0])
+
+
+def test_results_from_two_machines_can_be_grouped_on_request(tmp_path: Path):
+    d = write_results(tmp_path / "r", [result("a", 1.0), result("b", 2.0, cpu="other-cpu"),
+                                       result("c", None)])
+    groups = est.load_grouped([d], SUITE, "median")
+    assert len(groups) == 2
+    for group in groups.values():
+        assert "c" in group.results and not group.results["c"].ok
+
+
+def test_breakdown_by_op_type_and_top_bricks(tmp_path: Path):
+    res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("c", 5.0), result("d", 0.5)])
+    data = est.breakdown(PLAN.models[1], PLAN, res)  # chain: b, b, a
+    assert data["by_op"] == {"Conv>Relu": 4.0, "Conv": 1.0}
+    assert data["top_bricks"][0] == {"brick": "b", "ops": "Conv>Relu", "count": 2, "seconds": 4.0,
+                                     "share": 0.8}
