@@ -135,9 +135,10 @@ def _brick_result(data: dict, statistic: str) -> BrickResult:
         return BrickResult(data["id"], False, None, data.get("error") or "unknown error", data)
     latency = float(data["stats"][statistic])
     cal = data.get("calibration")
-    if not cal or not cal["profile"]["calls"] or cal["profile"]["run_s"] <= 0:
+    if not cal:
         return BrickResult(data["id"], True, latency, None, data)
-    share = min(cal["profile"]["boundary_s"] / cal["profile"]["run_s"], 1.0)
+    profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
+    share = min(profile["boundary_s"] / profile["run_s"], 1.0) if profile["calls"] and profile["run_s"] > 0 else 0.0
     return BrickResult(data["id"], True, latency, None, data, cal["null_call_s"], latency * share)
 
 
