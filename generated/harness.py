@@ -434,14 +434,18 @@ def _repeat(call, loops: int, settings: Settings) -> list[float]:
 
 
 def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
-                    settings: Settings) -> dict:
-    """Time a session: the "stats", "values", "warnings" and "timing" parts of a result."""
+                    settings: Settings, warm: list[float] | None = None) -> dict:
+    """Time a session: the "stats", "values", "warnings" and "timing" parts of a result.
+
+    `warm`: per-call times of calls just made on this session (the profiling pass); they
+    serve as the warm-up and for calibrating the loop count, so no second warm-up is paid.
+    """
     call, keepalive = bound_call(session, feeds)
     gc_enabled = gc.isenabled()
     gc.disable()  # as timeit does: a collection inside a timed value is not the model's cost
     try:
         start = time.perf_counter()
-        warm = _warm_up(call, settings)
+        warm = warm if warm else _warm_up(call, settings)
         warmup_s = time.perf_counter() - start
         per_call = min(warm[1:] or warm)  # the first call pays one-off allocations
         loops = max(1, math.ceil(settings.min_value_s / per_call)) if per_call > 0 else 1000
@@ -604,17 +608,28 @@ def null_call_seconds(intra: int, inter: int, level: str) -> float:
     return part["stats"]["median"]
 
 
-def profile_kernels(session: ort.InferenceSession, feeds: dict) -> dict:
-    """Kernel time per call by op type from ONNX Runtime's profiler, for a session made with
-    profiling on. Profiling is ended here, before any timed call, so its cost never enters the
-    measured values. The first (profiled) run is not used."""
+# Ops from which ONNX Runtime's NCHWc layout pass starts (it then spreads to neighbours such
+# as Add, Concat, Relu): a graph without any of them pays no reorders and is not profiled.
+NCHWC_SEEDS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
+                         "GlobalMaxPool", "Resize", "Upsample"})
+NO_PROFILE = {"calls": 0, "run_s": 0.0, "kernels_s": {}, "boundary_s": 0.0}
+
+
+def warm_and_profile(session: ort.InferenceSession, feeds: dict, profiled: bool) -> tuple[list[float], dict]:
+    """The warm-up calls, and on a session made with profiling on, the kernel time per call by
+    op type from ONNX Runtime's profiler. Profiling is ended before any timed call, so its cost
+    never enters the measured values; the first (cold) run is not used."""
     call, keepalive = bound_call(session, feeds)
+    times: list[float] = []
     start = time.perf_counter()
-    call()
-    first = time.perf_counter() - start
-    calls = max(3, min(50, math.ceil(PROFILE_BUDGET_S / max(first, 1e-7))))
-    for _ in range(calls):
+    while len(times) < 3 or time.perf_counter() - start < PROFILE_BUDGET_S:
+        t0 = time.perf_counter()
         call()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 2 and times[-1] > PROFILE_BUDGET_S:  # slow graphs: two calls suffice
+            break
+    if not profiled:
+        return times, dict(NO_PROFILE)
     path = session.end_profiling()
     del keepalive
     with open(path, encoding="utf-8") as handle:
@@ -622,7 +637,7 @@ def profile_kernels(session: ort.InferenceSession, feeds: dict) -> dict:
     os.remove(path)
     runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
     if len(runs) < 2:
-        return {"calls": 0, "run_s": 0.0, "kernels_s": {}, "boundary_s": 0.0}
+        return times, dict(NO_PROFILE)
     after = runs[0][1]
     kernels: dict[str, float] = {}
     for e in events:
@@ -630,8 +645,8 @@ def profile_kernels(session: ort.InferenceSession, feeds: dict) -> dict:
             op = e.get("args", {}).get("op_name", "?")
             kernels[op] = kernels.get(op, 0.0) + e["dur"] * 1e-6 / (len(runs) - 1)
     run_s = sum(b - a for a, b in runs[1:]) * 1e-6 / (len(runs) - 1)
-    return {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
-            "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
+    return times, {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
+                   "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
 
 
 def one_line(error: BaseException | str) -> str:
@@ -662,14 +677,16 @@ def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: 
     try:
         if backend != BACKEND:
             raise ValueError(f"unknown backend {backend!r} (this harness knows {BACKEND})")
+        profiled = any(node.op_type in NCHWC_SEEDS for node in model.graph.node)
         with tempfile.TemporaryDirectory() as tmp:
             session = make_session(model.SerializeToString(), settings,
-                                   profile_prefix=os.path.join(tmp, "profile"))
+                                   profile_prefix=os.path.join(tmp, "profile") if profiled else None)
             feeds = input_feeds(model_inputs(model))
             setup_s = time.perf_counter() - start
-            profile = profile_kernels(session, feeds)
+            warm, profile = warm_and_profile(session, feeds, profiled)
             calibration_s = time.perf_counter() - start - setup_s
-            part = measure_session(session, feeds, settings)
+            # Profiled calls are slower: they warm the session but cannot calibrate loops.
+            part = measure_session(session, feeds, settings, None if profiled else warm)
         del session
         part["calibration"] = {"null_call_s": null_call_seconds(
             settings.intra_op_threads, settings.inter_op_threads, settings.graph_optimization_level),
