@@ -97,7 +97,7 @@ def compile_cmd(
 
 @app.command()
 def estimate(
-    plan: Annotated[Path, typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile.")],
+    plan: Annotated[list[Path], typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")],
     results: Annotated[list[Path], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")],
     e2e: Annotated[Optional[Path], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e`.")] = None,
     statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
@@ -118,34 +118,39 @@ def estimate(
     if statistic not in est.STATISTICS:
         fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
     try:
-        the_plan = load_plan(plan)
-        if per_machine:
-            groups = est.load_grouped(results, the_plan.suite, statistic)
-        else:
-            groups = {"": est.load_results(results, the_plan.suite, statistic)}
+        plans = [load_plan(p) for p in plan]
         measured = est.load_e2e(e2e, statistic) if e2e else {}
+        e2e_batch = est.e2e_batch(e2e) if e2e else None
+        sections = []
+        for the_plan in plans:
+            shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
+            if per_machine:
+                groups = est.load_grouped(results, the_plan.suite, statistic, shared)
+            else:
+                groups = {"": est.load_results(results, the_plan.suite, statistic, shared)}
+            sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
     except ValueError as exc:
         fail(str(exc))
-    for key, loaded in groups.items():
+    for the_plan, key, loaded in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
-        table = report.rows(est.estimate(the_plan, loaded.results), measured, calibrate)
+        comparable = measured if e2e_batch is None or e2e_batch == the_plan.batch else {}
+        table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
         breakdowns = {m.name: est.breakdown(m, the_plan, loaded.results) for m in the_plan.models}
         for row in table:
             row["breakdown"] = breakdowns[row["model"]]
-        if key:
-            typer.echo(f"machine and settings: {key}")
-        if as_json:
-            typer.echo(report.to_json(table, statistic), nl=False)
-        elif as_csv:
-            typer.echo(report.to_csv(table), nl=False)
-        else:
-            typer.echo(report.to_table(table), nl=False)
+            row["batch"] = the_plan.batch
+        header = ", ".join(filter(None, [the_plan.label if len(plans) > 1 else "", key]))
+        if header:
+            typer.echo(f"== {header}")
+        typer.echo(report.to_json(table, statistic) if as_json else
+                   report.to_csv(table) if as_csv else report.to_table(table), nl=False)
         if html_path is not None:
             from .htmlreport import estimate_report
 
-            target = html_path if len(groups) == 1 else html_path.with_name(
-                f"{html_path.stem}-{list(groups).index(key) + 1}{html_path.suffix}")
+            index = sections.index((the_plan, key, loaded))
+            target = html_path if len(sections) == 1 else html_path.with_name(
+                f"{html_path.stem}-{index + 1}{html_path.suffix}")
             target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
             typer.echo(f"wrote {target}", err=True)
 

@@ -73,4 +73,7 @@ def measure_all(root: Path, options: ShapeOptions, settings: "harness.Settings",
             models[name] = harness.error_result(kind="model", id=name, error=str(exc), settings=settings)
             continue
         models[name] = harness.measure_model(model, settings, kind="model", id=name)
-    return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "models": models}
+    shapes = {"batch": options.batch, "dims": dict(options.dims),
+              "input_shapes": {n: list(d) for n, d in options.input_shapes}}
+    return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "shapes": shapes,
+            "models": models}

@@ -77,9 +77,11 @@ def read_result_file(path: Path) -> dict:
     return data
 
 
-def load_results(dirs: list[Path], suite: str | None, statistic: str) -> ResultSet:
-    """Read every results/*.json; refuse files from another suite or another setting."""
-    groups = load_grouped(dirs, suite, statistic)
+def load_results(dirs: list[Path], suite: str | None, statistic: str,
+                 other_suites: bool = False) -> ResultSet:
+    """Read every results/*.json; refuse files from another suite (or, with `other_suites`,
+    leave them out) or from another machine or setting."""
+    groups = load_grouped(dirs, suite, statistic, other_suites)
     if len(groups) > 1:
         (ka, a), (kb, b) = list(groups.items())[:2]
         check_compatible(a.first, b.first)  # raises, naming the field that differs
@@ -93,7 +95,8 @@ def machine_key(data: dict) -> str:
     return " | ".join(parts)
 
 
-def load_grouped(dirs: list[Path], suite: str | None, statistic: str) -> dict[str, ResultSet]:
+def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
+                 other_suites: bool = False) -> dict[str, ResultSet]:
     """Results grouped by machine and settings (`machine_key`); problems go to every group."""
     groups: dict[str, ResultSet] = {}
     problems: list[str] = []
@@ -106,6 +109,8 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str) -> dict[st
                 problems.append(str(exc))
                 continue
             if suite is not None and data.get("suite") not in (None, suite):
+                if other_suites:
+                    continue
                 raise ValueError(f"{path}: result of suite {data.get('suite')}, the plan is for suite {suite}")
             if data.get("status") != "ok":
                 pending_errors.append(data)  # an error result carries no comparable timing
@@ -191,6 +196,14 @@ def geometric_mean(values: list[float]) -> float | None:
     if not values:
         return None
     return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def e2e_batch(path: Path) -> int | None:
+    """The --batch an e2e file was measured with (None when not recorded)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("shapes", {}).get("batch")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
 
 
 def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:

@@ -28,7 +28,7 @@ def render_example() -> tuple[dict[str, str], str]:
         models.append(lower_proto(proto, model_id, f"{model_id}.onnx", ShapeOptions(batch=1)))
     parts = partition(models, GRANULARITY)
     info, files = render_suite(parts)
-    return files, plan_json(parts, info.suite, [])
+    return files, plan_json(parts, info.suite, [], ShapeOptions(batch=1))
 
 
 def main(argv: list[str]) -> int:

@@ -59,5 +59,5 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
     if models:
         write_suite(files, out_dir)
         plan_path.parent.mkdir(parents=True, exist_ok=True)
-        plan_path.write_text(plan_json(parts, info.suite, failed), encoding="utf-8")
+        plan_path.write_text(plan_json(parts, info.suite, failed, options), encoding="utf-8")
     return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir)

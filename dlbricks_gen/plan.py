@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .frontend.shapes import ShapeOptions
 from .partition import Partition
 
 PLAN_VERSION = 1
@@ -38,6 +39,11 @@ class Plan:
     bricks: dict[str, BrickInfo]
     models: tuple[PlanModel, ...]
     failed: tuple[tuple[str, str], ...]  # (file, error)
+    batch: int | None = None  # the --batch the suite was compiled with
+
+    @property
+    def label(self) -> str:
+        return f"batch {self.batch}" if self.batch is not None else f"suite {self.suite}"
 
 
 def default_plan_path(suite_dir: Path) -> Path:
@@ -52,10 +58,14 @@ def check_outside(plan_path: Path, suite_dir: Path) -> None:
                          "it would ship the model names with the suite")
 
 
-def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]]) -> str:
+def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
+              shapes: ShapeOptions | None = None) -> str:
+    shapes = shapes or ShapeOptions()
     data = {
         "version": PLAN_VERSION,
         "suite": suite,
+        "shapes": {"batch": shapes.batch, "dims": dict(shapes.dims),
+                   "input_shapes": {n: list(d) for n, d in shapes.input_shapes}},
         "generator": __version__,
         "granularity": partition.granularity,
         "bricks": {d: {"layers": len(b.layers), "ops": list(b.ops)} for d, b in partition.bricks},
@@ -87,6 +97,7 @@ def load_plan(path: Path) -> Plan:
             for m in data["models"]
         )
         failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))
-        return Plan(data["suite"], data["granularity"], bricks, models, failed)
+        batch = data.get("shapes", {}).get("batch")
+        return Plan(data["suite"], data["granularity"], bricks, models, failed, batch)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed plan: {exc!r}") from None

@@ -81,7 +81,7 @@ def study_granularity(models: list[Model], h: int, out: Path, e2e: dict[str, Bri
     info, files = render_suite(parts)
     suite_dir, plan_path = out / f"H{h}" / "suite", out / f"H{h}" / "suite.plan.json"
     write_suite(files, suite_dir)
-    plan_path.write_text(plan_json(parts, info.suite, []))
+    plan_path.write_text(plan_json(parts, info.suite, [], options.shapes))
     wall = run_suite(suite_dir, info.suite, options, echo)
     plan = load_plan(plan_path)
     results = load_results([suite_dir / "results"], info.suite, STATISTIC).results

@@ -105,3 +105,23 @@ def test_the_committed_example_suite_is_fresh():
              and p.relative_to(committed).as_posix() not in files]
     assert not stale and not extra, f"generated/ is stale ({stale[:3]}, {extra[:3]}): run make generate"
     assert (ROOT / "examples" / "generated.plan.json").read_text() == plan
+
+
+def test_estimates_per_batch_size_from_two_plans(models_dir: Path, tmp_path: Path):
+    for batch in ("1", "2"):
+        invoke("compile", str(models_dir / "team_a"), "-o", str(tmp_path / f"b{batch}"), "--batch", batch)
+        run = subprocess.run([sys.executable, "run.py", "--quick"], cwd=tmp_path / f"b{batch}",
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+    merged = tmp_path / "all_results"
+    merged.mkdir()
+    for batch in ("1", "2"):
+        for f in (tmp_path / f"b{batch}" / "results").glob("*.json"):
+            (merged / f"{batch}-{f.name}").write_bytes(f.read_bytes())
+    out = invoke("estimate", "--plan", str(tmp_path / "b1.plan.json"), "--plan", str(tmp_path / "b2.plan.json"),
+                 "--results", str(merged), "--json")
+    tables = [json.loads(part) for part in out.stdout.split("== ")[1:] for part in [part.split("\n", 1)[1]]]
+    one, two = (t["models"][0] for t in tables)
+    assert (one["batch"], two["batch"]) == (1, 2)
+    assert one["status"] == two["status"] == "complete"
+    assert two["sequential_ms"] > one["sequential_ms"]
