@@ -153,13 +153,14 @@ def report(directory: Path, wall: float) -> None:
     results = [json.loads(p.read_text()) for p in sorted((directory / "results").glob("*.json"))]
     ok = [r for r in results if r["status"] == "ok"]
     total = {key: sum(r["timing"].get(key, 0.0) for r in results)
-             for key in ("measure_s", "warmup_s", "setup_s", "wall_s")}
+             for key in ("measure_s", "warmup_s", "setup_s", "calibration_s", "wall_s")}
     n = len(results) or 1
     print(f"bricks                 {len(results)} ({len(ok)} ok)")
     print(f"run.py wall time       {wall:8.3f} s   ({wall / n * 1e3:.1f} ms per brick)")
     print(f"timed repetitions      {total['measure_s']:8.3f} s   (sum of timing.measure_s)")
     print(f"warm-up                {total['warmup_s']:8.3f} s")
     print(f"build + session        {total['setup_s']:8.3f} s")
+    print(f"calibration            {total['calibration_s']:8.3f} s   (profiled warm-up calls)")
     other = wall - total["wall_s"]
     print(f"runner + worker        {other:8.3f} s   (process start, imports, result files)")
     print(f"overhead share         {1 - total['measure_s'] / wall:8.1%}   "
