@@ -25,7 +25,8 @@ from .estimate import BrickResult, estimate, geometric_mean, load_results
 from .frontend import ShapeOptions
 from .generate import render_suite, write_suite
 from .ir import Model
-from .pipeline import cut, lower_all
+from .partition import partition
+from .pipeline import lower_all
 from .plan import load_plan, plan_json
 from .runtime import harness
 
@@ -75,9 +76,9 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, echo: Callable
     return wall
 
 
-def study_granularity(models: list[Model], h: int, out: Path, e2e: dict[str, BrickResult],
+def study_granularity(models: list[Model], units: dict | None, h: int, out: Path, e2e: dict[str, BrickResult],
                       e2e_wall: float, options: StudyOptions, echo: Callable[[str], None]) -> dict:
-    parts = cut(models, h, options.fusion)
+    parts = partition(models, h, units)
     info, files = render_suite(parts)
     suite_dir, plan_path = out / f"H{h}" / "suite", out / f"H{h}" / "suite.plan.json"
     write_suite(files, suite_dir)
@@ -133,7 +134,14 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
                              r["stats"][STATISTIC] if r["status"] == "ok" else None, r.get("error"), r)
            for name, r in e2e_data["models"].items()}
     e2e_wall = sum(r["timing"]["wall_s"] for r in e2e_data["models"].values() if r["status"] == "ok")
-    rows = [study_granularity(models, h, out, e2e, e2e_wall, options, echo) for h in options.granularities]
+    units = None
+    if options.fusion:  # learned once: whole models are optimized by ONNX Runtime
+        from .fusion import fusion_units
+
+        echo("learning fusion groups from ONNX Runtime")
+        models, units = fusion_units(models)
+    rows = [study_granularity(models, units, h, out, e2e, e2e_wall, options, echo)
+            for h in options.granularities]
     data = {"version": 1, "statistic": STATISTIC, "threads": options.threads, "quick": options.quick,
             "models": sorted(m.name for m in models), "failed": [list(f) for f in failed], "by_h": rows}
     (out / "study.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
