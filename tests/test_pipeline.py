@@ -125,3 +125,20 @@ def test_estimates_per_batch_size_from_two_plans(models_dir: Path, tmp_path: Pat
     assert (one["batch"], two["batch"]) == (1, 2)
     assert one["status"] == two["status"] == "complete"
     assert two["sequential_ms"] > one["sequential_ms"]
+
+
+def test_study_reports_per_h_and_resumes(models_dir: Path, tmp_path: Path):
+    out = tmp_path / "study"
+    first = invoke("study", str(models_dir), "-o", str(out), "-H", "1..2", "--batch", "1", "--quick")
+    data = json.loads((out / "study.json").read_text())
+    assert [r["h"] for r in data["by_h"]] == [1, 2]
+    for row in data["by_h"]:
+        assert row["compared"] == 2 and row["speedup_latency"] > 0 and row["speedup_wall"] > 0
+        assert set(row["models"]) == {"team_a/confidential_resnet", "private_mlp"}
+    assert "| H | unique bricks" in first.stdout
+    assert (out / "study.html").read_text().count("data:image/png;base64,") == 2
+    runs = {h: (out / f"H{h}" / "run.json").read_text() for h in (1, 2)}
+    e2e = (out / "e2e.json").read_text()
+    invoke("study", str(models_dir), "-o", str(out), "-H", "1..2", "--batch", "1", "--quick")
+    assert {h: (out / f"H{h}" / "run.json").read_text() for h in (1, 2)} == runs  # not re-run
+    assert (out / "e2e.json").read_text() == e2e  # measured models kept
