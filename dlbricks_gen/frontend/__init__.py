@@ -18,7 +18,7 @@ from ..ir import Model, TensorType
 from .errors import FrontendError
 from ..runtime import harness
 from .fold import Known, fold, probe_types
-from .load import INT_TYPES, numel, read_model
+from .load import numel, read_model
 from .lower import Lowerer, canonical_order
 from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
 

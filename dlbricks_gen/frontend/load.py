@@ -7,7 +7,6 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnx.inliner
 from google.protobuf.message import DecodeError
