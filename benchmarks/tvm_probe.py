@@ -10,7 +10,8 @@ Standalone; needs a Python with apache-tvm 0.27, onnx, onnxruntime and numpy (no
 environment), e.g.:
 
     python3 -m venv /tmp/tvmvenv
-    /tmp/tvmvenv/bin/pip install apache-tvm==0.27.0.post1 onnx onnxruntime numpy
+    /tmp/tvmvenv/bin/pip install apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 \\
+        onnx onnxruntime numpy
     taskset -c 0 /tmp/tvmvenv/bin/python benchmarks/tvm_probe.py            # the 3x3 conv
     taskset -c 0 /tmp/tvmvenv/bin/python benchmarks/tvm_probe.py --op all   # every op below
 
@@ -244,8 +245,9 @@ def main(argv=None) -> int:
                 continue
         diff = max(float(np.max(np.abs(e - g))) for e, g in zip(expected, got))
         ratio = tvm_result["median"] / ort_result["median"]
-        print(f"{op:10s} ORT {ort_result['median'] * 1e3:9.4f} ms | TVM {tvm_result['median'] * 1e3:9.4f}"
-              f" ms (time_evaluator {tvm_result['time_evaluator_median'] * 1e3:9.4f} ms) "
+        print(f"{op:10s} ORT {ort_result['median'] * 1e3:9.4f} ms | "
+              f"TVM {tvm_result['median'] * 1e3:9.4f} ms (time_evaluator "
+              f"{tvm_result['time_evaluator_median'] * 1e3:9.4f} ms) "
               f"| TVM/ORT {ratio:6.2f}x | max|diff| {diff:.2e}")
         print(f"{'':10s} params {params} | import {timing['import_s']:.2f} s, compile "
               f"{timing['compile_s']:.2f} s, export {timing['export_s']:.2f} s, load "
