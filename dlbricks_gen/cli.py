@@ -28,6 +28,8 @@ Dim = Annotated[Optional[list[str]], typer.Option(
     "--dim", help="Value of a named symbolic dimension, NAME=VALUE, e.g. sequence_length=128 (repeatable).")]
 Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")]
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
+Runs = Annotated[Optional[int], typer.Option(
+    "--runs", min=1, help="Timed calls per model at least (default 100, as the suite's bricks).")]
 Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion", help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H then counts fused kernels.")]
 
 
@@ -164,6 +166,7 @@ def e2e(
     dim: Dim = None,
     threads: Threads = 1,
     quick: Quick = False,
+    runs: Runs = None,
 ) -> None:
     """Measure each whole model with the suite's harness, settings and random weights.
 
@@ -173,7 +176,7 @@ def e2e(
     from .runtime.harness import Settings
 
     options = shape_options(batch, input_shape, dim)
-    settings = Settings(intra_op_threads=threads, quick=quick)
+    settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs)
     data = measure_all(models, options, settings, progress=lambda n: typer.echo(f"measuring {n}", err=True))
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
@@ -235,6 +238,7 @@ def study(
     quick: Quick = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Per-brick timeout in seconds.")] = 600.0,
     fusion: Fusion = False,
+    runs: Runs = None,
 ) -> None:
     """Reproduce the paper's evaluation here: e2e, a suite per H, estimates, speedups, report.
 
@@ -248,7 +252,8 @@ def study(
         hs = tuple(parse_range(granularity))
     except ValueError as exc:
         fail(str(exc), 2)
-    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion)
+    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion,
+                           runs=runs)
     data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
     (output / "study.html").write_text(study_report(data), encoding="utf-8")
     typer.echo(format_study(data), nl=False)

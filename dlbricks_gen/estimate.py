@@ -29,7 +29,7 @@ class BrickResult:
     latency: float | None  # seconds, the chosen statistic
     error: str | None
     data: dict
-    null_call: float | None = None  # the runtime's fixed cost of one call, measured in the run
+    null_call: float | None = None  # the runtime's fixed cost of one call, less one node's
     boundary: float | None = None  # layout reorders at the brick's edges, seconds per call
 
     @property
@@ -39,6 +39,12 @@ class BrickResult:
         if not self.ok or self.null_call is None or self.boundary is None:
             return None
         return max(self.latency - self.boundary - self.null_call, 0.0)
+
+
+def run_overhead(calibration: dict) -> float:
+    """The part of a null call a whole model pays once, not per node (results without
+    `node_s`, from older harnesses, count the whole null call)."""
+    return calibration["null_call_s"] - calibration.get("node_s", 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,7 @@ def _brick_result(data: dict, statistic: str) -> BrickResult:
         return BrickResult(data["id"], True, latency, None, data)
     profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
     share = min(profile["boundary_s"] / profile["run_s"], 1.0) if profile["calls"] and profile["run_s"] > 0 else 0.0
-    return BrickResult(data["id"], True, latency, None, data, cal["null_call_s"], latency * share)
+    return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), latency * share)
 
 
 def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[float]) -> float:

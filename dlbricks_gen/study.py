@@ -42,6 +42,7 @@ class StudyOptions:
     timeout: float = 600.0
     fusion: bool = False
     calibrate: bool = True
+    runs: int | None = None  # timed calls per brick and per model (None: the policy's default)
 
 
 def measure_e2e(models_dir: Path, path: Path, options: StudyOptions,
@@ -49,7 +50,8 @@ def measure_e2e(models_dir: Path, path: Path, options: StudyOptions,
     """Whole-model results, resuming: models already measured with status ok are kept."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     done = {k: v for k, v in data.get("models", {}).items() if v.get("status") == "ok"}
-    settings = harness.Settings(intra_op_threads=options.threads, quick=options.quick)
+    settings = harness.Settings(intra_op_threads=options.threads, quick=options.quick,
+                                min_runs=options.runs)
     fresh = e2e_mod.measure_all(models_dir, options.shapes, settings, progress=lambda n: echo(f"e2e {n}"),
                                 skip=set(done))
     fresh["models"] = {**fresh["models"], **done}
@@ -68,6 +70,8 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, echo: Callable
     args = [sys.executable, "run.py", "--threads", str(options.threads), "--timeout", str(options.timeout)]
     if options.quick:
         args.append("--quick")
+    if options.runs:
+        args += ["--runs", str(options.runs)]
     echo(f"running {suite_dir}")
     start = time.perf_counter()
     subprocess.run(args, cwd=suite_dir, check=False)

@@ -1,5 +1,5 @@
 """The benchmark harness of a dlbricks-gen suite: SPEC -> ONNX graph -> timed with ONNX Runtime
--> one result (docs/FORMATS.md: brick SPEC format 1, random data policy 1, result format 1).
+-> one result (docs/FORMATS.md: brick SPEC format 1, random data policy 2, result format 1).
 
 Copied verbatim into every generated suite as harness.py, so it imports only the standard
 library, numpy, onnx and onnxruntime. Each bricks/<digest>.py calls `brick_main(SPEC)`; run.py
@@ -11,10 +11,14 @@ Measurement policy (`measure_session`, numbers in FULL_POLICY / QUICK_POLICY):
      allocations, the later ones calibrate the loop count;
   2. each timed value runs the model `loops` times back to back, loops chosen so that a value
      lasts at least `min_value_s` (far above timer resolution and per-call Python overhead);
-  3. values are repeated until the 95% confidence interval of the median is within
-     `ci_target` of the median (at least `min_values` values), or `max_time_s` of timed
-     repetitions, or `max_values`; every value is recorded. Not reaching the target is a
-     warning in the result, never an error.
+  3. values are repeated until at least `min_values` values and `min_runs` timed calls are
+     done, then until the 95% confidence interval of the median is within `ci_target` of the
+     median, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded.
+     Not reaching the target is a warning in the result, never an error.
+
+`min_runs` (100, as in the DLBricks paper) gives every benchmark, brick or whole model, the
+same number of timed calls, so the time a suite spends measuring is proportional to its
+bricks' latencies, just as running every model is proportional to the models' latencies.
 """
 
 from __future__ import annotations
@@ -48,14 +52,15 @@ BACKEND = "onnxruntime"
 # Full runs. Warm-up 5 ms and >= 2 calls: run.py's worker keeps the CPU busy between bricks, so
 # a new session only needs its first call (allocations) and a few more (caches). Values of >= 1 ms:
 # about 1000x the timer resolution and 300x ONNX Runtime's per-call overhead. >= 10 values: the
-# smallest n whose 95% median interval ([x2, x9]) excludes both extremes. Target 2%, then a cap of
-# 1 s of timed repetitions or 500 values. Fixed cost of a fast brick: about 15 ms; a slow brick or
-# a whole model costs 2 + 10 calls at least, proportional to its own latency.
+# smallest n whose 95% median interval ([x2, x9]) excludes both extremes. >= 100 timed calls (the
+# paper's count), the same for bricks and whole models. Then the 2% target, capped at 1 s of timed
+# repetitions or 500 values. A fast brick costs about 10 ms of values; any benchmark costs at
+# least 100x its own latency, which keeps fixed per-brick costs small against measuring.
 FULL_POLICY = {"warmup_s": 0.005, "warmup_calls": 2, "min_value_s": 0.001, "min_values": 10,
-               "ci_target": 0.02, "max_time_s": 1.0, "max_values": 500}
+               "min_runs": 100, "ci_target": 0.02, "max_time_s": 1.0, "max_values": 500}
 # Quick runs (tests, smoke runs): the same procedure with tiny budgets, ~10-40 ms per fast brick.
 QUICK_POLICY = {"warmup_s": 0.002, "warmup_calls": 1, "min_value_s": 0.0002, "min_values": 6,
-                "ci_target": 0.02, "max_time_s": 0.03, "max_values": 50}
+                "min_runs": 1, "ci_target": 0.02, "max_time_s": 0.03, "max_values": 50}
 # A distribution-free 95% interval of the median needs at least 6 values (2 / 2**6 < 5%).
 MIN_VALUES_FOR_CI = 6
 
@@ -97,6 +102,7 @@ class Settings:
     warmup_calls: int | None = None
     min_value_s: float | None = None
     min_values: int | None = None
+    min_runs: int | None = None
     ci_target: float | None = None
     max_time_s: float | None = None
     max_values: int | None = None
@@ -110,6 +116,8 @@ class Settings:
             raise ValueError(f"graph_optimization_level must be one of {', '.join(OPT_LEVELS)}")
         if self.intra_op_threads < 1 or self.inter_op_threads < 1:
             raise ValueError("thread counts must be >= 1")
+        if self.min_runs < 1:
+            raise ValueError("runs must be >= 1")
 
     def policy(self) -> dict:
         return {key: getattr(self, key) for key in FULL_POLICY}
@@ -162,7 +170,7 @@ def pin_cpus(settings: Settings) -> None:
         os.sched_setaffinity(0, parse_cpus(settings.taskset))
 
 
-# --- random data policy v1 and the graph ----------------------------------------------------
+# --- random data policy v2 and the graph ----------------------------------------------------
 
 def seed_of(name: str) -> int:
     """First 8 bytes of sha256(name), big-endian (docs/FORMATS.md, random data policy)."""
@@ -181,7 +189,7 @@ def numpy_dtype(dtype: str) -> np.dtype:
 
 
 def random_array(name: str, dtype: str, shape, role: str) -> np.ndarray:
-    """The data policy v1: seeded by the tensor name, the same on every run and machine."""
+    """The data policy v2: seeded by the tensor name, the same on every run and machine."""
     if role not in ("input", "weight"):
         raise ValueError(f"role must be 'input' or 'weight', not {role!r}")
     shape = tuple(int(d) for d in shape)
@@ -198,6 +206,11 @@ def random_array(name: str, dtype: str, shape, role: str) -> np.ndarray:
         low, high = (-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in)) if fan_in else (-1.0, 1.0)
     else:  # scales, biases, BatchNorm variances: positive
         low, high = 0.5, 1.5
+    if np_type == np.float32:  # most weights: drawn in float32 directly, twice as fast
+        array = rng.random(size=shape, dtype=np.float32)
+        array *= np.float32(high - low)
+        array += np.float32(low)
+        return array
     return rng.uniform(low, high, size=shape).astype(np_type)
 
 
@@ -416,13 +429,14 @@ def _repeat(call, loops: int, settings: Settings) -> list[float]:
     values: list[float] = []
     next_check = settings.min_values
     start = timer()
+    min_values = max(settings.min_values, math.ceil(settings.min_runs / loops))
     while len(values) < settings.max_values:
         t0 = timer()
         for _ in itertools.repeat(None, loops):
             call()
         values.append((timer() - t0) / loops)
         n = len(values)
-        if n < settings.min_values:
+        if n < min_values:
             continue
         if n >= next_check:  # sorting is cheap, but not worth doing after every value
             if n >= MIN_VALUES_FOR_CI and ci95_rel(sorted(values)) <= settings.ci_target:
@@ -434,18 +448,14 @@ def _repeat(call, loops: int, settings: Settings) -> list[float]:
 
 
 def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
-                    settings: Settings, warm: list[float] | None = None) -> dict:
-    """Time a session: the "stats", "values", "warnings" and "timing" parts of a result.
-
-    `warm`: per-call times of calls just made on this session (the profiling pass); they
-    serve as the warm-up and for calibrating the loop count, so no second warm-up is paid.
-    """
+                    settings: Settings) -> dict:
+    """Time a session: the "stats", "values", "warnings" and "timing" parts of a result."""
     call, keepalive = bound_call(session, feeds)
     gc_enabled = gc.isenabled()
     gc.disable()  # as timeit does: a collection inside a timed value is not the model's cost
     try:
         start = time.perf_counter()
-        warm = warm if warm else _warm_up(call, settings)
+        warm = _warm_up(call, settings)
         warmup_s = time.perf_counter() - start
         per_call = min(warm[1:] or warm)  # the first call pays one-off allocations
         loops = max(1, math.ceil(settings.min_value_s / per_call)) if per_call > 0 else 1000
@@ -590,22 +600,39 @@ def quiet_warnings(threads: int = 1) -> list[str]:
 # per-run overhead) and, around NCHWc kernels, layout reorders at its inputs and outputs. Both
 # are measured here, in the same run, and recorded so that the estimator can remove them.
 BOUNDARY_OPS = ("ReorderInput", "ReorderOutput")
+PROFILE_CALLS = 4
 PROFILE_BUDGET_S = 0.01
 
 
-@functools.cache
-def null_call_seconds(intra: int, inter: int, level: str) -> float:
-    """Median time of one call of a session that does nothing (Identity on one float)."""
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "null", [x], [y])
+def _chain_seconds(nodes: int, settings: Settings) -> float:
+    """Median time of one call of a session running `nodes` chained Neg ops on one float."""
+    names = [f"v{i}" for i in range(nodes + 1)]
+    graph = helper.make_graph(
+        [helper.make_node("Neg", [a], [b]) for a, b in zip(names, names[1:])], "null",
+        [helper.make_tensor_value_info(names[0], onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info(names[-1], onnx.TensorProto.FLOAT, [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 7
-    settings = Settings(intra_op_threads=intra, inter_op_threads=inter, graph_optimization_level=level,
-                        quick=True, max_time_s=0.02)
     session = make_session(model.SerializeToString(), settings)
-    part = measure_session(session, {"x": np.zeros(1, np.float32)}, settings)
+    part = measure_session(session, {names[0]: np.zeros(1, np.float32)}, settings)
     return part["stats"]["median"]
+
+
+CHAIN_NODES = 9
+
+
+@functools.cache
+def call_costs(intra: int, inter: int, level: str) -> dict:
+    """The runtime's fixed costs, measured once per process: `null_call_s`, one call of a
+    one-node session that does nothing, and `node_s`, what each further node adds (from a
+    chain of CHAIN_NODES). A whole model pays the per-node part for every layer, as its
+    bricks do, but the rest of the null call only once."""
+    settings = Settings(intra_op_threads=intra, inter_op_threads=inter, graph_optimization_level=level,
+                        quick=True, max_time_s=0.05)
+    one = _chain_seconds(1, settings)
+    chain = _chain_seconds(CHAIN_NODES, settings)
+    node = min(max((chain - one) / (CHAIN_NODES - 1), 0.0), one)
+    return {"null_call_s": one, "node_s": node}
 
 
 # Ops from which ONNX Runtime's NCHWc layout pass starts (it then spreads to neighbours such
@@ -615,29 +642,30 @@ NCHWC_SEEDS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "Glo
 NO_PROFILE = {"calls": 0, "run_s": 0.0, "kernels_s": {}, "boundary_s": 0.0}
 
 
-def warm_and_profile(session: ort.InferenceSession, feeds: dict, profiled: bool) -> tuple[list[float], dict]:
-    """The warm-up calls, and on a session made with profiling on, the kernel time per call by
-    op type from ONNX Runtime's profiler. Profiling is ended before any timed call, so its cost
-    never enters the measured values; the first (cold) run is not used."""
+def profile_calls(session: ort.InferenceSession, feeds: dict) -> dict:
+    """On a session made with profiling on: one cold call, then PROFILE_CALLS profiled calls
+    (fewer for slow graphs), and the kernel time per call by op type from ONNX Runtime's
+    profiler. Profiling is ended before any timed call, so its cost never enters the measured
+    values; the first (cold) run is not used. A fixed, small count keeps the profile (and the
+    JSON that ONNX Runtime writes and this parses) small for microsecond bricks."""
     call, keepalive = bound_call(session, feeds)
-    times: list[float] = []
     start = time.perf_counter()
-    while len(times) < 3 or time.perf_counter() - start < PROFILE_BUDGET_S:
-        t0 = time.perf_counter()
+    for count in range(1 + PROFILE_CALLS):
         call()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 2 and times[-1] > PROFILE_BUDGET_S:  # slow graphs: two calls suffice
+        if count >= 2 and time.perf_counter() - start > PROFILE_BUDGET_S:  # slow graphs
             break
-    if not profiled:
-        return times, dict(NO_PROFILE)
-    path = session.end_profiling()
     del keepalive
+    return read_profile(session.end_profiling())
+
+
+def read_profile(path: str) -> dict:
+    """Kernel seconds per call by op type, from a profile whose first run was the cold one."""
     with open(path, encoding="utf-8") as handle:
         events = json.load(handle)
     os.remove(path)
     runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
     if len(runs) < 2:
-        return times, dict(NO_PROFILE)
+        return dict(NO_PROFILE)
     after = runs[0][1]
     kernels: dict[str, float] = {}
     for e in events:
@@ -645,8 +673,8 @@ def warm_and_profile(session: ort.InferenceSession, feeds: dict, profiled: bool)
             op = e.get("args", {}).get("op_name", "?")
             kernels[op] = kernels.get(op, 0.0) + e["dur"] * 1e-6 / (len(runs) - 1)
     run_s = sum(b - a for a, b in runs[1:]) * 1e-6 / (len(runs) - 1)
-    return times, {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
-                   "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
+    return {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
+            "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
 
 
 def one_line(error: BaseException | str) -> str:
@@ -683,14 +711,13 @@ def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: 
                                    profile_prefix=os.path.join(tmp, "profile") if profiled else None)
             feeds = input_feeds(model_inputs(model))
             setup_s = time.perf_counter() - start
-            warm, profile = warm_and_profile(session, feeds, profiled)
+            profile = profile_calls(session, feeds) if profiled else dict(NO_PROFILE)
             calibration_s = time.perf_counter() - start - setup_s
-            # Profiled calls are slower: they warm the session but cannot calibrate loops.
-            part = measure_session(session, feeds, settings, None if profiled else warm)
+            # Profiled calls are slower than plain ones: the warm-up after them calibrates loops.
+            part = measure_session(session, feeds, settings)
         del session
-        part["calibration"] = {"null_call_s": null_call_seconds(
-            settings.intra_op_threads, settings.inter_op_threads, settings.graph_optimization_level),
-            "profile": profile}
+        part["calibration"] = {**call_costs(settings.intra_op_threads, settings.inter_op_threads,
+                                            settings.graph_optimization_level), "profile": profile}
         part["timing"]["calibration_s"] = calibration_s
     except Exception as exc:  # noqa: BLE001 - any failure is this brick's result, not a crash
         return error_result(kind=kind, id=id, error=exc, settings=settings, suite=suite,
@@ -857,10 +884,12 @@ def brick_main(spec: dict, argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="ONNX Runtime intra-op threads (default 1)")
     parser.add_argument("--taskset", metavar="CPUS", help="pin to these CPUs, e.g. 2 or 0-3")
+    parser.add_argument("--runs", type=int, metavar="N", help="timed calls at least (default 100)")
     parser.add_argument("--suite", metavar="ID", help="suite id recorded in the result")
     args = parser.parse_args(argv)
     try:
-        settings = Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset)
+        settings = Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
+                            min_runs=args.runs)
         pin_cpus(settings)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))

@@ -123,3 +123,30 @@ def test_breakdown_by_op_type_and_top_bricks(tmp_path: Path):
     assert data["by_op"] == {"Conv>Relu": 4.0, "Conv": 1.0}
     assert data["top_bricks"][0] == {"brick": "b", "ops": "Conv>Relu", "count": 2, "seconds": 4.0,
                                      "share": 0.8}
+
+
+def calibrated_result(brick: str, seconds: float, *, boundary_share: float = 0.0,
+                      null: float = 0.0, node: float | None = None) -> dict:
+    data = result(brick, seconds)
+    profile = {"calls": 4, "run_s": 1.0, "kernels_s": {"ReorderInput": boundary_share},
+               "boundary_s": boundary_share} if boundary_share else \
+        {"calls": 0, "run_s": 0.0, "kernels_s": {}, "boundary_s": 0.0}
+    data["calibration"] = {"null_call_s": null, "profile": profile}
+    if node is not None:
+        data["calibration"]["node_s"] = node
+    return data
+
+
+def test_calibration_removes_reorders_and_all_but_the_per_node_part_of_each_call(tmp_path: Path):
+    res = loaded(tmp_path, [
+        calibrated_result("a", 1.0, boundary_share=0.25, null=0.1, node=0.02),  # 1 - .25 - .08
+        calibrated_result("b", 2.0, null=0.1, node=0.02),                        # 2 - .08
+        calibrated_result("c", 5.0, null=0.1, node=0.02),
+        calibrated_result("d", 0.5, null=0.1),  # an older result without node_s: whole call
+    ])
+    assert res["a"].calibrated == pytest.approx(0.67) and res["d"].calibrated == pytest.approx(0.4)
+    diamond, chain = est.estimate(PLAN, res)
+    # The model pays one call's fixed part: the median over its bricks.
+    assert diamond.calibrated == pytest.approx(0.67 + 1.92 + 4.92 + 0.4 + 0.08)
+    assert chain.calibrated == pytest.approx(1.92 * 2 + 0.67 + 0.08)
+    assert diamond.sequential == pytest.approx(8.5)  # the plain sum is still reported

@@ -78,10 +78,11 @@ def test_median_interval_is_the_binomial_one_and_needs_six_values():
 
 # --- the random data policy -----------------------------------------------------------------
 
-def test_random_data_policy_v1():
+def test_random_data_policy_v2():
     seed = int.from_bytes(hashlib.sha256(b"w0").digest()[:8], "big")
     rng = np.random.default_rng(seed)
-    expected = rng.uniform(-1 / 6, 1 / 6, size=(4, 4, 3, 3)).astype(np.float32)
+    expected = (np.float32(-1 / 6) + np.float32(2 / 6) * rng.random(size=(4, 4, 3, 3), dtype=np.float32))
+    assert expected.dtype == np.float32
     weight = harness.random_array("w0", "FLOAT", [4, 4, 3, 3], "weight")  # fan-in 4*3*3 = 36
     np.testing.assert_array_equal(weight, expected)
     again = harness.random_array("w0", "FLOAT", (4, 4, 3, 3), "weight")
@@ -192,6 +193,30 @@ def test_measure_model_measures_whole_models_the_same_way():
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     failed = harness.measure_model(model, QUICK, kind="model", id="mlp")
     assert failed["status"] == "error" and "symbolic dimension batch" in failed["error"]
+
+
+def test_every_benchmark_gets_at_least_min_runs_timed_calls():
+    # A slow-ish brick (loops = 1) must still get min_runs values, past the time cap.
+    settings = harness.Settings(quick=True, min_value_s=0.0, min_runs=40, max_time_s=0.0)
+    result = harness.measure_spec(conv_spec(8, 16), settings)
+    assert result["stats"]["loops"] == 1 and result["stats"]["n"] >= 40
+    assert result["settings"]["policy"]["min_runs"] == 40
+    # A microsecond brick reaches min_runs through its inner loops: values stay few.
+    fast = harness.measure_spec(relu_spec([1, 4]), harness.Settings(quick=True, min_runs=40))
+    assert fast["stats"]["n"] * fast["stats"]["loops"] >= 40
+    with pytest.raises(ValueError, match="runs"):
+        harness.Settings(min_runs=0)
+
+
+def test_calibration_records_call_costs_and_profiles_only_layout_sensitive_graphs():
+    conv = harness.measure_spec(conv_spec(16, 14), QUICK)["calibration"]
+    assert 0.0 <= conv["node_s"] <= conv["null_call_s"] < 0.01
+    profile = conv["profile"]
+    assert 1 <= profile["calls"] <= harness.PROFILE_CALLS and profile["run_s"] > 0
+    assert profile["kernels_s"] and profile["boundary_s"] == pytest.approx(sum(
+        profile["kernels_s"].get(op, 0.0) for op in harness.BOUNDARY_OPS))
+    relu = harness.measure_spec(relu_spec([1, 64]), QUICK)["calibration"]
+    assert relu["profile"] == harness.NO_PROFILE  # no NCHWc seed op: nothing to profile
 
 
 def test_a_spec_ort_cannot_load_gives_a_one_line_error_result():

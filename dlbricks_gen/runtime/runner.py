@@ -100,6 +100,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return int(text)
+
+
 def shard(bricks: list[str], k: int, n: int) -> list[str]:
     """Shard K of N (1-based): every N-th brick of the sorted list, so shards are disjoint,
     together complete, and similar in size and mix."""
@@ -152,6 +158,7 @@ class Worker:
                         "--suite-dir", str(suite_dir), "--suite", suite,
                         "--threads", str(args.threads)]
         self.command += ["--quick"] if args.quick else []
+        self.command += ["--runs", str(args.runs)] if args.runs else []
         self.command += ["--taskset", args.taskset] if args.taskset else []
         self.suite_dir = suite_dir
         self.proc: subprocess.Popen | None = None
@@ -263,7 +270,8 @@ def worker_main(args: argparse.Namespace) -> int:
 
 
 def make_settings(harness, args: argparse.Namespace):
-    return harness.Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset)
+    return harness.Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
+                            min_runs=args.runs)
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -454,6 +462,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="ONNX Runtime intra-op threads (1)")
     p.add_argument("--quick", action="store_true", help="tiny time budget per brick (smoke test)")
+    p.add_argument("--runs", type=positive_int, metavar="N",
+                   help="timed calls per brick at least (default 100; 1 with --quick)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"per-brick time limit, then the brick is an error ({DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--shard", type=parse_shard, metavar="K/N", help="run only shard K of N")
