@@ -125,9 +125,10 @@ def estimate(
         for the_plan in plans:
             shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
             if per_machine:
-                groups = est.load_grouped(results, the_plan.suite, statistic, shared)
+                groups = est.load_grouped(results, the_plan.suite, statistic, shared, set(the_plan.bricks))
             else:
-                groups = {"": est.load_results(results, the_plan.suite, statistic, shared)}
+                groups = {"": est.load_results(results, the_plan.suite, statistic, shared,
+                                               set(the_plan.bricks))}
             sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
     except ValueError as exc:
         fail(str(exc))
