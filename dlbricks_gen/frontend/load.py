@@ -30,7 +30,8 @@ def read_model(path: Path, display: str) -> onnx.ModelProto:
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, UnicodeDecodeError) as exc:
-        raise FrontendError(display, f"not a valid ONNX file (truncated or corrupt): {exc}") from None
+        raise FrontendError(display, f"not a valid ONNX file (truncated, corrupt, or with "
+                             f"text that is not UTF-8): {exc}") from None
     except Exception as exc:  # protobuf raises several unrelated types for garbage input
         raise FrontendError(display, f"not a valid ONNX file: {type(exc).__name__}: {exc}") from None
     if not model.HasField("graph") or not (model.graph.node or model.graph.output):
