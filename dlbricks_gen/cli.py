@@ -11,6 +11,7 @@ import typer
 
 from . import __version__
 from .frontend import ShapeOptions
+from .frontend.shapes import DEFAULT_MAX_BYTES
 
 app = typer.Typer(
     help="DLBricks for ONNX: compile models into a standalone benchmark suite, "
@@ -67,15 +68,18 @@ def compile_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more bytes.")] = DEFAULT_MAX_BYTES,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
     Example: dlbricks-gen compile models/ -o generated/ -H 1 --batch 1
     """
+    from dataclasses import replace
+
     from .pipeline import compile_models
     from .plan import default_plan_path
 
-    options = shape_options(batch, input_shape, dim)
+    options = replace(shape_options(batch, input_shape, dim), max_bytes=max_bytes)
     plan_path = plan or default_plan_path(output)
     try:
         result = compile_models(models, output, plan_path, granularity, options, fusion,
