@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hostile import HOSTILE, MARKERS, SENTINEL, write_corpus
+from dlbricks_gen.audit import audit_suite, format_report
 from dlbricks_gen.cli import app
 
 runner = CliRunner()
@@ -103,6 +104,8 @@ def test_hostile_strings_never_reach_the_suite_and_nothing_runs(corpus, tmp_path
             for form in {marker, ascii(marker)[1:-1], json.dumps(marker)[1:-1]}:
                 assert form.encode("utf-8", "surrogatepass") not in data, (path, marker)
     _run_every_program(suite, tmp_path)
+    report = audit_suite(suite, tmp_path / "models")
+    assert report.ok and not report.ambiguous and report.secrets > 50, format_report(report)
 
 
 def test_strings_that_are_kernel_data_stay_data(corpus, tmp_path: Path):
