@@ -26,7 +26,7 @@ import onnx
 
 from .frontend import find_models
 from .frontend.private import Secret, model_secrets
-from .generate import SuiteInfo, environment, fixed_files, render_brick, templates_dir
+from .generate import SuiteInfo, environment, fixed_files, render_brick, templates_dir, weightless
 
 TENSOR_NAME = re.compile(r"(in\d+|t\d+_\d+|[wc]\d+_\d+)")
 SHOWN_LEAKS = 20
@@ -236,11 +236,8 @@ def _inferred_types(spec: dict, known: dict[str, str]) -> dict[str, str]:
         return {}
     from .runtime.harness import build_model
 
-    weights = [t for t in spec["initializers"] if t["data"] == "random"]
-    light = {**spec, "inputs": spec["inputs"] + [{k: t[k] for k in ("name", "dtype", "shape")} for t in weights],
-             "initializers": [t for t in spec["initializers"] if t["data"] != "random"]}
     try:
-        graph = onnx.shape_inference.infer_shapes(build_model(light), data_prop=True).graph
+        graph = onnx.shape_inference.infer_shapes(build_model(weightless(spec)), data_prop=True).graph
     except Exception:  # contrib ops: onnx cannot infer them
         return {}
     found = {}

@@ -69,6 +69,7 @@ def compile_cmd(
     input_shape: InputShape = None,
     dim: Dim = None,
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more bytes.")] = DEFAULT_MAX_BYTES,
+    decoys: Annotated[int, typer.Option("--decoys", min=0, help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set does not identify the models; only the plan marks them.")] = 0,
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
@@ -85,7 +86,7 @@ def compile_cmd(
     try:
         result = compile_models(models, output, plan_path, granularity, options, fusion,
                                 progress=lambda p: typer.echo(f"reading {p!r}"[:300], err=True),
-                                audit=audit)
+                                audit=audit, decoys=decoys)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -96,7 +97,11 @@ def compile_cmd(
     layers = sum(m.layers for m in parts.models)
     instances = sum(len(m.instances) for m in parts.models)
     typer.echo(f"{len(parts.models)} models ({len(result.failed)} failed), {layers} layers, "
-               f"{instances} sequences at H={granularity}, {len(parts.bricks)} unique bricks")
+               f"{instances} sequences at H={granularity}, {len(parts.bricks) - len(result.decoys)} unique bricks"
+               + (f" + {len(result.decoys)} decoys" if decoys else ""))
+    if len(result.decoys) < decoys:
+        typer.echo(f"warning: only {len(result.decoys)} of {decoys} decoys could be made "
+                   "(too few distinct sizes among the real bricks)", err=True)
     typer.echo(f"plan: {plan_path}  (private: keep it, do not ship it)")
     if result.audit is not None:
         report_audit(result.audit, brief=True)

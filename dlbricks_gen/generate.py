@@ -81,6 +81,14 @@ def brick_spec(digest: str, brick: Brick) -> dict:
     }
 
 
+def weightless(spec: dict) -> dict:
+    """The SPEC with its random weights turned into typed graph inputs: a graph to infer
+    shapes on, or to rebuild a brick from, without allocating any weight."""
+    weights = [t for t in spec["initializers"] if t["data"] == "random"]
+    return {**spec, "inputs": spec["inputs"] + [{k: t[k] for k in ("name", "dtype", "shape")} for t in weights],
+            "initializers": [t for t in spec["initializers"] if t["data"] != "random"]}
+
+
 def _opsets(brick: Brick) -> dict[str, int]:
     """Per domain, the newest schema version used: every op resolves to the same schema."""
     opsets = {"": MIN_AI_ONNX_OPSET}
