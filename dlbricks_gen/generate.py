@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +22,7 @@ from .ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Brick, Operand
 from .partition import Partition
 
 MIN_AI_ONNX_OPSET = 7
+DIGEST = re.compile(r"[0-9a-f]{64}")
 RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py", "result.schema.json": "result.schema.json"}
 
 
@@ -181,7 +183,10 @@ def render_suite(partition: Partition) -> tuple[SuiteInfo, dict[str, str]]:
 
 
 def render_brick(env: jinja2.Environment, spec: dict) -> str:
-    """A brick program: the template around its SPEC literal, and nothing else."""
+    """A brick program: the template around its SPEC literal, and nothing else. The docstring
+    shows the digest and layer count, so they must be exactly a digest and an int."""
+    if not (isinstance(spec["brick"], str) and DIGEST.fullmatch(spec["brick"])) or type(spec["layers"]) is not int:
+        raise ValueError("a brick SPEC needs a sha256 hex digest as 'brick' and an int as 'layers'")
     ops = tuple(f"{n['domain']}.{n['op_type']}" if n["domain"] else n["op_type"] for n in spec["nodes"])
     return env.get_template("brick.py.j2").render(
         brick_id=spec["brick"], layers=spec["layers"], ops_summary=_ops_summary(ops),
