@@ -104,3 +104,9 @@ def _reverse_suite_json(suite: Path) -> None:
     meta = json.loads((suite / "suite.json").read_text())
     meta["bricks"].reverse()
     (suite / "suite.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def test_the_committed_example_suite_passes_the_audit():
+    report = audit_suite(Path(__file__).resolve().parents[1] / "generated")
+    assert report.ok, format_report(report)
+    assert report.bricks == 220 and report.layers == sum(c for _, c in report.signatures)
