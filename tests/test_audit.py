@@ -110,3 +110,15 @@ def test_the_committed_example_suite_passes_the_audit():
     report = audit_suite(Path(__file__).resolve().parents[1] / "generated")
     assert report.ok, format_report(report)
     assert report.bricks == 220 and report.layers == sum(c for _, c in report.signatures)
+
+
+def test_weight_bytes_in_external_data_files_are_searched_too(tmp_path: Path):
+    models = tmp_path / "models"
+    models.mkdir()
+    onnx.save_model(residual_cnn(seed=1, batch=1, channels=16), str(models / "ext.onnx"),
+                    save_as_external_data=True, location="ext.data")
+    suite = compiled(models, tmp_path / "suite")
+    data = (models / "ext.data").read_bytes()
+    (suite / "bricks" / "stolen.bin").write_bytes(data[: len(data) // 3])
+    report = audit_suite(suite, models)
+    assert any(leak.kind == "initializer data" and leak.file == "bricks/stolen.bin" for leak in report.leaks)

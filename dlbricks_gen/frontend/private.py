@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+from onnx import external_data_helper
 
 MIN_TEXT = 4  # shorter strings ("x", "add") occur everywhere by chance
 MIN_WEIGHT_BYTES = 64  # initializers at least this large give byte samples
@@ -33,7 +34,7 @@ def model_secrets(path: Path, root: Path) -> list[Secret]:
     try:
         model = onnx.load_model(str(path), load_external_data=False)
         texts += _model_texts(model)
-        samples = [s for t in model.graph.initializer for s in weight_samples(t)]
+        samples = [s for t in model.graph.initializer for s in weight_samples(t, path.parent)]
     except Exception:  # a file the frontend refused still has a name
         pass
     found = {Secret(kind, text.encode("utf-8", "surrogatepass"), rel) for kind, text in texts
@@ -60,11 +61,32 @@ def _model_texts(model: onnx.ModelProto) -> list[tuple[str, str]]:
     return texts
 
 
-def weight_samples(tensor: onnx.TensorProto) -> list[bytes]:
-    """Up to three windows (start, middle, end) of an initializer's stored bytes."""
-    data = tensor.raw_data
-    if len(data) < MIN_WEIGHT_BYTES:
+def weight_samples(tensor: onnx.TensorProto, base_dir: Path) -> list[bytes]:
+    """Up to three windows (start, middle, end) of an initializer's stored bytes, stored in the
+    model or in its external data file (read at those offsets only)."""
+    if external_data_helper.uses_external_data(tensor):
+        return _external_samples(tensor, base_dir)
+    return _windows(len(tensor.raw_data), lambda start: tensor.raw_data[start:start + SAMPLE_BYTES])
+
+
+def _windows(size: int, read) -> list[bytes]:
+    if size < MIN_WEIGHT_BYTES:
         return []
-    starts = {0, (len(data) - SAMPLE_BYTES) // 2, len(data) - SAMPLE_BYTES}
-    windows = [data[i:i + SAMPLE_BYTES] for i in sorted(starts)]
-    return [w for w in windows if len(set(w)) >= MIN_DISTINCT_BYTES]
+    starts = sorted({0, (size - SAMPLE_BYTES) // 2, size - SAMPLE_BYTES})
+    windows = [read(start) for start in starts]
+    return [w for w in windows if len(w) == SAMPLE_BYTES and len(set(w)) >= MIN_DISTINCT_BYTES]
+
+
+def _external_samples(tensor: onnx.TensorProto, base_dir: Path) -> list[bytes]:
+    info = external_data_helper.ExternalDataInfo(tensor)
+    location = (base_dir / info.location).resolve()
+    if base_dir.resolve() not in location.parents or not location.is_file():
+        return []  # outside the model's folder (never read) or missing
+    offset = int(info.offset or 0)
+    length = int(info.length or (location.stat().st_size - offset))
+    with open(location, "rb") as f:
+        def read(start: int) -> bytes:
+            f.seek(offset + start)
+            return f.read(SAMPLE_BYTES)
+
+        return _windows(length, read)
