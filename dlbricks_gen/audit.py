@@ -109,7 +109,8 @@ def _specs(files: dict[str, bytes], problems: list[str]) -> dict[str, dict]:
             if odd:
                 problems.append(f"{rel}: tensor name {odd[0][:40]!r} is not a generated name")
             specs[digest] = spec
-        except (UnicodeDecodeError, SyntaxError, ValueError, KeyError, TypeError) as exc:
+        except (UnicodeDecodeError, SyntaxError, ValueError, KeyError, TypeError, AttributeError,
+                RecursionError) as exc:
             problems.append(f"{rel}: not a brick program dlbricks-gen writes: {type(exc).__name__}")
     return specs
 

@@ -16,7 +16,7 @@ import random
 import onnx
 from onnx import TensorProto, helper
 
-from .frontend import FrontendError, ShapeOptions, lower_proto
+from .frontend import ShapeOptions, lower_proto
 from .generate import brick_spec, weightless
 from .ir import Brick
 from .partition import Partition, plan_model
@@ -78,7 +78,7 @@ def _variant(spec: dict, pools: dict, rng: random.Random) -> tuple[str, Brick] |
         inputs.append({**t, "shape": shape})
     try:
         model = lower_proto(_proto({**spec, "inputs": inputs}), "decoy", "decoy.onnx", ShapeOptions())
-    except (FrontendError, ValueError, KeyError):
+    except Exception:  # FrontendError mostly; a decoy that cannot be made never stops compile
         return None
     if len(model.nodes) != spec["layers"]:
         return None

@@ -21,9 +21,9 @@ from dlbricks_gen.frontend import FrontendError, ShapeOptions, lower_proto
 from dlbricks_gen.generate import environment, pyliteral, render_brick, render_suite
 from dlbricks_gen.partition import partition
 
-BUDGET = settings(max_examples=100, deadline=None, derandomize=True,
+BUDGET = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
-SMALL = settings(max_examples=120, deadline=None, derandomize=True)
+SMALL = settings(max_examples=120, deadline=None, derandomize=True, database=None)
 
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 UNARY = ["Relu", "Neg", "Sigmoid", "Abs", "Tanh", "Exp", "Softmax", "Transpose", "ReduceMean", "Flatten",
