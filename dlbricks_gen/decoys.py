@@ -2,7 +2,7 @@
 
 DLBricks suggests hiding the model set among dummy models. A decoy is a real brick of the suite
 rebuilt at a spatial size (rank-4 inputs: height and width) or sequence length (rank-3 inputs)
-that other real bricks of the suite have, lowered by the frontend like any model, so it is a
+that real bricks starting with the same op have, with an input no larger than theirs, lowered by the frontend like any model, so it is a
 valid layer sequence with the shapes of a real one. Decoys are drawn with a generator seeded by
 the real bricks' digests: the same models give the same decoys, byte for byte. Only the private
 plan says which bricks are decoys; the suite treats them like the others.
@@ -11,6 +11,7 @@ plan says which bricks are decoys; the suite treats them like the others.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 
 import onnx
@@ -46,14 +47,22 @@ def add_decoys(partition: Partition, count: int) -> tuple[Partition, tuple[str, 
     return Partition(partition.granularity, bricks, partition.models), tuple(sorted(decoys))
 
 
-def _size_pools(bricks) -> dict[int, list[tuple[int, ...]]]:
-    """Per input rank (3, 4): the sizes real bricks have, with their multiplicity."""
-    pools: dict[int, list[tuple[int, ...]]] = {3: [], 4: []}
+def _size_pools(bricks) -> dict[tuple[str, int], tuple[list[tuple[int, ...]], int]]:
+    """Per first op and input rank (3, 4): the sizes real bricks starting with that op have,
+    with their multiplicity (so a classifier head is never drawn at a feature-map size), and the
+    largest such input's element count."""
+    pools: dict[tuple[str, int], list[tuple[int, ...]]] = {}
+    largest: dict[tuple[str, int], int] = {}
     for brick in bricks:
         for t in brick.inputs:
-            if len(t.shape) in pools:
-                pools[len(t.shape)].append(_sizes(t.shape))
-    return pools
+            if len(t.shape) in RANKS:
+                key = (brick.ops[0], len(t.shape))
+                pools.setdefault(key, []).append(_sizes(t.shape))
+                largest[key] = max(largest.get(key, 0), math.prod(t.shape))
+    return {key: (sizes, largest[key]) for key, sizes in pools.items()}
+
+
+RANKS = (3, 4)
 
 
 def _sizes(shape) -> tuple[int, ...]:
@@ -62,11 +71,16 @@ def _sizes(shape) -> tuple[int, ...]:
 
 def _variant(spec: dict, pools: dict, rng: random.Random) -> tuple[str, Brick] | None:
     """The brick of `spec` with its first rank-3/4 input's sizes replaced, or None."""
-    first = next((t for t in spec["inputs"] if len(t["shape"]) in pools), None)
+    first = next((t for t in spec["inputs"] if len(t["shape"]) in RANKS), None)
     if first is None:
         return None
     old = _sizes(first["shape"])
-    choices = [s for s in pools[len(first["shape"])] if s != old]
+    op = spec["nodes"][0]["op_type"]
+    op = f"{spec['nodes'][0]['domain']}.{op}" if spec["nodes"][0]["domain"] else op
+    sizes, largest = pools.get((op, len(first["shape"])), ([], 0))
+    per_size = math.prod(first["shape"]) // max(math.prod(old), 1)  # batch x channels (x width)
+    # no input larger than the largest real one for this op: decoys cost what real bricks cost
+    choices = [s for s in sizes if s != old and per_size * math.prod(s) <= largest]
     if not choices:
         return None
     new = rng.choice(choices)
