@@ -168,6 +168,10 @@ def cases() -> dict[str, tuple[object, str | None]]:
                                 "node 'haunted' (Add): reads tensor 'ghost', which no node"),
         "zero_dim.onnx": (relu_chain([relu("Relu", ["x"], ["y"], name="r")], inputs=[vi("x", [1, 0])]),
                           "unresolved input dimensions: x (dim 1 is 0)"),
+        "zero_size_weight.onnx": (make_model([relu("MatMul", ["x", "w"], ["y"], name="empty_mm")],
+                                             [vi("x", [1, 4])], [vi("y", [1, 0])],
+                                             [numpy_helper.from_array(np.zeros((4, 0), np.float32), "w")]),
+                                  None),  # an empty output is valid ONNX: compiles and runs
         "negative_dim.onnx": (relu_chain([relu("Relu", ["x"], ["y"], name="r")], inputs=[vi("x", [1, -3])]),
                               "input 'x' has a negative dimension -3"),
         "huge_weight.onnx": (huge_weight(), "node 'giant_matmul' (MatMul): needs 4.0 TiB"),
