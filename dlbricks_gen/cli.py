@@ -11,6 +11,7 @@ import typer
 
 from . import __version__
 from .frontend import ShapeOptions
+from .frontend.shapes import DEFAULT_MAX_BYTES
 
 app = typer.Typer(
     help="DLBricks for ONNX: compile models into a standalone benchmark suite, "
@@ -69,19 +70,25 @@ def compile_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more bytes.")] = DEFAULT_MAX_BYTES,
+    decoys: Annotated[int, typer.Option("--decoys", min=0, help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set does not identify the models; only the plan marks them.")] = 0,
+    audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
     Example: dlbricks-gen compile models/ -o generated/ -H 1 --batch 1
     """
+    from dataclasses import replace
+
     from .pipeline import compile_models
     from .plan import default_plan_path
 
-    options = shape_options(batch, input_shape, dim)
+    options = replace(shape_options(batch, input_shape, dim), max_bytes=max_bytes)
     plan_path = plan or default_plan_path(output)
     try:
         result = compile_models(models, output, plan_path, granularity, options, fusion,
-                                progress=lambda p: typer.echo(f"reading {p}", err=True))
+                                progress=lambda p: typer.echo(f"reading {p!r}"[:300], err=True),
+                                audit=audit, decoys=decoys)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -92,9 +99,42 @@ def compile_cmd(
     layers = sum(m.layers for m in parts.models)
     instances = sum(len(m.instances) for m in parts.models)
     typer.echo(f"{len(parts.models)} models ({len(result.failed)} failed), {layers} layers, "
-               f"{instances} sequences at H={granularity}, {len(parts.bricks)} unique bricks")
-    typer.echo(f"suite {result.suite}: {output}/  (ship this)")
+               f"{instances} sequences at H={granularity}, {len(parts.bricks) - len(result.decoys)} unique bricks"
+               + (f" + {len(result.decoys)} decoys" if decoys else ""))
+    if len(result.decoys) < decoys:
+        typer.echo(f"warning: only {len(result.decoys)} of {decoys} decoys could be made "
+                   "(too few distinct sizes among the real bricks)", err=True)
     typer.echo(f"plan: {plan_path}  (private: keep it, do not ship it)")
+    if result.audit is not None:
+        report_audit(result.audit, brief=True)
+    typer.echo(f"suite {result.suite}: {output}/  (ship this)")
+
+
+def report_audit(report, brief: bool) -> None:
+    """Print an audit; exit 1 (loudly) when it found a leak or a problem."""
+    from .audit import format_report
+
+    text = format_report(report, top=0 if brief else 40)
+    lines = text.splitlines()
+    if brief:  # the headline, the search and the verdict; `audit` prints the signatures
+        lines = [line for line in lines if not line.startswith(("  ", "what the suite", "layers by op"))]
+    typer.echo("\n".join(lines), err=not report.ok)
+    if not report.ok:
+        fail("the audit found model data in the suite (see above): do not ship it")
+
+
+@app.command("audit")
+def audit_cmd(
+    suite: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Suite directory written by compile.")],
+    models: Annotated[Optional[Path], typer.Option("--models", exists=True, help="The models it was compiled from: search the suite for their names, texts and weight bytes.")] = None,
+) -> None:
+    """Check a suite before shipping it, and print what it reveals (layer signatures).
+
+    Example: dlbricks-gen audit generated/ --models models/
+    """
+    from .audit import audit_suite
+
+    report_audit(audit_suite(suite, models), brief=False)
 
 
 @app.command()
@@ -127,9 +167,10 @@ def estimate(
         for the_plan in plans:
             shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
             if per_machine:
-                groups = est.load_grouped(results, the_plan.suite, statistic, shared)
+                groups = est.load_grouped(results, the_plan.suite, statistic, shared, set(the_plan.bricks))
             else:
-                groups = {"": est.load_results(results, the_plan.suite, statistic, shared)}
+                groups = {"": est.load_results(results, the_plan.suite, statistic, shared,
+                                               set(the_plan.bricks))}
             sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
     except ValueError as exc:
         fail(str(exc))

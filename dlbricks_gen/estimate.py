@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .plan import Plan, PlanModel
+from .resultfiles import fingerprint, read_json_file, read_result_file
 from .runtime.harness import validate_result
 
 STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
@@ -72,22 +73,11 @@ class ResultSet:
     first: tuple[Path, dict] | None = None  # one result of the group, to name in messages
 
 
-def read_result_file(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable result file: {exc}") from None
-    problems = validate_result(data) if isinstance(data, dict) else ["not a JSON object"]
-    if problems:
-        raise ValueError(f"{path}: invalid result: {problems[0]}")
-    return data
-
-
 def load_results(dirs: list[Path], suite: str | None, statistic: str,
-                 other_suites: bool = False) -> ResultSet:
-    """Read every results/*.json; refuse files from another suite (or, with `other_suites`,
-    leave them out) or from another machine or setting."""
-    groups = load_grouped(dirs, suite, statistic, other_suites)
+                 other_suites: bool = False, known: set[str] | None = None) -> ResultSet:
+    """Read every results/*.json; skip, as problems, invalid files, files from another suite
+    (silently with `other_suites`) and ids not in `known`; refuse to mix machines or settings."""
+    groups = load_grouped(dirs, suite, statistic, other_suites, known)
     if len(groups) > 1:
         (ka, a), (kb, b) = list(groups.items())[:2]
         check_compatible(a.first, b.first)  # raises, naming the field that differs
@@ -102,11 +92,17 @@ def machine_key(data: dict) -> str:
 
 
 def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
-                 other_suites: bool = False) -> dict[str, ResultSet]:
-    """Results grouped by machine and settings (`machine_key`); problems go to every group."""
+                 other_suites: bool = False, known: set[str] | None = None) -> dict[str, ResultSet]:
+    """Results grouped by machine and settings (`machine_key`); problems go to every group.
+
+    Every file is untrusted (resultfiles.py): a bad one is a problem naming it, never a crash.
+    Two files with the same id and machine but different timings are both refused.
+    """
     groups: dict[str, ResultSet] = {}
     problems: list[str] = []
     pending_errors: list[dict] = []
+    seen: dict[tuple[str, str], tuple[Path, str]] = {}
+    conflicting: set[tuple[str, str]] = set()
     for directory in dirs:
         for path in sorted(directory.glob("*.json")):
             try:
@@ -114,21 +110,45 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
             except ValueError as exc:
                 problems.append(str(exc))
                 continue
-            if suite is not None and data.get("suite") not in (None, suite):
-                if other_suites:
-                    continue
-                raise ValueError(f"{path}: result of suite {data.get('suite')}, the plan is for suite {suite}")
+            problem = _foreign(path, data, suite, known)
+            if problem:
+                if not (other_suites and problem.endswith(_OTHER_SUITE)):
+                    problems.append(problem)
+                continue
+            key = (machine_key(data), data["id"])
+            if key in seen and seen[key][1] != fingerprint(data):
+                problems.append(f"{path}: id {data['id']} already has different results in "
+                                f"{seen[key][0]}: both refused")
+                conflicting.add(key)
+                continue
+            seen.setdefault(key, (path, fingerprint(data)))
             if data.get("status") != "ok":
                 pending_errors.append(data)  # an error result carries no comparable timing
                 continue
             group = groups.setdefault(machine_key(data), ResultSet())
             group.first = group.first or (path, data)
             group.results[data["id"]] = _brick_result(data, statistic)
+    for machine, digest in conflicting:
+        groups.get(machine, ResultSet()).results.pop(digest, None)
+    conflicted = {digest for _, digest in conflicting}
     for group in groups.values() or [groups.setdefault("", ResultSet())]:
         group.problems = list(problems)
         for data in pending_errors:
-            group.results.setdefault(data["id"], _brick_result(data, statistic))
+            if data["id"] not in conflicted:
+                group.results.setdefault(data["id"], _brick_result(data, statistic))
     return groups
+
+
+_OTHER_SUITE = "(another suite)"
+
+
+def _foreign(path: Path, data: dict, suite: str | None, known: set[str] | None) -> str | None:
+    """Why a valid result does not belong to this plan, or None."""
+    if suite is not None and data.get("suite") not in (None, suite):
+        return f"{path}: result of suite {data.get('suite')}, the plan is for suite {suite} {_OTHER_SUITE}"
+    if known is not None and data["id"] not in known:
+        return f"{path}: id {data['id'][:80]!r} is not a brick of this plan"
+    return None
 
 
 def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:
@@ -208,20 +228,19 @@ def e2e_batch(path: Path) -> int | None:
     """The --batch an e2e file was measured with (None when not recorded)."""
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("shapes", {}).get("batch")
-    except (OSError, json.JSONDecodeError, AttributeError):
+    except (OSError, ValueError, AttributeError):
         return None
 
 
 def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
     """Whole-model measurements written by `dlbricks-gen e2e`, by model name."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read e2e file: {exc}") from None
+    data = read_json_file(path, "e2e file")
     if not isinstance(data, dict) or data.get("version") != 1 or data.get("kind") != "e2e":
         raise ValueError(f"{path}: not an e2e file of version 1")
     out = {}
-    for name, result in data.get("models", {}).items():
+    if not isinstance(data.get("models"), dict):
+        raise ValueError(f"{path}: e2e file without a 'models' object")
+    for name, result in data["models"].items():
         problems = validate_result(result)
         if problems:
             raise ValueError(f"{path}: model {name}: invalid result: {problems[0]}")

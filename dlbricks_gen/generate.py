@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +22,7 @@ from .ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Brick, Operand
 from .partition import Partition
 
 MIN_AI_ONNX_OPSET = 7
+DIGEST = re.compile(r"[0-9a-f]{64}")
 RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py", "result.schema.json": "result.schema.json"}
 
 
@@ -81,6 +83,14 @@ def brick_spec(digest: str, brick: Brick) -> dict:
     }
 
 
+def weightless(spec: dict) -> dict:
+    """The SPEC with its random weights turned into typed graph inputs: a graph to infer
+    shapes on, or to rebuild a brick from, without allocating any weight."""
+    weights = [t for t in spec["initializers"] if t["data"] == "random"]
+    return {**spec, "inputs": spec["inputs"] + [{k: t[k] for k in ("name", "dtype", "shape")} for t in weights],
+            "initializers": [t for t in spec["initializers"] if t["data"] != "random"]}
+
+
 def _opsets(brick: Brick) -> dict[str, int]:
     """Per domain, the newest schema version used: every op resolves to the same schema."""
     opsets = {"": MIN_AI_ONNX_OPSET}
@@ -135,9 +145,9 @@ def pyliteral(value, indent: int = 0) -> str:
     raise TypeError(f"not plain data: {type(value).__name__}")
 
 
-def _ops_summary(brick: Brick) -> str:
+def _ops_summary(ops: tuple[str, ...]) -> str:
     """Op names for a docstring: only characters that cannot end the docstring."""
-    ops = [op if op.replace(".", "").replace("_", "").isalnum() else "?" for op in brick.ops]
+    ops = [op if op.replace(".", "").replace("_", "").isalnum() else "?" for op in ops]
     text = " -> ".join(ops)
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -166,24 +176,36 @@ def render_suite(partition: Partition) -> tuple[SuiteInfo, dict[str, str]]:
     digests = [d for d, _ in partition.bricks]
     info = SuiteInfo(suite_id(digests), tuple(digests))
     env = environment()
-    brick_template = env.get_template("brick.py.j2")
-    files = {}
-    for digest, brick in partition.bricks:
-        files[f"bricks/{digest}.py"] = brick_template.render(
-            brick_id=digest, layers=len(brick.layers), ops_summary=_ops_summary(brick),
-            generator_version=__version__, spec=brick_spec(digest, brick),
-        )
-    context = {"suite_id": info.suite, "generator_version": __version__, "brick_count": len(digests)}
-    for name in ("Makefile", "README.md"):
-        files[name] = env.get_template(f"{name}.j2").render(**context)
+    files = {f"bricks/{digest}.py": render_brick(env, brick_spec(digest, brick))
+             for digest, brick in partition.bricks}
+    files.update(fixed_files(env, info))
+    return info, dict(sorted(files.items()))
+
+
+def render_brick(env: jinja2.Environment, spec: dict) -> str:
+    """A brick program: the template around its SPEC literal, and nothing else. The docstring
+    shows the digest and layer count, so they must be exactly a digest and an int."""
+    if not (isinstance(spec["brick"], str) and DIGEST.fullmatch(spec["brick"])) or type(spec["layers"]) is not int:
+        raise ValueError("a brick SPEC needs a sha256 hex digest as 'brick' and an int as 'layers'")
+    ops = tuple(f"{n['domain']}.{n['op_type']}" if n["domain"] else n["op_type"] for n in spec["nodes"])
+    return env.get_template("brick.py.j2").render(
+        brick_id=spec["brick"], layers=spec["layers"], ops_summary=_ops_summary(ops),
+        generator_version=__version__, spec=spec,
+    )
+
+
+def fixed_files(env: jinja2.Environment, info: SuiteInfo) -> dict[str, str]:
+    """The files that depend only on the suite id and brick list (and dlbricks-gen itself)."""
+    context = {"suite_id": info.suite, "generator_version": __version__, "brick_count": len(info.bricks)}
+    files = {name: env.get_template(f"{name}.j2").render(**context) for name in ("Makefile", "README.md")}
     files["requirements.txt"] = requirements()
     files["suite.json"] = json.dumps(
-        {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(digests)},
+        {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(info.bricks)},
         indent=2, sort_keys=True) + "\n"
     runtime = package_dir() / "runtime"
     for source, target in RUNTIME_FILES.items():
         files[target] = (runtime / source).read_text(encoding="utf-8")
-    return info, dict(sorted(files.items()))
+    return files
 
 
 def requirements() -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .audit import AuditReport, audit_suite
+from .decoys import add_decoys
 from .frontend import FrontendError, ShapeOptions, find_models, load_model
 from .generate import render_suite, write_suite
 from .ir import Model
@@ -20,6 +22,8 @@ class CompileResult:
     failed: tuple[tuple[str, str], ...]  # (file, one-line error)
     plan_path: Path
     suite_dir: Path
+    audit: AuditReport | None = None
+    decoys: tuple[str, ...] = ()  # digests of the decoy bricks (in `partition.bricks` too)
 
 
 def lower_all(root: Path, options: ShapeOptions,
@@ -51,13 +55,23 @@ def cut(models: list[Model], granularity: int, fusion: bool) -> Partition:
 
 def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                    options: ShapeOptions, fusion: bool = False,
-                   progress: Callable[[str], None] | None = None) -> CompileResult:
+                   progress: Callable[[str], None] | None = None,
+                   audit: bool = False, decoys: int = 0) -> CompileResult:
+    """Lower, cut, add `decoys`, render and write; with `audit`, audit the written suite
+    against the models and check that the models' order does not change it."""
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
-    parts = cut(models, granularity, fusion)
+    parts, decoy_ids = add_decoys(cut(models, granularity, fusion), decoys)
     info, files = render_suite(parts)
+    report = None
     if models:
         write_suite(files, out_dir)
         plan_path.parent.mkdir(parents=True, exist_ok=True)
-        plan_path.write_text(plan_json(parts, info.suite, failed, options), encoding="utf-8")
-    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir)
+        plan_path.write_text(plan_json(parts, info.suite, failed, options, decoy_ids), encoding="utf-8")
+        if audit:
+            report = audit_suite(out_dir, root)
+            reordered = add_decoys(cut(models[::-1], granularity, fusion), decoys)[0]
+            if not fusion and render_suite(reordered)[1] != files:
+                report = replace(report, problems=report.problems + (
+                    "the suite changes when the models are read in another order",))
+    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir, report, decoy_ids)

@@ -40,6 +40,7 @@ class Plan:
     models: tuple[PlanModel, ...]
     failed: tuple[tuple[str, str], ...]  # (file, error)
     batch: int | None = None  # the --batch the suite was compiled with
+    decoys: tuple[str, ...] = ()  # bricks of the suite that belong to no model
 
     @property
     def label(self) -> str:
@@ -59,7 +60,7 @@ def check_outside(plan_path: Path, suite_dir: Path) -> None:
 
 
 def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
-              shapes: ShapeOptions | None = None) -> str:
+              shapes: ShapeOptions | None = None, decoys: tuple[str, ...] = ()) -> str:
     shapes = shapes or ShapeOptions()
     data = {
         "version": PLAN_VERSION,
@@ -69,6 +70,7 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
         "generator": __version__,
         "granularity": partition.granularity,
         "bricks": {d: {"layers": len(b.layers), "ops": list(b.ops)} for d, b in partition.bricks},
+        "decoys": sorted(decoys),
         "models": [
             {"name": m.name, "file": m.file, "layers": m.layers,
              "instances": [{"brick": d} for d in m.instances],
@@ -98,6 +100,7 @@ def load_plan(path: Path) -> Plan:
         )
         failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))
         batch = data.get("shapes", {}).get("batch")
-        return Plan(data["suite"], data["granularity"], bricks, models, failed, batch)
+        decoys = tuple(data.get("decoys", ()))
+        return Plan(data["suite"], data["granularity"], bricks, models, failed, batch, decoys)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed plan: {exc!r}") from None

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dlbricks_gen.cli import app
 
 runner = CliRunner()
-COMMANDS = ["compile", "estimate", "e2e", "zoo", "study", "inspect"]
+COMMANDS = ["compile", "estimate", "e2e", "zoo", "study", "inspect", "audit"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -87,9 +87,11 @@ def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
     assert json.loads(report.to_json(table, "median"))["summary"]["compared"] == 2
 
 
-def test_results_from_another_suite_or_machine_are_refused(tmp_path: Path):
-    with pytest.raises(ValueError, match="suite"):
-        loaded(tmp_path / "1", [result("a", 1.0, suite="ffffffffffffffff")])
+def test_results_from_another_suite_are_skipped_and_other_machines_refused(tmp_path: Path):
+    d = write_results(tmp_path / "1", [result("a", 1.0, suite="ffffffffffffffff"), result("b", 1.0)])
+    out = est.load_results([d], SUITE, "median")
+    assert set(out.results) == {"b"} and len(out.problems) == 1
+    assert "a.json: result of suite ffffffffffffffff" in out.problems[0]
     with pytest.raises(ValueError, match="machine.cpu_model"):
         loaded(tmp_path / "2", [result("a", 1.0), result("b", 1.0, cpu="other-cpu")])
 

@@ -73,10 +73,10 @@ def test_every_brick_of_every_test_model_is_a_valid_onnx_graph_ort_loads(tiny_zo
 
 def test_model_strings_cannot_become_code():
     hostile = 'x"""\'\'\'\n__import__("os").system("echo pwned")  # \\'
-    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT, name=hostile)
-    node.attribute.append(helper.make_attribute("junk", hostile))  # unknown attributes are kept
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("StringNormalizer", ["x"], ["y"], stopwords=[hostile], name=hostile)
+    node.attribute.append(helper.make_attribute("junk", hostile))  # unknown attributes are dropped
+    x = helper.make_tensor_value_info("x", TensorProto.STRING, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.STRING, [1, 4])
     model = lower_proto(make_model([node], [x], [y]), "m", "m.onnx", B1)
     _, files = render_suite(partition([model], 1))
     for rel, text in files.items():
@@ -84,7 +84,8 @@ def test_model_strings_cannot_become_code():
             tree_ = ast.parse(text)
             assigns = [n for n in tree_.body if isinstance(n, ast.Assign)]
             spec = ast.literal_eval(assigns[-1].value)
-            assert spec["nodes"][0]["attributes"][0]["value"] == hostile
+            attributes = {a["name"]: a["value"] for a in spec["nodes"][0]["attributes"]}
+            assert attributes["stopwords"] == [hostile] and "junk" not in attributes
             calls = [n for n in ast.walk(tree_) if isinstance(n, ast.Call)]
             assert all(ast.unparse(c.func) in {"sys.path.insert", "os.path.join", "os.path.dirname",
                                                "os.path.abspath", "sys.exit", "brick_main"}

@@ -21,6 +21,7 @@ from .fold import Known, fold, probe_types
 from .load import numel, read_model
 from .lower import Lowerer, canonical_order
 from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
+from .validate import check_graph, check_sizes, initializer_dims
 
 __all__ = ["FrontendError", "ShapeOptions", "load_model", "find_models", "lower_proto"]
 
@@ -53,6 +54,8 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
                 display: str | None = None) -> Model:
     """Lower an in-memory model (its external data, if any, not loaded)."""
     display = display or file
+    check_graph(proto.graph, display)
+    initializer_dims(proto.graph, display)
     bind_inputs(proto, options, display)
     for index, node in enumerate(proto.graph.node):
         node.name = node.name or f"#{index}"  # for error messages only
@@ -64,6 +67,7 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
     working = _rebuild(proto, nodes, known, probed)  # weights as typed inputs: no bytes copied
     for _ in range(MAX_FOLD_ROUNDS):
         types = {**static_types(infer(working, display).graph), **probed}
+        check_sizes(nodes, types, options.max_bytes, display)  # before anything is computed
         result = fold(nodes, known, types, outputs, list(proto.opset_import))
         nodes, known = result.nodes, result.known
         folded += result.folded

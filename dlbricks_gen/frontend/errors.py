@@ -14,7 +14,7 @@ class FrontendError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = self.file
+        where = self.file.replace("\n", "\\n").replace("\r", "\\r")  # file names may hold anything
         if self.node is not None:
             where += f": node {self.node!r}" + (f" ({self.op})" if self.op else "")
         return f"{where}: {self.message}"

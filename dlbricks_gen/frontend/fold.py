@@ -158,8 +158,9 @@ def _run_reference(
     node: onnx.NodeProto, known: dict[str, Known], opsets: list[onnx.OperatorSetIdProto]
 ) -> list[np.ndarray] | None:
     """Evaluate a node on known values: onnx's reference evaluator, then ONNX Runtime."""
-    names = [name for name in node.input if name]
-    inits = [numpy_helper.from_array(known[n].values(), n) for n in dict.fromkeys(names)]
+    node, originals = _plain_names(node, opsets)  # model names and free text never reach the evaluators
+    values = {plain: known[name].values() for plain, name in originals.items()}
+    inits = [numpy_helper.from_array(v, n) for n, v in values.items()]
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
     graph = helper.make_graph([node], "fold", [], outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=opsets)
@@ -168,9 +169,35 @@ def _run_reference(
     except Exception:  # the reference evaluator lacks or mishandles a few ops
         pass
     try:
-        return run_node(node, {n: known[n].values() for n in names}, opsets)
+        return run_node(node, values, opsets)
     except Exception:
         return None
+
+
+def _plain_names(node: onnx.NodeProto, opsets: list[onnx.OperatorSetIdProto]
+                 ) -> tuple[onnx.NodeProto, dict[str, str]]:
+    """A copy of `node` with inputs i0.. and outputs o0.. and without attributes its schema
+    does not know (the evaluators reject them); plain input name -> original."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.name, copy.doc_string = "n", ""
+    version = next((o.version for o in opsets if o.domain in ("", "ai.onnx")), None)
+    try:
+        known = onnx.defs.get_schema(node.op_type, version or 1, node.domain).attributes
+    except onnx.defs.SchemaError:
+        known = None
+    if known is not None and node.domain in ("", "ai.onnx"):
+        kept = [a for a in copy.attribute if a.name in known]
+        del copy.attribute[:]
+        copy.attribute.extend(kept)
+    plain: dict[str, str] = {}
+    for k, name in enumerate(copy.input):
+        if name:
+            copy.input[k] = plain.setdefault(name, f"i{len(plain)}")
+    for k, name in enumerate(copy.output):
+        if name:
+            copy.output[k] = f"o{k}"
+    return copy, {v: k for k, v in plain.items()}
 
 
 def run_node(node: onnx.NodeProto, inputs: dict[str, np.ndarray],
@@ -210,8 +237,9 @@ def probe_types(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dic
             else:
                 break
         else:
+            plain, originals = _plain_names(node, opsets)
             try:
-                values = run_node(node, inputs, opsets)
+                values = run_node(plain, {p: inputs[o] for p, o in originals.items()}, opsets)
             except Exception:
                 continue
             for name, v in zip((o for o in node.output if o), values):

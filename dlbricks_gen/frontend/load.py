@@ -30,11 +30,17 @@ def read_model(path: Path, display: str) -> onnx.ModelProto:
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError, UnicodeDecodeError) as exc:
-        raise FrontendError(display, f"not a valid ONNX file (truncated or corrupt): {exc}") from None
+        raise FrontendError(display, f"not a valid ONNX file (truncated, corrupt, or with "
+                             f"text that is not UTF-8): {exc}") from None
     except Exception as exc:  # protobuf raises several unrelated types for garbage input
         raise FrontendError(display, f"not a valid ONNX file: {type(exc).__name__}: {exc}") from None
     if not model.HasField("graph") or not (model.graph.node or model.graph.output):
         raise FrontendError(display, "not an ONNX model (no graph)")
+    try:
+        check_text(model)
+    except UnicodeDecodeError:
+        raise FrontendError(display, "not a valid ONNX file: holds text (a name, doc string or "
+                            "metadata) that is not UTF-8") from None
     check_opsets(model, display)
     load_small_external(model, path.parent, display)
     if model.functions:  # model-local functions: ONNX Runtime inlines them, so do we
@@ -43,6 +49,18 @@ def read_model(path: Path, display: str) -> onnx.ModelProto:
         except Exception as exc:
             raise FrontendError(display, f"cannot inline the model's local functions: {exc}") from None
     return model
+
+
+def check_text(message) -> None:
+    """Every string field must be UTF-8: protobuf hands back invalid text as bytes (or raises)."""
+    for field, value in message.ListFields():
+        if field.type == field.TYPE_STRING:
+            for text in value if field.is_repeated else [value]:
+                if not isinstance(text, str):
+                    raise UnicodeDecodeError("utf-8", bytes(text), 0, 1, f"in field {field.name}")
+        elif field.type == field.TYPE_MESSAGE:
+            for item in value if field.is_repeated else [value]:
+                check_text(item)
 
 
 def check_opsets(model: onnx.ModelProto, display: str) -> None:

@@ -112,7 +112,10 @@ class Lowerer:
         return self.types[name]
 
     def attributes(self, proto, index, schema, operands) -> tuple[Attribute, ...]:
-        attrs = {a.name: self.attribute(proto, index, a) for a in proto.attribute}
+        # Attributes the schema does not know change no kernel: dropped, so that free text
+        # (doc-like strings, names) never reaches a brick. Contrib ops have no schema here.
+        attrs = {a.name: self.attribute(proto, index, a) for a in proto.attribute
+                 if schema is None or a.name in schema.attributes}
         if schema is not None:
             for name, spec in schema.attributes.items():
                 if name not in attrs and spec.default_value.type != onnx.AttributeProto.UNDEFINED:
@@ -136,10 +139,13 @@ class Lowerer:
         if attr.type not in _PLAIN_ATTRIBUTE_TYPES:
             raise self.error(proto, index, f"attribute {name!r} of type {kind} is not supported")
         value = helper.get_attribute_value(attr)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        elif isinstance(value, list):
-            value = tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value)
+        try:
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            elif isinstance(value, list):
+                value = tuple(v.decode("utf-8") if isinstance(v, bytes) else v for v in value)
+        except UnicodeDecodeError:
+            raise self.error(proto, index, f"attribute {name!r} holds bytes that are not UTF-8 text") from None
         return Attribute(name, kind, value)
 
 

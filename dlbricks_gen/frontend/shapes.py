@@ -9,6 +9,10 @@ import onnx
 from .errors import FrontendError
 
 
+# Default of --max-bytes: the tensors one layer reads and writes (inputs, weights, outputs).
+DEFAULT_MAX_BYTES = 4 << 30
+
+
 @dataclass(frozen=True, slots=True)
 class ShapeOptions:
     """How to make every input dimension concrete (the CLI's --batch, --input-shape, --dim)."""
@@ -16,6 +20,7 @@ class ShapeOptions:
     batch: int | None = None
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     dims: tuple[tuple[str, int], ...] = ()
+    max_bytes: int = DEFAULT_MAX_BYTES  # refuse a layer whose tensors need more (--max-bytes)
 
 
 def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
@@ -51,7 +56,8 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
             elif index == 0 and options.batch is not None:
                 dim.dim_value = options.batch
             else:
-                missing.append(dim.dim_param or f"dim {index}")
+                missing.append(dim.dim_param or f"dim {index}"
+                               + (f" is {dim.dim_value}" if dim.HasField("dim_value") else ""))
         if missing or not value.type.tensor_type.HasField("shape"):
             unresolved.append(f"{value.name} ({', '.join(missing) or 'no shape'})")
     unknown = set(explicit) - {v.name for v in graph_inputs(graph)}

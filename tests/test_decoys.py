@@ -1,0 +1,62 @@
+"""Decoy bricks: real bricks at other sizes of the suite, deterministic, measured, ignored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnxruntime as ort
+
+from dlbricks_gen import estimate as est
+from dlbricks_gen.audit import audit_suite, brick_spec_of
+from dlbricks_gen.frontend import ShapeOptions
+from dlbricks_gen.pipeline import compile_models
+from dlbricks_gen.plan import load_plan
+from dlbricks_gen.runtime.harness import build_model
+
+
+def compile_with_decoys(models: Path, out: Path, decoys: int):
+    return compile_models(models, out, out.parent / f"{out.name}.plan.json", 1, ShapeOptions(batch=1),
+                          audit=True, decoys=decoys)
+
+
+def test_decoys_are_valid_bricks_with_real_sizes_known_only_to_the_plan(tiny_zoo: Path, tmp_path: Path):
+    result = compile_with_decoys(tiny_zoo, tmp_path / "suite", 4)
+    assert len(result.decoys) == 4 and result.audit.ok, result.audit
+    plan = load_plan(result.plan_path)
+    assert set(plan.decoys) == set(result.decoys) and set(plan.decoys) <= set(plan.bricks)
+    assert not set(plan.decoys) & {d for m in plan.models for d in m.instances}
+    suite = json.loads((tmp_path / "suite" / "suite.json").read_text())
+    assert set(result.decoys) <= set(suite["bricks"]) and "decoy" not in json.dumps(suite)
+    real_sizes = set()
+    specs = {d: brick_spec_of((tmp_path / "suite" / "bricks" / f"{d}.py").read_text()) for d in suite["bricks"]}
+    for digest, spec in specs.items():
+        if digest not in result.decoys:
+            real_sizes |= {tuple(t["shape"][2:]) for t in spec["inputs"] if len(t["shape"]) == 4}
+    for digest in result.decoys:
+        spec = specs[digest]
+        assert "decoy" not in (tmp_path / "suite" / "bricks" / f"{digest}.py").read_text()
+        sizes = {tuple(t["shape"][2:]) for t in spec["inputs"] if len(t["shape"]) == 4}
+        assert sizes <= real_sizes, (spec["nodes"][0]["op_type"], sizes)
+        ort.InferenceSession(build_model(spec).SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_decoys_are_deterministic_and_measured_but_not_estimated(tiny_zoo: Path, tmp_path: Path):
+    one = compile_with_decoys(tiny_zoo, tmp_path / "one", 3)
+    two = compile_with_decoys(tiny_zoo, tmp_path / "two", 3)
+    assert one.decoys == two.decoys and one.suite == two.suite
+    assert compile_with_decoys(tiny_zoo, tmp_path / "none", 0).suite != one.suite
+    decoy = one.decoys[0]
+    results = tmp_path / "one" / "results"
+    results.mkdir()
+    done = subprocess.run([sys.executable, str(tmp_path / "one" / "bricks" / f"{decoy}.py"), "--quick",
+                           "--suite", one.suite, "-o", str(results / f"{decoy}.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    plan = load_plan(one.plan_path)
+    loaded = est.load_results([results], plan.suite, "median", known=set(plan.bricks))
+    assert not loaded.problems and loaded.results[decoy].ok
+    assert est.estimate(plan, loaded.results) == est.estimate(plan, {})
+    assert audit_suite(tmp_path / "one", tiny_zoo).ok

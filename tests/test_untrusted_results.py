@@ -1,0 +1,100 @@
+"""Result files come from outside: each bad one is a warning naming it, the rest still count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from test_estimate import PLAN, SUITE, result, write_results
+from dlbricks_gen import estimate as est
+from dlbricks_gen.cli import app
+from dlbricks_gen.resultfiles import MAX_RESULT_BYTES
+
+KNOWN = set(PLAN.bricks)
+
+
+def load(directory: Path) -> est.ResultSet:
+    return est.load_results([directory], SUITE, "median", known=KNOWN)
+
+
+def bad_files() -> dict[str, str | bytes]:
+    """name -> content of files that must be refused, one reason each."""
+    ok = result("a", 1.0)
+    return {
+        "version.json": json.dumps({**ok, "version": 2}),
+        "nan.json": json.dumps(ok).replace('"median": 1.0', '"median": NaN'),
+        "inf.json": json.dumps({**ok, "values": [1.0, 1e999]}).replace("Infinity", "1e999"),
+        "negative.json": json.dumps(result("b", -1.0)),
+        "unplanned.json": json.dumps(result("zzz", 1.0)),
+        "suite.json": json.dumps(result("c", 1.0, suite="ffffffffffffffff")),
+        "binary.json": bytes(range(256)) * 4,
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "array.json": "[1, 2, 3]",
+        "string_id.json": json.dumps({**ok, "id": {"__import__('os')": 1}}),
+        "empty.json": "",
+        "truncated.json": json.dumps(ok)[:40],
+    }
+
+
+def test_each_bad_result_file_is_a_warning_naming_it_and_the_rest_count(tmp_path: Path):
+    d = write_results(tmp_path / "r", [result("a", 1.0), result("d", 0.5)])
+    for name, content in bad_files().items():
+        target = d / name
+        target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+    out = load(d)
+    assert set(out.results) == {"a", "d"} and out.results["a"].latency == 1.0
+    for name in bad_files():
+        named = [p for p in out.problems if f"/{name}:" in p]
+        assert len(named) == 1, (name, out.problems)
+        assert "\n" not in named[0] and len(named[0]) < 500
+    assert any("version 2 is not supported" in p for p in out.problems)
+    assert any("non-finite number NaN" in p for p in out.problems)
+    assert any("overflows to infinity" in p for p in out.problems)
+    assert any("not a brick of this plan" in p for p in out.problems)
+    assert any("not UTF-8" in p for p in out.problems)
+
+
+def test_duplicate_ids_with_different_values_are_both_refused(tmp_path: Path):
+    one = write_results(tmp_path / "one", [result("a", 1.0), result("b", 2.0)])
+    two = write_results(tmp_path / "two", [result("a", 9.0), result("b", 2.0)])  # b: same values
+    out = est.load_results([one, two], SUITE, "median", known=KNOWN)
+    assert "a" not in out.results and out.results["b"].latency == 2.0
+    assert len(out.problems) == 1 and "two/a.json: id a already has different results" in out.problems[0]
+
+
+def test_huge_result_files_are_refused_without_reading_them(tmp_path: Path):
+    d = write_results(tmp_path / "r", [result("a", 1.0)])
+    with open(d / "huge.json", "wb") as f:
+        f.truncate(MAX_RESULT_BYTES + 1)  # sparse: nothing is written
+    out = load(d)
+    assert set(out.results) == {"a"} and "huge.json" in out.problems[0] and "bytes" in out.problems[0]
+
+
+def test_estimate_cli_warns_per_file_and_still_estimates(tmp_path: Path):
+    plan = {"version": 1, "suite": SUITE, "granularity": 1,
+            "bricks": {d: {"layers": b.layers, "ops": list(b.ops)} for d, b in PLAN.bricks.items()},
+            "models": [{"name": m.name, "file": m.file, "layers": m.layers,
+                        "instances": [{"brick": i} for i in m.instances], "edges": [list(e) for e in m.edges]}
+                       for m in PLAN.models], "failed": []}
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    d = write_results(tmp_path / "r", [result(x, 1.0) for x in "abcd"])
+    (d / "evil.json").write_text('{"version": 1, "id": "__import__(\'os\').system(\'touch x\')"}')
+    (d / "nan.json").write_text(json.dumps(result("a", 1.0)).replace('"median": 1.0', '"median": NaN'))
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(d), "--json"])
+    assert run.exit_code == 0, run.output
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and any("evil.json" in w for w in warnings)
+    rows = json.loads(run.stdout)["models"]
+    assert all(r["status"] == "complete" for r in rows), rows
+    assert not (Path.cwd() / "x").exists()
+
+
+@pytest.mark.parametrize("content", ["{", "[]", '{"version": 1, "kind": "e2e", "models": 3}',
+                                     '{"version": 1, "kind": "e2e", "models": {"m": NaN}}'])
+def test_bad_e2e_files_are_one_line_errors(tmp_path: Path, content: str):
+    (tmp_path / "e2e.json").write_text(content)
+    with pytest.raises(ValueError, match="e2e.json"):
+        est.load_e2e(tmp_path / "e2e.json", "median")
