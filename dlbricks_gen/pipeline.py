@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .frontend import FrontendError, ShapeOptions, find_models, load_model
@@ -51,11 +51,14 @@ def cut(models: list[Model], granularity: int, fusion: bool) -> Partition:
 
 def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                    options: ShapeOptions, fusion: bool = False,
-                   progress: Callable[[str], None] | None = None) -> CompileResult:
+                   progress: Callable[[str], None] | None = None,
+                   exclude: frozenset[str] = frozenset()) -> CompileResult:
+    """`exclude`: bricks left out of the suite (already measured); the plan still lists every
+    brick of every model, so estimates combine stored and new results."""
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
     parts = cut(models, granularity, fusion)
-    info, files = render_suite(parts)
+    info, files = render_suite(replace(parts, bricks=tuple(b for b in parts.bricks if b[0] not in exclude)))
     if models:
         write_suite(files, out_dir)
         plan_path.parent.mkdir(parents=True, exist_ok=True)
