@@ -1,0 +1,132 @@
+"""What does adding one model to an already-measured set cost?
+
+For each model M of a set, taken in turn as the newcomer added to all the others: the share of
+M's unique bricks that the others have not already measured, and the measuring cost of the
+incremental suite (only those bricks) as a share of measuring M end to end. Cost follows the
+paper's definition (sum of latencies: every brick and the whole model run the same number of
+times), and is also given as recorded wall time (session creation, calibration, warm-up and
+timed repetitions of those bricks vs of the whole model).
+
+Work directory layout (everything is reused when present, so reruns only compute):
+    WORK/models/        the models (zoo models are written here unless --models is given)
+    WORK/suite/         the suite of all models (run with run.py, resumable)
+    WORK/suite.plan.json, WORK/e2e.json, WORK/store.db
+
+    .venv/bin/python benchmarks/incremental.py demo                        # the demo models
+    .venv/bin/python benchmarks/incremental.py /tmp/inc --zoo resnet18,resnet34,vgg11 --tiny --quick
+    .venv/bin/python benchmarks/incremental.py /tmp/inc --models my_models/ -H 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dlbricks_gen.e2e import measure_all
+from dlbricks_gen.frontend import ShapeOptions
+from dlbricks_gen.pipeline import compile_models
+from dlbricks_gen.plan import load_plan
+from dlbricks_gen.runtime.harness import Settings
+from dlbricks_gen.store import Store, read_records, select_machine
+from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
+from dlbricks_gen.zoo_files import write_models
+
+STAT = "trimmed_mean_20"
+
+
+def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
+    """Models, suite, its results and e2e measurements, each made only when missing."""
+    models = args.models or work / "models"
+    if args.models is None and not models.is_dir():
+        ids = args.zoo.split(",") if args.zoo else list(DEMO_MODELS)
+        write_models(models, ids, ZooOptions(tiny=args.tiny), echo=lambda m: print(m, file=sys.stderr))
+    suite, plan = work / "suite", work / "suite.plan.json"
+    compile_models(models, suite, plan, args.granularity, ShapeOptions())
+    flags = ["--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+    subprocess.run([sys.executable, "run.py", *flags], cwd=suite, check=True, stdout=sys.stderr)
+    e2e = work / "e2e.json"
+    if not e2e.is_file():
+        data = measure_all(models, ShapeOptions(), Settings(intra_op_threads=args.threads, quick=args.quick),
+                           progress=lambda n: print(f"measuring {n}", file=sys.stderr))
+        e2e.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return plan, e2e
+
+
+def stored(work: Path) -> dict[str, dict]:
+    """The suite's results, through the results store: the latest valid result per brick."""
+    db = Store.open(work / "store.db", create=True)
+    try:
+        db.add(read_records([work / "suite" / "results"])[0])
+        machine = select_machine(db.machines(), None)
+        return db.latest(machine.fingerprint)
+    finally:
+        db.close()
+
+
+def shares(plan_path: Path, e2e_path: Path, latest: dict[str, dict]) -> list[dict]:
+    plan = load_plan(plan_path)
+    e2e = json.loads(e2e_path.read_text(encoding="utf-8"))["models"]
+    sets = {m.name: set(m.instances) for m in plan.models}
+    rows = []
+    for name, own in sets.items():
+        whole = e2e.get(name, {})
+        if whole.get("status") != "ok" or any(latest.get(d, {}).get("status") != "ok" for d in own):
+            print(f"{name}: skipped (no e2e or failed bricks)", file=sys.stderr)
+            continue
+        rest = set().union(*(s for n, s in sets.items() if n != name))
+        new = own - rest
+        lat = sum(latest[d]["stats"][STAT] for d in new)
+        wall = sum(latest[d]["timing"]["wall_s"] for d in new)
+        alone = sum(latest[d]["stats"][STAT] for d in own)
+        rows.append({"model": name, "bricks": len(own), "new": len(new), "new_share": len(new) / len(own),
+                     "cost_latency": lat / whole["stats"][STAT], "alone_latency": alone / whole["stats"][STAT],
+                     "cost_wall": wall / whole["timing"]["wall_s"]})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | unique bricks | new | new share | incremental cost (latency) "
+             "| incremental cost (wall) | cost alone (latency) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['bricks']} | {r['new']} | {r['new_share']:.1%} | "
+                     f"{r['cost_latency']:.1%} | {r['cost_wall']:.1%} | {r['alone_latency']:.1%} |")
+    if rows:
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("new_share", "cost_latency", "cost_wall",
+                                                                   "alone_latency")}
+        lines.append(f"| mean of {len(rows)} | | | {mean['new_share']:.1%} | {mean['cost_latency']:.1%} | "
+                     f"{mean['cost_wall']:.1%} | {mean['alone_latency']:.1%} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("work", type=Path, help="work directory (reused)")
+    p.add_argument("--models", type=Path, help="folder of *.onnx (default: zoo models in WORK/models)")
+    p.add_argument("--zoo", help="comma-separated zoo ids (default: the demo set); a subset runs faster")
+    p.add_argument("--tiny", action="store_true", help="zoo models at --tiny scale")
+    p.add_argument("-H", "--granularity", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="short measurements")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    plan, e2e = prepare(args.work, args)
+    latest = stored(args.work)
+    rows = shares(plan, e2e, latest)
+    measured = list(latest.values()) + list(json.loads(e2e.read_text(encoding="utf-8"))["models"].values())
+    busy = sum(any("load average" in w for w in r.get("warnings", [])) for r in measured)
+    if busy:
+        print(f"warning: {busy} of {len(measured)} measurements saw a busy machine (load average): "
+              "figures are noisy, rerun on a quiet machine (delete WORK/e2e.json and WORK/suite/results)",
+              file=sys.stderr)
+    print(json.dumps(rows, indent=1) if args.json else
+          f"H={args.granularity}; each model added to the others (cost = share of measuring it end to end)\n"
+          + table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
