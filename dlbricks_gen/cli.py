@@ -82,6 +82,8 @@ def compile_cmd(
 
     options = shape_options(batch, input_shape, dim)
     plan_path = plan or default_plan_path(output)
+    if machine is not None and have is None:
+        fail("--machine chooses a machine of the --have store: give --have STORE", 2)
     try:
         chosen, latest = stored_results(have, machine, backend) if have else (None, {})
         known = frozenset(d for d, r in latest.items() if r.get("status") == "ok")
@@ -168,13 +170,7 @@ def estimate(
         e2e_batch = est.e2e_batch(e2e) if e2e else None
         sections = []
         if store is not None:
-            chosen, latest = stored_results(store, machine, backend)
-            if chosen is None:
-                fail(f"{store}: the results store is empty")
-            typer.echo(f"estimating for machine {chosen.fingerprint}: {chosen.label}", err=True)
-            from .store import brick_results
-
-            loaded = est.ResultSet(brick_results(latest, statistic))
+            latest, loaded = from_store(store, machine, backend, statistic)
             options = shape_options(batch, input_shape, dim)
             plans = [model_plan(model, granularity, options, fusion, latest, emit_missing)] if model \
                 else [load_plan(p) for p in plan]
@@ -212,6 +208,18 @@ def estimate(
                 f"{html_path.stem}-{index + 1}{html_path.suffix}")
             target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
             typer.echo(f"wrote {target}", err=True)
+
+
+def from_store(store: Path, machine: str | None, backend: str, statistic: str):
+    """(latest result per brick, the estimator's view of them) of the chosen machine, named."""
+    from .estimate import ResultSet
+    from .store import brick_results
+
+    chosen, latest = stored_results(store, machine, backend)
+    if chosen is None:
+        fail(f"{store}: the results store is empty")
+    typer.echo(f"estimating for machine {chosen.fingerprint}: {chosen.label}", err=True)
+    return latest, ResultSet(brick_results(latest, statistic))
 
 
 def check_estimate_sources(plan, results, store, model, emit_missing) -> None:
