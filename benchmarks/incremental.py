@@ -30,7 +30,7 @@ from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.pipeline import compile_models
 from dlbricks_gen.plan import load_plan
 from dlbricks_gen.runtime.harness import Settings
-from dlbricks_gen.store import Store, read_records, select_machine
+from dlbricks_gen.store import Store, fingerprint, fingerprint_fields, read_records, select_machine
 from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
 from dlbricks_gen.zoo_files import write_models
 
@@ -55,12 +55,17 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     return plan, e2e
 
 
-def stored(work: Path) -> dict[str, dict]:
-    """The suite's results, through the results store: the latest valid result per brick."""
+def stored(work: Path, e2e: Path) -> dict[str, dict]:
+    """The suite's results, through the results store: the latest valid result per brick of the
+    machine the whole models were measured on."""
+    models = json.loads(e2e.read_text(encoding="utf-8"))["models"].values()
+    machines = {fingerprint(fingerprint_fields(r)) for r in models}
     db = Store.open(work / "store.db", create=True)
     try:
         db.add(read_records([work / "suite" / "results"])[0])
-        machine = select_machine(db.machines(), None)
+        if len(machines) != 1:
+            raise SystemExit(f"{e2e}: whole models measured on {len(machines)} machines or settings")
+        machine = select_machine(db.machines(), machines.pop())
         return db.latest(machine.fingerprint)
     finally:
         db.close()
@@ -114,7 +119,7 @@ def main() -> int:
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     plan, e2e = prepare(args.work, args)
-    latest = stored(args.work)
+    latest = stored(args.work, e2e)
     rows = shares(plan, e2e, latest)
     measured = list(latest.values()) + list(json.loads(e2e.read_text(encoding="utf-8"))["models"].values())
     busy = sum(any("load average" in w for w in r.get("warnings", [])) for r in measured)
