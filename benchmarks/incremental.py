@@ -19,6 +19,7 @@ Work directory layout (everything is reused when present, so reruns only compute
     .venv/bin/python benchmarks/incremental.py demo                        # the demo models
     .venv/bin/python benchmarks/incremental.py /tmp/inc --zoo resnet18,resnet34,vgg11 --tiny --quick
     .venv/bin/python benchmarks/incremental.py /tmp/inc --models my_models/ -H 2
+    .venv/bin/python benchmarks/incremental.py /tmp/inc --zoo all --shares-only     # no measuring
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from dlbricks_gen.e2e import measure_all
 from dlbricks_gen.frontend import ShapeOptions
-from dlbricks_gen.pipeline import compile_models
+from dlbricks_gen.partition import partition
+from dlbricks_gen.pipeline import compile_models, lower_all
 from dlbricks_gen.plan import load_plan
 from dlbricks_gen.runtime.harness import Settings
 from dlbricks_gen.store import Store, fingerprint, fingerprint_fields, read_records, select_machine
-from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
-from dlbricks_gen.zoo_files import write_models
+from dlbricks_gen.zoo import ZooOptions
+from dlbricks_gen.zoo_files import select, write_models
 
 STAT = "trimmed_mean_20"
 
@@ -45,7 +48,7 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     """Models, suite, its results and e2e measurements, each made only when missing."""
     models = args.models or work / "models"
     if args.models is None and not models.is_dir():
-        ids = args.zoo.split(",") if args.zoo else list(DEMO_MODELS)
+        ids = select(args.zoo)
         write_models(models, ids, ZooOptions(tiny=args.tiny), echo=lambda m: print(m, file=sys.stderr))
     suite, plan = work / "suite", work / "suite.plan.json"
     compile_models(models, suite, plan, args.granularity, ShapeOptions())
@@ -99,9 +102,9 @@ def shares(plan_path: Path, e2e_path: Path, latest: dict[str, dict]) -> list[dic
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | unique bricks | new | new share | incremental cost (latency) "
-             "| same, vs brick sum | incremental cost (wall) | cost alone (latency) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ("| model | unique bricks | new | new share | incremental cost (latency) "
+              "| same, vs brick sum | incremental cost (wall) | cost alone (latency) |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     keys = ("new_share", "cost_latency", "cost_estimated", "cost_wall", "alone_latency")
     for r in rows:
         lines.append(f"| {r['model']} | {r['bricks']} | {r['new']} | "
@@ -112,17 +115,49 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def shares_only(args: argparse.Namespace) -> str:
+    """Brick shares without measuring: zoo models are written, lowered and deleted one at a
+    time (the IR keeps weights by shape only), so the full zoo never sits on disk at once."""
+    ids = select(args.zoo)
+    lowered = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model_id in ids:
+            write_models(Path(tmp), [model_id], ZooOptions(tiny=args.tiny), echo=lambda _: None)
+            found, failed = lower_all(Path(tmp), ShapeOptions())
+            lowered += found
+            for _, error in failed:
+                print(f"error: {error}", file=sys.stderr)
+            for f in Path(tmp).iterdir():
+                f.unlink()
+    sets = {m.name: set(m.instances) for m in partition(lowered, args.granularity).models}
+    lines = [f"H={args.granularity}; bricks only (no measurement)", "| model | unique bricks | new | new share |",
+             "|---|---:|---:|---:|"]
+    news = []
+    for name, own in sets.items():
+        new = own - set().union(*(s for n, s in sets.items() if n != name))
+        news.append(len(new) / len(own))
+        lines.append(f"| {name} | {len(own)} | {len(new)} | {news[-1]:.1%} |")
+    lines.append(f"| mean of {len(news)} | | | {sum(news) / len(news):.1%} |")
+    lines.append(f"models with no new brick: {sum(n == 0 for n in news)} of {len(news)}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("work", type=Path, help="work directory (reused)")
     p.add_argument("--models", type=Path, help="folder of *.onnx (default: zoo models in WORK/models)")
-    p.add_argument("--zoo", help="comma-separated zoo ids (default: the demo set); a subset runs faster")
+    p.add_argument("--zoo", help="comma-separated zoo ids, or all (default: the demo set); a subset runs faster")
     p.add_argument("--tiny", action="store_true", help="zoo models at --tiny scale")
     p.add_argument("-H", "--granularity", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="short measurements")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--shares-only", action="store_true",
+                   help="zoo models: only the share of new bricks, no suite run (cheap at full scale)")
     args = p.parse_args()
+    if args.shares_only:
+        print(shares_only(args))
+        return 0
     args.work.mkdir(parents=True, exist_ok=True)
     plan, e2e = prepare(args.work, args)
     latest = stored(args.work, e2e)
