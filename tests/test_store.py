@@ -81,3 +81,16 @@ def test_cli_import_lists_machines_and_estimate_asks_which(tmp_path: Path):
     assert chosen.exit_code == 0, chosen.output
     assert f"estimating for machine {y.fingerprint}: cpu-y" in chosen.stderr
     assert json.loads(chosen.stdout)["models"][0]["sequential_ms"] == pytest.approx(2000.0)
+
+
+def test_estimate_and_compile_say_which_sources_they_need(tmp_path: Path, models_dir: Path):
+    plan = tmp_path / "p.plan.json"
+    plan.write_text("{}")
+    neither = runner.invoke(app, ["estimate", "--plan", str(plan)])
+    assert neither.exit_code == 2 and "give --results DIR or --store STORE" in neither.output
+    no_store = runner.invoke(app, ["estimate", "--results", str(tmp_path), "--model", str(models_dir)])
+    assert no_store.exit_code == 2 and "--model needs --store" in no_store.output
+    machine = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s"), "--machine", "ab"])
+    assert machine.exit_code == 2 and "give --have STORE" in machine.output
+    absent = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s"), "--have", str(tmp_path / "no.db")])
+    assert absent.exit_code == 1 and "no.db: no such results store" in absent.output
