@@ -31,6 +31,8 @@ Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime int
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
 Runs = Annotated[Optional[int], typer.Option(
     "--runs", min=1, help="Timed calls per model at least (default 100, as the suite's bricks).")]
+StoreMachine = Annotated[Optional[str], typer.Option("--machine", help="Machine fingerprint (or a unique prefix) in the results store; needed when the store holds several.")]
+Backend = Annotated[str, typer.Option("--backend", help="Backend of the stored results to use.")]
 Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion", help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H then counts fused kernels.")]
 
 
@@ -73,6 +75,9 @@ def compile_cmd(
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more bytes.")] = DEFAULT_MAX_BYTES,
     decoys: Annotated[int, typer.Option("--decoys", min=0, help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set does not identify the models; only the plan marks them.")] = 0,
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
+    have: Annotated[Optional[Path], typer.Option("--have", dir_okay=False, help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
+    machine: StoreMachine = None,
+    backend: Backend = "onnxruntime",
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
@@ -85,10 +90,14 @@ def compile_cmd(
 
     options = replace(shape_options(batch, input_shape, dim), max_bytes=max_bytes)
     plan_path = plan or default_plan_path(output)
+    if machine is not None and have is None:
+        fail("--machine chooses a machine of the --have store: give --have STORE", 2)
     try:
+        chosen, latest = stored_results(have, machine, backend) if have else (None, {})
+        known = frozenset(d for d, r in latest.items() if r.get("status") == "ok")
         result = compile_models(models, output, plan_path, granularity, options, fusion,
                                 progress=lambda p: typer.echo(f"reading {p!r}"[:300], err=True),
-                                audit=audit, decoys=decoys)
+                                audit=audit, decoys=decoys, exclude=known)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -104,6 +113,8 @@ def compile_cmd(
     if len(result.decoys) < decoys:
         typer.echo(f"warning: only {len(result.decoys)} of {decoys} decoys could be made "
                    "(too few distinct sizes among the real bricks)", err=True)
+    if have:
+        echo_skipped(parts, latest, chosen)
     typer.echo(f"plan: {plan_path}  (private: keep it, do not ship it)")
     if result.audit is not None:
         report_audit(result.audit, brief=True)
@@ -137,10 +148,35 @@ def audit_cmd(
     report_audit(audit_suite(suite, models), brief=False)
 
 
+def stored_results(store: Path, machine: str | None, backend: str):
+    """(the chosen machine or None for an empty store, its latest result per brick)."""
+    from .store import Store, select_machine
+
+    db = Store.open(store)
+    try:
+        chosen = select_machine(db.machines(backend), machine)
+        return chosen, (db.latest(chosen.fingerprint, backend) if chosen else {})
+    finally:
+        db.close()
+
+
+def echo_skipped(parts, latest: dict, chosen) -> None:
+    from .incremental import coverage, format_seconds
+
+    if chosen is None:
+        typer.echo("the results store is empty: nothing skipped")
+        return
+    cov = coverage(parts, latest)
+    typer.echo(f"machine {chosen.fingerprint}: {chosen.label}")
+    typer.echo(f"skipped {len(cov.known)} of {cov.total} bricks already measured there, saving "
+               f"{format_seconds(cov.wall_s)} of measuring (their recorded wall time; summed "
+               f"latency {cov.latency_s * 1e3:.3f} ms); {len(cov.unknown)} bricks to measure")
+
+
 @app.command()
 def estimate(
-    plan: Annotated[list[Path], typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")],
-    results: Annotated[list[Path], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")],
+    plan: Annotated[Optional[list[Path]], typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")] = None,
+    results: Annotated[Optional[list[Path]], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")] = None,
     e2e: Annotated[Optional[Path], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e`.")] = None,
     statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -148,10 +184,21 @@ def estimate(
     html_path: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Remove per-brick call overhead and edge layout reorders, measured in the same run (default).")] = True,
     per_machine: Annotated[bool, typer.Option("--per-machine", help="Group results by machine and settings instead of refusing to mix them.")] = False,
+    store: Annotated[Optional[Path], typer.Option("--store", exists=True, dir_okay=False, help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
+    machine: StoreMachine = None,
+    backend: Backend = "onnxruntime",
+    model: Annotated[Optional[Path], typer.Option("--model", exists=True, help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
+    granularity: Annotated[int, typer.Option("-H", "--granularity", min=1, help="With --model: H, as for compile.")] = 1,
+    fusion: Fusion = False,
+    batch: Batch = None,
+    input_shape: InputShape = None,
+    dim: Dim = None,
+    emit_missing: Annotated[Optional[Path], typer.Option("--emit-missing", help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
     Example: dlbricks-gen estimate --plan generated.plan.json --results generated/results --e2e e2e.json
+    Example: dlbricks-gen estimate --store results.db --model new.onnx -H 1 --machine 1a2b3c
     """
     from . import estimate as est
     from . import report
@@ -159,19 +206,28 @@ def estimate(
 
     if statistic not in est.STATISTICS:
         fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
+    check_estimate_sources(plan, results, store, model, emit_missing)
     try:
-        plans = [load_plan(p) for p in plan]
         measured = est.load_e2e(e2e, statistic) if e2e else {}
         e2e_batch = est.e2e_batch(e2e) if e2e else None
         sections = []
-        for the_plan in plans:
-            shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
-            if per_machine:
-                groups = est.load_grouped(results, the_plan.suite, statistic, shared, set(the_plan.bricks))
-            else:
-                groups = {"": est.load_results(results, the_plan.suite, statistic, shared,
-                                               set(the_plan.bricks))}
-            sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
+        if store is not None:
+            latest, loaded = from_store(store, machine, backend, statistic)
+            options = shape_options(batch, input_shape, dim)
+            plans = [model_plan(model, granularity, options, fusion, latest, emit_missing)] if model \
+                else [load_plan(p) for p in plan]
+            sections = [(the_plan, "", loaded) for the_plan in plans]
+        else:
+            plans = [load_plan(p) for p in plan]
+            for the_plan in plans:
+                shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
+                if per_machine:
+                    groups = est.load_grouped(results, the_plan.suite, statistic, shared,
+                                              set(the_plan.bricks))
+                else:
+                    groups = {"": est.load_results(results, the_plan.suite, statistic, shared,
+                                                   set(the_plan.bricks))}
+                sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
     except ValueError as exc:
         fail(str(exc))
     for the_plan, key, loaded in sections:
@@ -196,6 +252,58 @@ def estimate(
                 f"{html_path.stem}-{index + 1}{html_path.suffix}")
             target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
             typer.echo(f"wrote {target}", err=True)
+
+
+def from_store(store: Path, machine: str | None, backend: str, statistic: str):
+    """(latest result per brick, the estimator's view of them) of the chosen machine, named."""
+    from .estimate import ResultSet
+    from .store import brick_results
+
+    chosen, latest = stored_results(store, machine, backend)
+    if chosen is None:
+        fail(f"{store}: the results store is empty")
+    typer.echo(f"estimating for machine {chosen.fingerprint}: {chosen.label}", err=True)
+    return latest, ResultSet(brick_results(latest, statistic))
+
+
+def check_estimate_sources(plan, results, store, model, emit_missing) -> None:
+    if (results is None) == (store is None):
+        fail("give --results DIR or --store STORE (import results into a store with `dlbricks-gen store import`)", 2)
+    if (not plan) == (model is None):
+        fail("give --plan PLAN or --model MODEL.onnx", 2)
+    if model is not None and store is None:
+        fail("--model needs --store: it is estimated from stored results", 2)
+    if emit_missing is not None and model is None:
+        fail("--emit-missing works with --model", 2)
+
+
+def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: bool, latest: dict,
+               emit_missing: Path | None):
+    """The plan of models never compiled, when the store knows all their bricks; otherwise list
+    the missing bricks and exit (after writing them as a suite with --emit-missing)."""
+    from .incremental import coverage, missing_lines, plan_of
+    from .pipeline import compile_models, cut, lower_all
+    from .plan import default_plan_path
+
+    lowered, failed = lower_all(model, options)
+    for _, error in failed:
+        typer.echo(f"error: {error}", err=True)
+    if not lowered:
+        fail("no model could be read" if failed else f"no *.onnx files found in {model}")
+    parts = cut(lowered, granularity, fusion)
+    cov = coverage(parts, latest)
+    if not cov.unknown:
+        return plan_of(parts, batch=options.batch, failed=tuple(failed))
+    typer.echo(f"{len(cov.unknown)} of {cov.total} bricks have no valid result on this machine:", err=True)
+    for line in missing_lines(parts, cov.unknown):
+        typer.echo(f"  {line}", err=True)
+    if emit_missing is None:
+        fail("cannot estimate: measure the missing bricks first (--emit-missing DIR writes them as a suite)")
+    plan_path = default_plan_path(emit_missing)
+    result = compile_models(model, emit_missing, plan_path, granularity, options, fusion, exclude=cov.known)
+    typer.echo(f"suite {result.suite}: {emit_missing}/ with the {len(cov.unknown)} missing bricks (ship this); "
+               f"plan: {plan_path}; import its results with `dlbricks-gen store import`, then estimate again")
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -329,6 +437,60 @@ def inspect_cmd(
     data = inspect_models(lowered, hs)
     data["failed"] = [{"file": f, "error": e} for f, e in failed]
     typer.echo(json.dumps(data, indent=1, sort_keys=True) if as_json else format_inspection(data))
+
+
+store_app = typer.Typer(help="The results store: brick results of every suite run, by machine, with history.",
+                        no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("import")
+def store_import(
+    store: Annotated[Path, typer.Argument(dir_okay=False, help="SQLite results store (created when missing).")],
+    results: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Results directories or suite directories (shards from any machine).")],
+) -> None:
+    """Merge brick results into the store; results of identical machines merge, others stay apart.
+
+    Example: dlbricks-gen store import results.db generated/results shard2/results
+    """
+    from .store import Store, read_records
+
+    records, problems = read_records(results)
+    for problem in problems:
+        typer.echo(f"warning: skipped {problem}", err=True)
+    try:
+        db = Store.open(store, create=True)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        added = db.add(records)
+        machines = db.machines()
+    finally:
+        db.close()
+    typer.echo(f"{added} new results ({len(records) - added} already in the store) into {store}")
+    for row in machines:
+        typer.echo(f"machine {row.fingerprint}: {row.bricks} bricks with a valid result, {row.rows} rows; {row.label}")
+    if not records:
+        fail("no result files found")
+
+
+@store_app.command("list")
+def store_list(
+    store: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="SQLite results store.")],
+    backend: Backend = "onnxruntime",
+) -> None:
+    """List the machines of the store: fingerprint, bricks with a valid result, description."""
+    from .store import Store
+
+    try:
+        db = Store.open(store)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        for row in db.machines(backend):
+            typer.echo(f"{row.fingerprint}  {row.bricks} bricks  {row.rows} rows  {row.label}")
+    finally:
+        db.close()
 
 
 @app.callback(invoke_without_command=True)

@@ -53,16 +53,24 @@ def cut(models: list[Model], granularity: int, fusion: bool) -> Partition:
     return partition(grouped, granularity, units)
 
 
+def shipped(parts: Partition, exclude: frozenset[str]) -> Partition:
+    """The partition without the bricks that need no measuring."""
+    return replace(parts, bricks=tuple(b for b in parts.bricks if b[0] not in exclude))
+
+
 def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                    options: ShapeOptions, fusion: bool = False,
                    progress: Callable[[str], None] | None = None,
-                   audit: bool = False, decoys: int = 0) -> CompileResult:
+                   audit: bool = False, decoys: int = 0,
+                   exclude: frozenset[str] = frozenset()) -> CompileResult:
     """Lower, cut, add `decoys`, render and write; with `audit`, audit the written suite
-    against the models and check that the models' order does not change it."""
+    against the models and check that the models' order does not change it. `exclude`: bricks
+    left out of the suite (already measured); the plan still lists every brick of every model,
+    so estimates combine stored and new results."""
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
     parts, decoy_ids = add_decoys(cut(models, granularity, fusion), decoys)
-    info, files = render_suite(parts)
+    info, files = render_suite(shipped(parts, exclude))
     report = None
     if models:
         write_suite(files, out_dir)
@@ -71,7 +79,7 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
         if audit:
             report = audit_suite(out_dir, root)
             reordered = add_decoys(cut(models[::-1], granularity, fusion), decoys)[0]
-            if not fusion and render_suite(reordered)[1] != files:
+            if not fusion and render_suite(shipped(reordered, exclude))[1] != files:
                 report = replace(report, problems=report.problems + (
                     "the suite changes when the models are read in another order",))
     return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir, report, decoy_ids)

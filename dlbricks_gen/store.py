@@ -1,0 +1,217 @@
+"""The results store: every brick result ever imported, kept in one SQLite file.
+
+A result is keyed by brick digest, backend and machine fingerprint. The fingerprint is a
+digest of what the result itself records about the machine and the settings that change
+latency (`FINGERPRINT_MACHINE`, `FINGERPRINT_SETTINGS`), so results from identical machines
+(suite shards run on several copies of one machine type) share a fingerprint and merge, and
+results from machines that differ are kept apart. Every import adds rows (history is kept);
+re-importing the same result is a no-op. The estimator uses, per brick, the latest valid
+(status "ok") result in import order. Schema: docs/FORMATS.md, section 4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .estimate import BrickResult, _brick_result, read_result_file
+
+SCHEMA_VERSION = 1
+DEFAULT_BACKEND = "onnxruntime"  # what results without a "backend" field were measured with
+FINGERPRINT_MACHINE = ("cpu_model", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
+FINGERPRINT_SETTINGS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE machines (fingerprint TEXT PRIMARY KEY, label TEXT NOT NULL, fields TEXT NOT NULL);
+CREATE TABLE results (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,
+    brick TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    machine TEXT NOT NULL REFERENCES machines(fingerprint),
+    status TEXT NOT NULL,
+    latency_s REAL,
+    wall_s REAL,
+    suite TEXT,
+    imported_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    result TEXT NOT NULL
+);
+CREATE INDEX results_key ON results (machine, backend, brick, row);
+"""
+
+
+# --- the machine fingerprint ------------------------------------------------------------------
+
+def fingerprint_fields(result: dict) -> dict:
+    """What must agree for two results to count as measured on the same machine."""
+    machine, settings = result.get("machine") or {}, result.get("settings") or {}
+    fields = {k: machine.get(k) for k in FINGERPRINT_MACHINE}
+    fields["cpu_flags"] = sorted(fields["cpu_flags"] or [])
+    fields.update({k: settings.get(k) for k in FINGERPRINT_SETTINGS})
+    return fields
+
+
+def fingerprint(fields: dict) -> str:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def machine_label(fields: dict) -> str:
+    threads = fields.get("intra_op_threads")
+    return (f"{fields.get('cpu_model')}, {fields.get('cores')} cores/{fields.get('logical_cores')} "
+            f"threads, {fields.get('arch')}, onnxruntime {fields.get('onnxruntime')}, "
+            f"intra_op_threads={threads} inter_op_threads={fields.get('inter_op_threads')} "
+            f"opt={fields.get('graph_optimization_level')}")
+
+
+# --- records: result files as rows ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    brick: str
+    backend: str
+    machine: str  # fingerprint
+    fields: dict  # the fingerprinted fields
+    source: str
+    data: dict  # the whole result
+
+    @property
+    def ok(self) -> bool:
+        return self.data.get("status") == "ok"
+
+
+def record_of(data: dict, source: str) -> Record:
+    fields = fingerprint_fields(data)
+    return Record(data["id"], data.get("backend") or DEFAULT_BACKEND, fingerprint(fields), fields,
+                  source, data)
+
+
+def read_records(dirs: list[Path]) -> tuple[list[Record], list[str]]:
+    """Brick results below each directory (results/*.json; a suite directory also works).
+    Unreadable or invalid files are reported, one line each, and left out."""
+    records, problems = [], []
+    for directory in dirs:
+        folder = directory / "results" if (directory / "suite.json").is_file() else directory
+        if not folder.is_dir():
+            problems.append(f"{directory}: not a results directory")
+            continue
+        for path in sorted(folder.glob("*.json")):
+            try:
+                data = read_result_file(path)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            if data.get("kind") != "brick":
+                problems.append(f"{path}: a {data.get('kind')!r} result, not a brick result")
+                continue
+            records.append(record_of(data, path.as_posix()))
+    return records, problems
+
+
+# --- the store --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    fingerprint: str
+    label: str
+    fields: dict
+    bricks: int  # bricks with a valid result
+    rows: int
+
+
+class Store:
+    """One SQLite file. `Store.open(path)` refuses files that are not a store of this version."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db, self.path = connection, path
+
+    @classmethod
+    def open(cls, path: Path, create: bool = False) -> Store:
+        if not path.exists() and not create:
+            raise ValueError(f"{path}: no such results store (create one with `dlbricks-gen store import`)")
+        try:
+            db = sqlite3.connect(path)
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables and create:
+                db.executescript(SCHEMA)
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                db.commit()
+            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{path}: not a results store: {exc}") from None
+        if version is None or version[0] != str(SCHEMA_VERSION):
+            raise ValueError(f"{path}: unknown results store schema {version and version[0]!r} "
+                             f"(this dlbricks-gen reads schema {SCHEMA_VERSION})")
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(self, records: list[Record], now: datetime | None = None) -> int:
+        """Insert the records; returns how many were new (identical results are kept once)."""
+        stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+        added = 0
+        with self.db:
+            for rec in records:
+                self.db.execute("INSERT OR IGNORE INTO machines VALUES (?, ?, ?)",
+                                (rec.machine, machine_label(rec.fields), json.dumps(rec.fields, sort_keys=True)))
+                text = json.dumps(rec.data, sort_keys=True, separators=(",", ":"))
+                stats = rec.data.get("stats") or {}
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO results (brick, backend, machine, status, latency_s, wall_s,"
+                    " suite, imported_at, source, sha256, result) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (rec.brick, rec.backend, rec.machine, rec.data.get("status"),
+                     stats.get("trimmed_mean_20"), (rec.data.get("timing") or {}).get("wall_s"),
+                     rec.data.get("suite"), stamp, rec.source,
+                     hashlib.sha256(text.encode()).hexdigest(), text))
+                added += cursor.rowcount
+        return added
+
+    def machines(self, backend: str = DEFAULT_BACKEND) -> list[Machine]:
+        rows = self.db.execute(
+            "SELECT m.fingerprint, m.label, m.fields, COUNT(DISTINCT CASE WHEN r.status='ok' THEN r.brick END),"
+            " COUNT(r.row) FROM machines m JOIN results r ON r.machine = m.fingerprint AND r.backend = ?"
+            " GROUP BY m.fingerprint ORDER BY m.fingerprint", (backend,))
+        return [Machine(fp, label, json.loads(fields), bricks, count) for fp, label, fields, bricks, count in rows]
+
+    def latest(self, machine: str, backend: str = DEFAULT_BACKEND) -> dict[str, dict]:
+        """Per brick, the latest valid result, or the latest error when none is valid."""
+        found: dict[str, dict] = {}
+        rows = self.db.execute("SELECT brick, status, result FROM results WHERE machine=? AND backend=?"
+                               " ORDER BY (status='ok'), row", (machine, backend))
+        for brick, _, text in rows:  # errors first, then ok results: the last one wins
+            found[brick] = json.loads(text)
+        return found
+
+    def history(self, brick: str) -> list[tuple[str, str, str, str, float | None, str]]:
+        """(machine, backend, imported_at, status, latency_s, source) of every import of a brick."""
+        return list(self.db.execute(
+            "SELECT machine, backend, imported_at, status, latency_s, source FROM results"
+            " WHERE brick=? ORDER BY row", (brick,)))
+
+
+def select_machine(machines: list[Machine], wanted: str | None) -> Machine | None:
+    """The machine to use: `wanted` (a fingerprint or a unique prefix of one), or the only
+    machine of the store. None for an empty store; ValueError listing the machines otherwise."""
+    if not machines:
+        return None
+    listing = "; ".join(f"{m.fingerprint} ({m.label}, {m.bricks} bricks)" for m in machines)
+    if wanted is None:
+        if len(machines) == 1:
+            return machines[0]
+        raise ValueError(f"the store holds results of {len(machines)} machines, choose one with "
+                         f"--machine: {listing}")
+    matches = [m for m in machines if m.fingerprint.startswith(wanted)]
+    if len(matches) != 1:
+        raise ValueError(f"--machine {wanted!r} matches {len(matches)} machines of the store: {listing}")
+    return matches[0]
+
+
+def brick_results(latest: dict[str, dict], statistic: str) -> dict[str, BrickResult]:
+    return {brick: _brick_result(data, statistic) for brick, data in latest.items()}
