@@ -67,6 +67,8 @@ def compile_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    backend: Annotated[str, typer.Option("--backend", help="ort (default), tvm (TVM-compiled kernels, ONNX Runtime where TVM fails) or all (both).")] = "ort",
+    tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' (default: this machine).')] = None,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
@@ -78,8 +80,10 @@ def compile_cmd(
     options = shape_options(batch, input_shape, dim)
     plan_path = plan or default_plan_path(output)
     try:
+        chosen, target = _backends(backend, tvm_target)
         result = compile_models(models, output, plan_path, granularity, options, fusion,
-                                progress=lambda p: typer.echo(f"reading {p}", err=True))
+                                progress=lambda p: typer.echo(f"reading {p}", err=True),
+                                backends=chosen, tvm_target=target)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -91,8 +95,32 @@ def compile_cmd(
     instances = sum(len(m.instances) for m in parts.models)
     typer.echo(f"{len(parts.models)} models ({len(result.failed)} failed), {layers} layers, "
                f"{instances} sequences at H={granularity}, {len(parts.bricks)} unique bricks")
+    if result.kernels is not None:
+        k = result.kernels
+        typer.echo(f"TVM kernels for {json.dumps(target)}: {k.built} built in {k.compile_s:.1f} s, "
+                   f"{k.reused} kept, {len(k.fallback)} on ONNX Runtime (TVM failed)")
+        for digest, error in k.fallback:
+            typer.echo(f"warning: brick {digest[:16]} falls back to ONNX Runtime: {error}", err=True)
     typer.echo(f"suite {result.suite}: {output}/  (ship this)")
     typer.echo(f"plan: {plan_path}  (private: keep it, do not ship it)")
+
+
+def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | None]:
+    """--backend and --tvm-target -> (backends, target); tvm is imported only when used."""
+    from .tvm_compile import backends
+
+    chosen = backends(name)
+    if "tvm" not in chosen:
+        return chosen, None
+    try:
+        from .runtime.tvm_backend import compiler, parse_target
+
+        compiler()
+        return chosen, parse_target(target)
+    except ImportError as exc:
+        raise ValueError(f"--backend {name} needs TVM: pip install 'dlbricks-gen[tvm]' ({exc})") from None
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 @app.command()

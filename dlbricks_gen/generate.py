@@ -161,7 +161,8 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_suite(partition: Partition) -> tuple[SuiteInfo, dict[str, str]]:
+def render_suite(partition: Partition, backends: tuple[str, ...] = ("onnxruntime",)
+                 ) -> tuple[SuiteInfo, dict[str, str]]:
     """All files of the suite as {relative path: text}. Deterministic, name-free."""
     digests = [d for d, _ in partition.bricks]
     info = SuiteInfo(suite_id(digests), tuple(digests))
@@ -177,9 +178,10 @@ def render_suite(partition: Partition) -> tuple[SuiteInfo, dict[str, str]]:
     for name in ("Makefile", "README.md"):
         files[name] = env.get_template(f"{name}.j2").render(**context)
     files["requirements.txt"] = requirements()
-    files["suite.json"] = json.dumps(
-        {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(digests)},
-        indent=2, sort_keys=True) + "\n"
+    suite = {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(digests)}
+    if backends != ("onnxruntime",):  # the backends `make run` measures (default: ORT only)
+        suite["backends"] = list(backends)
+    files["suite.json"] = json.dumps(suite, indent=2, sort_keys=True) + "\n"
     runtime = package_dir() / "runtime"
     for source, target in RUNTIME_FILES.items():
         files[target] = (runtime / source).read_text(encoding="utf-8")

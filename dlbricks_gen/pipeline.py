@@ -20,6 +20,7 @@ class CompileResult:
     failed: tuple[tuple[str, str], ...]  # (file, one-line error)
     plan_path: Path
     suite_dir: Path
+    kernels: object = None  # tvm_compile.KernelReport with --backend tvm|all
 
 
 def lower_all(root: Path, options: ShapeOptions,
@@ -51,13 +52,20 @@ def cut(models: list[Model], granularity: int, fusion: bool) -> Partition:
 
 def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                    options: ShapeOptions, fusion: bool = False,
-                   progress: Callable[[str], None] | None = None) -> CompileResult:
+                   progress: Callable[[str], None] | None = None,
+                   backends: tuple[str, ...] = ("onnxruntime",),
+                   tvm_target: dict | None = None) -> CompileResult:
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
     parts = cut(models, granularity, fusion)
-    info, files = render_suite(parts)
+    info, files = render_suite(parts, backends)
+    kernels = None
     if models:
         write_suite(files, out_dir)
+        if "tvm" in backends:
+            from .tvm_compile import compile_kernels  # imports tvm: only when asked
+
+            kernels = compile_kernels(parts, out_dir, tvm_target, progress)
         plan_path.parent.mkdir(parents=True, exist_ok=True)
         plan_path.write_text(plan_json(parts, info.suite, failed, options), encoding="utf-8")
-    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir)
+    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir, kernels)

@@ -441,6 +441,13 @@ def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
     serve as the warm-up and for calibrating the loop count, so no second warm-up is paid.
     """
     call, keepalive = bound_call(session, feeds)
+    part = measure_call(call, settings, warm)
+    del keepalive
+    return part
+
+
+def measure_call(call, settings: Settings, warm: list[float] | None = None) -> dict:
+    """Time any no-argument call (an ONNX Runtime binding, a TVM closure) by the policy."""
     gc_enabled = gc.isenabled()
     gc.disable()  # as timeit does: a collection inside a timed value is not the model's cost
     try:
@@ -455,7 +462,6 @@ def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
     finally:
         if gc_enabled:
             gc.enable()
-    del keepalive
     stats = statistics(values, loops, settings.ci_target)
     warnings = []
     if not stats["target_reached"]:
@@ -701,8 +707,12 @@ def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: 
             "warnings": warnings + part["warnings"], "timing": timing}
 
 
-def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None) -> dict:
-    """Build a brick SPEC and measure it; a SPEC that does not build gives an error result."""
+def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None,
+                 backend: str = BACKEND, kernel_dir: Path | None = None) -> dict:
+    """Build a brick SPEC and measure it; a SPEC that does not build gives an error result.
+    backend "tvm": its kernel in kernel_dir, via tvm_backend.py (imported only then)."""
+    if backend == "tvm":
+        return _tvm_backend().measure_brick(spec, settings, kernel_dir or KERNEL_DIR, suite=suite)
     start = time.perf_counter()
     brick = str(spec.get("brick", "unknown")) if isinstance(spec, dict) else "unknown"
     try:
@@ -714,6 +724,25 @@ def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None) ->
     result = measure_model(model, settings, kind="brick", id=brick, suite=suite)
     result["timing"]["wall_s"] = time.perf_counter() - start
     return result
+
+
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"  # a suite's TVM kernels
+
+
+def _tvm_backend():
+    """tvm_backend.py beside this file in a suite; the package's copy when imported from it."""
+    try:
+        import tvm_backend
+    except ModuleNotFoundError as exc:
+        if exc.name != "tvm_backend":
+            raise
+        from dlbricks_gen.runtime import tvm_backend
+    return tvm_backend
+
+
+def result_name(brick: str, backend: str = BACKEND) -> str:
+    """results/<brick>.json for ONNX Runtime, results/<brick>.tvm.json for the TVM run."""
+    return f"{brick}.json" if backend == BACKEND else f"{brick}.{backend}.json"
 
 
 def write_result(result: dict, path: Path) -> None:
@@ -743,6 +772,8 @@ def format_seconds(seconds: float) -> str:
 
 def summary_line(result: dict) -> str:
     head = f"{result['kind']} {result['id'][:16]}"
+    if result.get("backend_requested", result["backend"]) != BACKEND:
+        head += f" [{result['backend']}{', fallback' if result.get('fallback') else ''}]"
     if result["status"] != "ok":
         return f"{head}: error: {result['error']}"
     s = result["stats"]
@@ -858,13 +889,15 @@ def brick_main(spec: dict, argv: list[str] | None = None) -> int:
                         help="ONNX Runtime intra-op threads (default 1)")
     parser.add_argument("--taskset", metavar="CPUS", help="pin to these CPUs, e.g. 2 or 0-3")
     parser.add_argument("--suite", metavar="ID", help="suite id recorded in the result")
+    parser.add_argument("--backend", choices=[BACKEND, "tvm"], default=BACKEND,
+                        help="onnxruntime (default) or tvm (the kernel in kernels/)")
     args = parser.parse_args(argv)
     try:
         settings = Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset)
         pin_cpus(settings)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    result = measure_spec(spec, settings, suite=args.suite)
+    result = measure_spec(spec, settings, suite=args.suite, backend=args.backend)
     if args.output:
         write_result(result, args.output)
     print(summary_line(result))
