@@ -459,6 +459,7 @@ def tune(args: argparse.Namespace) -> int:
                "--suite-dir", str(args.suite_dir)]
     command += ["--total", str(args.total)] if args.total else []
     command += ["--only", args.only] if args.only else []
+    command += ["--population", str(args.population)] if args.population else []
     return subprocess.run(command, check=False).returncode
 
 
@@ -525,6 +526,7 @@ def parser() -> argparse.ArgumentParser:
                    help="measure only this backend (default: every backend of the suite)")
     p.add_argument("--trials", type=int, default=64, help="tune: trials per brick (64)")
     p.add_argument("--total", type=int, help="tune: trials in this run at most")
+    p.add_argument("--population", type=int, help=argparse.SUPPRESS)  # tune: for smoke tests
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="ONNX Runtime intra-op threads (1)")
     p.add_argument("--quick", action="store_true", help="tiny time budget per brick (smoke test)")

@@ -40,6 +40,7 @@ INFO_FILE = "tvm.json"  # kernels/tvm.json: target, versions, per-brick kernel s
 INFO_VERSION = 1
 TUNING_DIR = Path("results") / "tuning"  # the meta-schedule database, travels with `make pack`
 PROGRESS_FILE = "progress.json"
+POPULATION = 512  # meta-schedule's default evolutionary population
 RESULT_SUFFIX = ".tvm.json"  # results/<digest>.tvm.json: the TVM run of a brick
 
 
@@ -307,15 +308,20 @@ def task_keys(mod, target: dict) -> list[str]:
     return [str(tvm.ir.structural_hash(t.dispatched[0])) for t in tasks]
 
 
-def tune_module(mod, target: dict, work_dir: Path, trials: int, per_iter: int = 16) -> dict:
+def tune_module(mod, target: dict, work_dir: Path, trials: int, per_iter: int = 16,
+                population: int = POPULATION) -> dict:
     """Spend up to `trials` meta-schedule trials on a module's tasks (spread evenly), appending
-    to the database in work_dir (resumable). {"tasks", "records", "tune_s"}."""
+    to the database in work_dir (resumable). {"tasks", "records", "tune_s"}. `population`: the
+    evolutionary search's population (its cost, ~10 s per 512 on one core, is per batch)."""
+    import logging
+
     import cloudpickle
 
     tvm = import_tvm()
     from tvm.s_tir import meta_schedule as ms
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # light_build -> the builder
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)  # logs/ has it all
     tvm_target = tvm.target.Target(target)
     fused = fuse(mod, target)
     tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
@@ -331,6 +337,7 @@ def tune_module(mod, target: dict, work_dir: Path, trials: int, per_iter: int = 
             builder=ms.builder.LocalBuilder(max_workers=1, timeout_sec=60, f_build=light_build),
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
                 number=3, repeat=1, min_repeat_ms=20, enable_cpu_cache_flush=False)),
+            strategy=ms.search_strategy.EvolutionarySearch(population_size=population),
             seed=0)
     return {"tasks": len(tasks), "records": _lines(records) - before,
             "tune_s": time.perf_counter() - start}
@@ -349,7 +356,7 @@ def _print(message: str) -> None:
 
 
 def tune_suite(suite_dir: Path, trials: int, total: int | None = None,
-               only: list[str] | None = None, echo=_print) -> int:
+               only: list[str] | None = None, echo=_print, population: int = POPULATION) -> int:
     """`make tune`: per brick with a kernel, up to `trials` trials (less what earlier runs
     spent: resumable), at most `total` in this run; rebuild its kernel from the database and
     drop its stale TVM result. Exit code 0, or 2 when the suite has no TVM kernels."""
@@ -378,7 +385,7 @@ def tune_suite(suite_dir: Path, trials: int, total: int | None = None,
             continue
         spec = _spec(suite_dir, brick)
         mod = to_relax(harness.build_model(spec), spec_weights(spec, harness))
-        stats = tune_module(mod, info["target"], work_dir, budget)
+        stats = tune_module(mod, info["target"], work_dir, budget, population=population)
         left -= budget
         path = kernel_dir / f"{brick}.so"
         export(build(mod, info["target"], work_dir), path)
@@ -455,13 +462,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=64, help="trials per brick (64)")
     parser.add_argument("--total", type=int, help="trials in this run at most (default: all)")
     parser.add_argument("--only", help="only these bricks (id prefixes, comma-separated)")
+    parser.add_argument("--population", type=int, default=POPULATION,
+                        help=f"evolutionary search population ({POPULATION}; less is faster, "
+                             f"for smoke tests)")
     parser.add_argument("--suite-dir", type=Path, default=Path(__file__).resolve().parent,
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "tune":
         _skip_gpu_intrinsics()
         only = [o for o in (args.only or "").split(",") if o]
-        return tune_suite(args.suite_dir, args.trials, args.total, only)
+        return tune_suite(args.suite_dir, args.trials, args.total, only,
+                          population=args.population)
     if args.command == "probe-one":
         return _probe_one(args.suite_dir, args.brick)
     problems = probe(args.suite_dir / "kernels")

@@ -1,0 +1,113 @@
+"""The TVM backend end to end, with real TVM: compile a tiny suite with --backend all, run it
+with the suite's own run.py, fall back to ONNX Runtime where TVM cannot import an op, tune one
+brick with a few meta-schedule trials and measure the rebuilt kernel, compile and measure a
+whole model with `e2e --backend tvm`. Skipped only when tvm is not importable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import make_model, weight
+from dlbricks_gen.frontend import ShapeOptions
+from dlbricks_gen.runtime import harness
+
+tvm = pytest.importorskip("tvm")
+
+from dlbricks_gen.pipeline import compile_models  # noqa: E402
+from dlbricks_gen.runtime import tvm_backend  # noqa: E402
+
+TARGET = {"kind": "llvm", "num-cores": 1}  # generic x86-64: any CI machine runs it
+
+
+def tiny_model() -> onnx.ModelProto:
+    """MatMul -> Relu -> Celu: Celu has no converter in TVM 0.27's ONNX frontend (fallback)."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+             helper.make_node("Relu", ["m"], ["r"], name="relu"),
+             helper.make_node("Celu", ["r"], ["y"], name="celu")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    return make_model(nodes, [x], [y], [weight("w", (16, 8))], opset=13)
+
+
+def run_py(suite: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(suite / "run.py"), *args], cwd=suite, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def results(suite: Path) -> dict[tuple[str, str], dict]:
+    """{(op, run backend): result} of a suite's results/."""
+    ops = {}
+    for path in (suite / "bricks").glob("*.py"):
+        ops[path.stem] = harness_spec(path)["nodes"][0]["op_type"]
+    out = {}
+    for path in (suite / "results").glob("*.json"):
+        data = json.loads(path.read_text())
+        assert harness.validate_result(data) == [], path
+        run = data.get("backend_requested", data["backend"])
+        out[(ops[data["id"]], run)] = data
+    return out
+
+
+def harness_spec(path: Path) -> dict:
+    from dlbricks_gen.runtime.runner import load_spec
+
+    return load_spec(path)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tvm")
+    (root / "models").mkdir()
+    onnx.save(tiny_model(), str(root / "models" / "tiny.onnx"))
+    compile_models(root / "models", root / "suite", root / "suite.plan.json", 1, ShapeOptions(),
+                   backends=("onnxruntime", "tvm"), tvm_target=TARGET)
+    return root / "suite"
+
+
+def test_suite_runs_tvm_kernels_and_falls_back_to_onnxruntime(suite: Path):
+    info = json.loads((suite / "kernels" / "tvm.json").read_text())
+    assert info["target"] == TARGET
+    assert json.loads((suite / "suite.json").read_text())["backends"] == ["onnxruntime", "tvm"]
+    check = run_py(suite, "check")
+    assert "kernels load and run" in check.stdout, check.stdout + check.stderr
+    done = run_py(suite, "--quick")
+    assert done.returncode == 0, done.stderr
+    assert "6 measured, 0 failed" in done.stdout
+    found = results(suite)
+    for op in ("MatMul", "Relu"):
+        measured = found[(op, "tvm")]
+        assert measured["backend"] == "tvm" and measured["status"] == "ok"
+        assert measured["tvm"]["tuned_trials"] == 0 and measured["tvm"]["target"] == TARGET
+        assert found[(op, "onnxruntime")]["backend"] == "onnxruntime"
+    celu = found[("Celu", "tvm")]
+    assert celu["backend"] == "onnxruntime" and celu["status"] == "ok"
+    assert "Celu" in celu["fallback"]
+
+
+def test_tuning_a_brick_rebuilds_its_kernel_and_resumes(suite: Path):
+    spec = next(s for s in map(harness_spec, (suite / "bricks").glob("*.py"))
+                if s["nodes"][0]["op_type"] == "MatMul")
+    brick = spec["brick"]
+    before = tvm_backend.sha256_file(suite / "kernels" / f"{brick}.so")
+    args = ("tune", "--trials", "2", "--only", brick[:12], "--population", "16")
+    tuned = run_py(suite, *args)
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert "[1/1]" in tuned.stdout and "kernel rebuilt" in tuned.stdout
+    tuning = suite / "results" / "tuning"
+    assert (tuning / "database_tuning_record.json").stat().st_size > 0
+    assert json.loads((tuning / "progress.json").read_text())[brick]["trials"] == 2
+    assert tvm_backend.read_info(suite / "kernels")["kernels"][brick]["tuned_trials"] == 2
+    assert tvm_backend.sha256_file(suite / "kernels" / f"{brick}.so") != before
+    again = run_py(suite, *args)
+    assert "done (2 trials)" in again.stdout
+    measured = run_py(suite, "--quick", "--backend", "tvm")
+    assert "1 measured" in measured.stdout, measured.stdout  # only the retuned brick is redone
+    result = json.loads((suite / "results" / f"{brick}.tvm.json").read_text())
+    assert result["status"] == "ok" and result["tvm"]["tuned_trials"] == 2
