@@ -192,6 +192,9 @@ def e2e(
     dim: Dim = None,
     threads: Threads = 1,
     quick: Quick = False,
+    backend: Annotated[str, typer.Option("--backend", help="ort (default) or tvm: compiled like the suite's TVM bricks.")] = "ort",
+    tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
+    tuning_db: Annotated[Optional[Path], typer.Option("--tuning-db", exists=True, file_okay=False, help="Meta-schedule database to build with, e.g. a suite's results/tuning.")] = None,
 ) -> None:
     """Measure each whole model with the suite's harness, settings and random weights.
 
@@ -202,7 +205,19 @@ def e2e(
 
     options = shape_options(batch, input_shape, dim)
     settings = Settings(intra_op_threads=threads, quick=quick)
-    data = measure_all(models, options, settings, progress=lambda n: typer.echo(f"measuring {n}", err=True))
+    measure = None
+    if backend != "ort":
+        try:
+            chosen, target = _backends(backend, tvm_target)
+            if chosen != ("tvm",):
+                raise ValueError("e2e --backend must be ort or tvm")
+        except ValueError as exc:
+            fail(str(exc), 2)
+        from .tvm_e2e import measure_function
+
+        measure = measure_function(target, tuning_db)
+    data = measure_all(models, options, settings, measure=measure,
+                       progress=lambda n: typer.echo(f"measuring {n}", err=True))
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
     output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 BACKEND = "tvm"
@@ -134,7 +135,9 @@ def to_relax(model, weight_names: list[str]):
     from tvm.relax.frontend.onnx import from_onnx
 
     weights_as_inputs(model, weight_names)
-    return from_onnx(model, keep_params_in_input=False)
+    with warnings.catch_warnings():  # "Renaming name a.b to a_b": parameters go by position
+        warnings.filterwarnings("ignore", message="Renaming name", category=UserWarning)
+        return from_onnx(model, keep_params_in_input=False)
 
 
 def compiler() -> str:
