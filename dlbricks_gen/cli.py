@@ -127,13 +127,14 @@ def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | No
 def estimate(
     plan: Annotated[list[Path], typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")],
     results: Annotated[list[Path], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")],
-    e2e: Annotated[Optional[Path], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e`.")] = None,
+    e2e: Annotated[Optional[list[Path]], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
     statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_path: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Remove per-brick call overhead and edge layout reorders, measured in the same run (default).")] = True,
     per_machine: Annotated[bool, typer.Option("--per-machine", help="Group results by machine and settings instead of refusing to mix them.")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="ort, tvm, or all (default): one estimate per backend found in the results, then a side-by-side table.")] = "all",
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
@@ -147,23 +148,30 @@ def estimate(
         fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
     try:
         plans = [load_plan(p) for p in plan]
-        measured = est.load_e2e(e2e, statistic) if e2e else {}
-        e2e_batch = est.e2e_batch(e2e) if e2e else None
+        chosen = _estimate_backends(backend, est.backends_in(results))
+        measured = {b: {k: v for path in e2e or [] for k, v in est.load_e2e(path, statistic, b).items()}
+                    for b in chosen}
+        e2e_batch = est.e2e_batch(e2e[0]) if e2e else None
         sections = []
         for the_plan in plans:
             shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
-            if per_machine:
-                groups = est.load_grouped(results, the_plan.suite, statistic, shared)
-            else:
-                groups = {"": est.load_results(results, the_plan.suite, statistic, shared)}
-            sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
+            for b in chosen:
+                if per_machine:
+                    groups = est.load_grouped(results, the_plan.suite, statistic, shared, b)
+                else:
+                    groups = {"": est.load_results(results, the_plan.suite, statistic, shared, b)}
+                label = f"backend {b}" if len(chosen) > 1 or b != est.DEFAULT_BACKEND else ""
+                sections += [(the_plan, ", ".join(filter(None, [label, key])), loaded, b)
+                             for key, loaded in groups.items()]
     except ValueError as exc:
         fail(str(exc))
-    for the_plan, key, loaded in sections:
+    side_by_side = {}
+    for the_plan, key, loaded, run in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
-        comparable = measured if e2e_batch is None or e2e_batch == the_plan.batch else {}
+        comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
+        side_by_side.setdefault(the_plan.label, {})[key] = table
         breakdowns = {m.name: est.breakdown(m, the_plan, loaded.results) for m in the_plan.models}
         for row in table:
             row["breakdown"] = breakdowns[row["model"]]
@@ -176,11 +184,26 @@ def estimate(
         if html_path is not None:
             from .htmlreport import estimate_report
 
-            index = sections.index((the_plan, key, loaded))
+            index = sections.index((the_plan, key, loaded, run))
             target = html_path if len(sections) == 1 else html_path.with_name(
                 f"{html_path.stem}-{index + 1}{html_path.suffix}")
             target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
             typer.echo(f"wrote {target}", err=True)
+    for label, tables in side_by_side.items():
+        if len(tables) > 1 and not (as_json or as_csv):
+            typer.echo(f"== side by side{f', {label}' if len(plans) > 1 else ''}")
+            typer.echo(report.side_by_side(tables), nl=False)
+
+
+def _estimate_backends(name: str, found: list[str]) -> list[str]:
+    """--backend of estimate -> the run backends to estimate (all: those in the results)."""
+    from .tvm_compile import BACKENDS
+
+    if name == "all":
+        return found or ["onnxruntime"]
+    if name not in BACKENDS:
+        fail(f"--backend must be one of {', '.join(BACKENDS)}", 2)
+    return list(BACKENDS[name])
 
 
 @app.command()

@@ -20,6 +20,25 @@ STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
 # Fields that must agree between result files that are combined into one estimate.
 CHECKED_SETTINGS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
 CHECKED_MACHINE = ("cpu_model", "onnxruntime")
+DEFAULT_BACKEND = "onnxruntime"
+
+
+def run_backend(data: dict) -> str:
+    """The backend of the run that produced a result: what measured it, or what was asked
+    for when that backend fell back (a TVM run's brick measured by ONNX Runtime)."""
+    return data.get("backend_requested") or data.get("backend") or DEFAULT_BACKEND
+
+
+def backends_in(dirs: list[Path]) -> list[str]:
+    """The run backends found among the result files (ONNX Runtime first)."""
+    found = set()
+    for directory in dirs:
+        for path in directory.glob("*.json"):
+            try:
+                found.add(run_backend(json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, AttributeError):
+                continue
+    return sorted(found, key=lambda b: (b != DEFAULT_BACKEND, b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +97,10 @@ def read_result_file(path: Path) -> dict:
 
 
 def load_results(dirs: list[Path], suite: str | None, statistic: str,
-                 other_suites: bool = False) -> ResultSet:
-    """Read every results/*.json; refuse files from another suite (or, with `other_suites`,
-    leave them out) or from another machine or setting."""
-    groups = load_grouped(dirs, suite, statistic, other_suites)
+                 other_suites: bool = False, backend: str = DEFAULT_BACKEND) -> ResultSet:
+    """Read every results/*.json of one backend's run; refuse files from another suite (or,
+    with `other_suites`, leave them out) or from another machine or setting."""
+    groups = load_grouped(dirs, suite, statistic, other_suites, backend)
     if len(groups) > 1:
         (ka, a), (kb, b) = list(groups.items())[:2]
         check_compatible(a.first, b.first)  # raises, naming the field that differs
@@ -96,7 +115,8 @@ def machine_key(data: dict) -> str:
 
 
 def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
-                 other_suites: bool = False) -> dict[str, ResultSet]:
+                 other_suites: bool = False,
+                 backend: str = DEFAULT_BACKEND) -> dict[str, ResultSet]:
     """Results grouped by machine and settings (`machine_key`); problems go to every group."""
     groups: dict[str, ResultSet] = {}
     problems: list[str] = []
@@ -107,6 +127,8 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
                 data = read_result_file(path)
             except ValueError as exc:
                 problems.append(str(exc))
+                continue
+            if run_backend(data) != backend:
                 continue
             if suite is not None and data.get("suite") not in (None, suite):
                 if other_suites:
@@ -206,8 +228,9 @@ def e2e_batch(path: Path) -> int | None:
         return None
 
 
-def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
-    """Whole-model measurements written by `dlbricks-gen e2e`, by model name."""
+def load_e2e(path: Path, statistic: str, backend: str | None = None) -> dict[str, BrickResult]:
+    """Whole-model measurements written by `dlbricks-gen e2e`, by model name (only those of
+    one backend's run when `backend` is given)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -219,6 +242,8 @@ def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
         problems = validate_result(result)
         if problems:
             raise ValueError(f"{path}: model {name}: invalid result: {problems[0]}")
+        if backend is not None and run_backend(result) != backend:
+            continue
         out[name] = _brick_result(result, statistic)
     return out
 

@@ -111,3 +111,51 @@ def test_tuning_a_brick_rebuilds_its_kernel_and_resumes(suite: Path):
     assert "1 measured" in measured.stdout, measured.stdout  # only the retuned brick is redone
     result = json.loads((suite / "results" / f"{brick}.tvm.json").read_text())
     assert result["status"] == "ok" and result["tvm"]["tuned_trials"] == 2
+
+
+def test_e2e_and_estimate_per_backend_side_by_side(suite: Path):
+    """After the suite has run (test above): e2e --backend tvm on the same model, then one
+    estimate per backend and the side-by-side table."""
+    from typer.testing import CliRunner
+
+    from dlbricks_gen.cli import app
+
+    models, root = suite.parent / "models", suite.parent
+    cli = CliRunner()
+    target = json.dumps(TARGET)
+    done = cli.invoke(app, ["e2e", str(models), "-o", str(root / "e2e_tvm.json"), "--quick",
+                            "--backend", "tvm", "--tvm-target", target])
+    assert done.exit_code == 0, done.output
+    tiny = json.loads((root / "e2e_tvm.json").read_text())["models"]["tiny"]
+    assert tiny["backend"] == "onnxruntime" and tiny["backend_requested"] == "tvm"  # Celu
+    assert "Celu" in tiny["fallback"]
+    done = cli.invoke(app, ["e2e", str(models), "-o", str(root / "e2e_ort.json"), "--quick"])
+    assert done.exit_code == 0, done.output
+    done = cli.invoke(app, ["estimate", "--plan", str(root / "suite.plan.json"), "--results",
+                            str(suite / "results"), "--e2e", str(root / "e2e_ort.json"),
+                            "--e2e", str(root / "e2e_tvm.json")])
+    assert done.exit_code == 0, done.output
+    assert "== backend onnxruntime" in done.output and "== backend tvm" in done.output
+    side = done.output.split("== side by side")[1].splitlines()
+    assert "tvm est/meas" in side[1] and side[3].startswith("tiny")
+    assert side[3].count("-") == 0  # both backends estimated and measured
+
+
+def test_a_whole_model_uses_the_tuning_database(suite: Path):
+    """e2e builds with the records of a database: a model that is the MatMul brick tuned
+    above (a task of the same shapes, other names) has its 1 task tuned."""
+    from dlbricks_gen.tvm_e2e import measure_model
+
+    database = suite / "results" / "tuning"
+    assert (database / "database_tuning_record.json").is_file()  # from the tuning test
+    x = helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    model = make_model([helper.make_node("MatMul", ["input.1", "fc.weight"], ["y"])], [x], [y],
+                       [weight("fc.weight", (16, 8))])
+    settings = harness.Settings(quick=True)
+    result = measure_model(model, settings, kind="model", id="mm", target=TARGET,
+                           database_dir=database)
+    assert result["status"] == "ok" and result["backend"] == "tvm"
+    assert (result["tvm"]["tasks"], result["tvm"]["tuned_tasks"]) == (1, 1)
+    untuned = measure_model(model, settings, kind="model", id="mm", target=TARGET)
+    assert untuned["tvm"]["tuned_tasks"] == 0
