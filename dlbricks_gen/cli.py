@@ -82,7 +82,7 @@ def compile_cmd(
     try:
         chosen, target = _backends(backend, tvm_target)
         result = compile_models(models, output, plan_path, granularity, options, fusion,
-                                progress=lambda p: typer.echo(f"reading {p}", err=True),
+                                progress=lambda p: typer.echo(p if p.startswith("TVM kernel ") else f"reading {p}", err=True),
                                 backends=chosen, tvm_target=target)
     except ValueError as exc:
         fail(str(exc))

@@ -56,7 +56,7 @@ def compile_kernels(parts: Partition, suite_dir: Path, target: dict,
             reused += 1
             continue
         if progress:
-            progress(f"[{index}/{len(parts.bricks)}] TVM kernel {digest[:16]}")
+            progress(f"TVM kernel [{index}/{len(parts.bricks)}] {digest[:16]}")
         start = time.perf_counter()
         try:
             tvm_backend.build_brick(brick_spec(digest, brick), target, path)

@@ -187,6 +187,8 @@ def sha256_file(path: Path) -> str:
 # --- run and time ---------------------------------------------------------------------------
 
 def load_vm(path: Path, threads: int = 1):
+    """A VM of a kernel library. One process loads a path once: dlopen returns the library
+    already loaded from the same path even when the file was replaced since."""
     tvm = import_tvm(threads, runtime_only=True)
     from tvm.runtime.vm import VirtualMachine  # tvm.relax needs the compiler library
 
@@ -386,12 +388,16 @@ def tune_suite(suite_dir: Path, trials: int, total: int | None = None,
             echo(f"[{index}/{len(bricks)}] {brick[:16]}: "
                  f"{'done' if done >= trials else 'total budget spent'} ({done} trials)")
             continue
-        spec = _spec(suite_dir, brick)
-        mod = to_relax(harness.build_model(spec), spec_weights(spec, harness))
-        stats = tune_module(mod, info["target"], work_dir, budget, population=population)
         left -= budget
-        path = kernel_dir / f"{brick}.so"
-        export(build(mod, info["target"], work_dir), path)
+        try:
+            spec = _spec(suite_dir, brick)
+            mod = to_relax(harness.build_model(spec), spec_weights(spec, harness))
+            stats = tune_module(mod, info["target"], work_dir, budget, population=population)
+            export(build(mod, info["target"], work_dir), kernel_dir / f"{brick}.so")
+        except Exception as exc:  # noqa: BLE001 - one brick's failure never stops the others
+            echo(f"[{index}/{len(bricks)}] {brick[:16]}: tuning failed, kernel kept: "
+                 f"{harness.one_line(exc)}")
+            continue
         info["kernels"][brick]["tuned_trials"] = done + budget
         write_info(kernel_dir, info)
         (suite_dir / "results" / f"{brick}{RESULT_SUFFIX}").unlink(missing_ok=True)
