@@ -105,7 +105,7 @@ def tasks(args) -> None:
     target = json.loads(args.tvm_target) if args.tvm_target else host_target()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "models"
-        _zoo(root, args.models)
+        _zoo(root, args.models, args.tiny)
         options = ShapeOptions(batch=1)
         lowered, _ = lower_all(root, options)
         parts = cut(lowered, args.H, False)
@@ -147,10 +147,10 @@ def tasks(args) -> None:
                   f"{args.seconds_per_trial:g} s = {hours:.1f} h")
 
 
-def _zoo(root: Path, models: str) -> None:
+def _zoo(root: Path, models: str, tiny: bool = False) -> None:
     cli = [sys.executable, "-m", "dlbricks_gen.cli"]
-    subprocess.run([*cli, "zoo", str(root), "--models", models], check=True,
-                   capture_output=True)
+    subprocess.run([*cli, "zoo", str(root), "--models", models, *(["--tiny"] if tiny else [])],
+                   check=True, capture_output=True)
 
 
 def _run(*command, **kw) -> subprocess.CompletedProcess:
@@ -204,6 +204,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds-per-trial", type=float, default=0.0,
                         help="tasks: turn task counts into tuning hours")
     parser.add_argument("--workdir", help="models: keep the files here")
+    parser.add_argument("--tiny", action="store_true",
+                        help="tasks: the zoo's --tiny models (same structure, fewer channels)")
     args = parser.parse_args(argv)
     {"bricks": bricks, "tasks": tasks, "models": models}[args.what](args)
     return 0

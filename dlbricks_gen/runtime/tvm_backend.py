@@ -308,9 +308,10 @@ def task_keys(mod, target: dict) -> list[str]:
     """Structural hashes of the tunable tasks of a module (dedup across bricks and models)."""
     tvm = import_tvm()
     from tvm.s_tir import meta_schedule as ms
+    from tvm_ffi import structural_hash
 
     tasks = ms.relax_integration.extract_tasks(fuse(mod, target), tvm.target.Target(target))
-    return [str(tvm.ir.structural_hash(t.dispatched[0])) for t in tasks]
+    return [str(structural_hash(t.dispatched[0])) for t in tasks]
 
 
 def tune_module(mod, target: dict, work_dir: Path, trials: int, per_iter: int = 16,
