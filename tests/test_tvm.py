@@ -159,3 +159,18 @@ def test_a_whole_model_uses_the_tuning_database(suite: Path):
     assert (result["tvm"]["tasks"], result["tvm"]["tuned_tasks"]) == (1, 1)
     untuned = measure_model(model, settings, kind="model", id="mm", target=TARGET)
     assert untuned["tvm"]["tuned_tasks"] == 0
+
+
+def test_compile_rejects_a_bad_backend_or_target(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from dlbricks_gen.cli import app
+
+    onnx.save(tiny_model(), str(tmp_path / "tiny.onnx"))
+    cli = CliRunner()
+    base = ["compile", str(tmp_path / "tiny.onnx"), "-o", str(tmp_path / "suite")]
+    done = cli.invoke(app, [*base, "--backend", "cuda"])
+    assert done.exit_code == 1 and "--backend must be one of ort, tvm, all" in done.output
+    done = cli.invoke(app, [*base, "--backend", "tvm", "--tvm-target", '{"mcpu": "znver4"}'])
+    assert done.exit_code == 1 and 'must be a JSON object with a "kind"' in done.output
+    assert not (tmp_path / "suite").exists()
