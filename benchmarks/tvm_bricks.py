@@ -7,13 +7,15 @@ outside a temporary directory (or --workdir). 1 thread for both runtimes.
     python benchmarks/tvm_bricks.py bricks --trials 32          # ORT / untuned / tuned per op
     python benchmarks/tvm_bricks.py tasks --models all          # tuning tasks: bricks vs models
     python benchmarks/tvm_bricks.py models --models squeezenet1_1,mobilenet_v2 --trials 0
+    python benchmarks/tvm_bricks.py models --models squeezenet1_1 --trials 16   # tuned path
 
 `bricks` uses the one-layer SPECs of benchmarks/tvm_probe.py (conv 3x3 64ch 56x56, depthwise
 conv, MatMul and Gemm 1x2048x1000, LayerNorm 128x768, Softmax 12x128x128, MaxPool), each
 through the suite's own code: tvm_backend.build_brick, tune_module, measure_kernel, and
 harness.measure_spec for ONNX Runtime. `models` runs the real pipeline (zoo -> compile
---backend all -> run.py [-> run.py tune] -> e2e --backend tvm -> estimate) and prints the
-estimate/measured ratio per backend.
+--backend all -> [run.py tune ->] run.py -> e2e --backend tvm [--tuning-db a copy of the
+suite's records --tune-trials N] -> estimate) and prints the estimate/measured ratio per
+backend.
 """
 
 from __future__ import annotations
@@ -179,9 +181,17 @@ def models(args) -> None:
     _run(sys.executable, suite / "run.py")
     print(f"make run (both backends): {time.perf_counter() - start:.0f} s", flush=True)
     database = suite / "results" / "tuning"
-    extra = ["--tuning-db", database] if database.is_dir() else []
+    extra = []
+    if database.is_dir():  # a copy: e2e adds the records of the tasks no brick covered
+        import shutil
+
+        shutil.copytree(database, work / "db_e2e", dirs_exist_ok=True)
+        extra = ["--tuning-db", work / "db_e2e", "--tune-trials", args.trials]
+    start = time.perf_counter()
     _run(*cli, "e2e", root, "-o", work / "e2e_tvm.json", "--backend", "tvm", "--tvm-target",
          target, *extra)
+    print(f"e2e --backend tvm {' '.join(map(str, extra[2:]))}: "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
     _run(*cli, "e2e", root, "-o", work / "e2e_ort.json")
     done = _run(*cli, "estimate", "--plan", work / "suite.plan.json", "--results",
                 suite / "results", "--e2e", work / "e2e_ort.json", "--e2e", work / "e2e_tvm.json")
@@ -189,7 +199,9 @@ def models(args) -> None:
     e2e = json.loads((work / "e2e_tvm.json").read_text())["models"]
     for name, result in e2e.items():
         info = result.get("tvm", {})
-        print(f"{name}: TVM e2e tasks with records {info.get('tuned_tasks')}/{info.get('tasks')}")
+        print(f"{name}: TVM e2e tasks with records {info.get('tuned_tasks')}/{info.get('tasks')}"
+              f", of which tuned for the model itself: {info.get('tuned_here', 0)} in "
+              f"{info.get('tune_s', 0):.0f} s")
     print(f"files in {work}")
 
 

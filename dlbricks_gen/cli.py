@@ -217,7 +217,8 @@ def e2e(
     quick: Quick = False,
     backend: Annotated[str, typer.Option("--backend", help="ort (default) or tvm: compiled like the suite's TVM bricks.")] = "ort",
     tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
-    tuning_db: Annotated[Optional[Path], typer.Option("--tuning-db", exists=True, file_okay=False, help="Meta-schedule database to build with, e.g. a suite's results/tuning.")] = None,
+    tuning_db: Annotated[Optional[Path], typer.Option("--tuning-db", file_okay=False, help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
+    tune_trials: Annotated[int, typer.Option("--tune-trials", min=0, help="With --tuning-db: first tune each model's tasks that have no records there, N trials per task (written to that database).")] = 0,
 ) -> None:
     """Measure each whole model with the suite's harness, settings and random weights.
 
@@ -230,6 +231,13 @@ def e2e(
     settings = Settings(intra_op_threads=threads, quick=quick)
     measure = None
     if backend != "ort":
+        if tune_trials:
+            if tuning_db is None:
+                fail("--tune-trials needs --tuning-db (the database to add the records to)", 2)
+            from .runtime.tvm_backend import _skip_gpu_intrinsics
+
+            _skip_gpu_intrinsics()  # before tvm is imported: tuning starts 15 s sooner
+            tuning_db.mkdir(parents=True, exist_ok=True)
         try:
             chosen, target = _backends(backend, tvm_target)
             if chosen != ("tvm",):
@@ -238,7 +246,7 @@ def e2e(
             fail(str(exc), 2)
         from .tvm_e2e import measure_function
 
-        measure = measure_function(target, tuning_db)
+        measure = measure_function(target, tuning_db, tune_trials)
     data = measure_all(models, options, settings, measure=measure,
                        progress=lambda n: typer.echo(f"measuring {n}", err=True))
     if not data["models"]:

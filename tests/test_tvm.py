@@ -174,3 +174,25 @@ def test_compile_rejects_a_bad_backend_or_target(tmp_path: Path):
     done = cli.invoke(app, [*base, "--backend", "tvm", "--tvm-target", '{"mcpu": "znver4"}'])
     assert done.exit_code == 1 and 'must be a JSON object with a "kind"' in done.output
     assert not (tmp_path / "suite").exists()
+
+
+def test_e2e_tunes_the_tasks_the_bricks_did_not_cover(suite: Path, tmp_path: Path):
+    """MatMul -> Relu fuses into one task no brick has: --tune-trials tunes it (and only it)
+    into the given database, then the whole model builds with every task tuned."""
+    import shutil
+
+    database = tmp_path / "db"
+    shutil.copytree(suite / "results" / "tuning", database)  # from the tuning test
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["m"]),
+                        helper.make_node("Relu", ["m"], ["y"])], [x], [y], [weight("w", (16, 8))])
+    onnx.save(model, str(tmp_path / "mlp.onnx"))
+    done = subprocess.run(
+        [sys.executable, "-m", "dlbricks_gen.cli", "e2e", str(tmp_path / "mlp.onnx"), "-o",
+         str(tmp_path / "e2e.json"), "--quick", "--backend", "tvm", "--tvm-target",
+         json.dumps(TARGET), "--tuning-db", str(database), "--tune-trials", "2"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads((tmp_path / "e2e.json").read_text())["models"]["mlp"]["tvm"]
+    assert info["tuned_here"] == 1 and info["tasks"] == info["tuned_tasks"] == 1

@@ -315,10 +315,11 @@ def task_keys(mod, target: dict) -> list[str]:
 
 
 def tune_module(mod, target: dict, work_dir: Path, trials: int, per_iter: int = 16,
-                population: int = POPULATION) -> dict:
+                population: int = POPULATION, only_missing: bool = False) -> dict:
     """Spend up to `trials` meta-schedule trials on a module's tasks (spread evenly), appending
-    to the database in work_dir (resumable). {"tasks", "records", "tune_s"}. `population`: the
-    evolutionary search's population (its cost, ~10 s per 512 on one core, is per batch)."""
+    to the database in work_dir (resumable). `only_missing`: only the tasks the database has no
+    workload for. {"tasks", "tuned_tasks", "records", "tune_s"}. `population`: the evolutionary
+    search's population (its cost, ~10 s per 512 on one core, is per batch)."""
     import logging
 
     import cloudpickle
@@ -329,24 +330,28 @@ def tune_module(mod, target: dict, work_dir: Path, trials: int, per_iter: int = 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # light_build -> the builder
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)  # logs/ has it all
     tvm_target = tvm.target.Target(target)
-    fused = fuse(mod, target)
-    tasks = ms.relax_integration.extract_tasks(fused, tvm_target)
+    tasks = ms.relax_integration.extract_tasks(fuse(mod, target), tvm_target)
+    chosen = tasks
+    if only_missing and (Path(work_dir) / "database_workload.json").is_file():
+        database = ms.database.JSONDatabase(work_dir=str(work_dir))
+        chosen = [t for t in tasks if not database.has_workload(t.dispatched[0])]
     records = Path(work_dir) / "database_tuning_record.json"
     before = _lines(records)
     start = time.perf_counter()
-    if tasks and trials > 0:
-        ms.relax_integration.tune_relax(
-            mod=fused, params={}, target=tvm_target, work_dir=str(work_dir),
+    if chosen and trials > 0:
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            chosen, str(work_dir), seed=0,
+            strategy=ms.search_strategy.EvolutionarySearch(population_size=population))
+        ms.tune_tasks(
+            tasks=contexts, task_weights=weights, work_dir=str(work_dir),
             max_trials_global=trials,
-            max_trials_per_task=max(1, math.ceil(trials / len(tasks))),
+            max_trials_per_task=max(1, math.ceil(trials / len(chosen))),
             num_trials_per_iter=min(per_iter, trials),
             builder=ms.builder.LocalBuilder(max_workers=1, timeout_sec=60, f_build=light_build),
             runner=ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
-                number=3, repeat=1, min_repeat_ms=20, enable_cpu_cache_flush=False)),
-            strategy=ms.search_strategy.EvolutionarySearch(population_size=population),
-            seed=0)
-    return {"tasks": len(tasks), "records": _lines(records) - before,
-            "tune_s": time.perf_counter() - start}
+                number=3, repeat=1, min_repeat_ms=20, enable_cpu_cache_flush=False)))
+    return {"tasks": len(tasks), "tuned_tasks": len(chosen) if trials > 0 else 0,
+            "records": _lines(records) - before, "tune_s": time.perf_counter() - start}
 
 
 def _lines(path: Path) -> int:
