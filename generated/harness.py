@@ -5,6 +5,8 @@ Copied verbatim into every generated suite as harness.py, so it imports only the
 library, numpy, onnx and onnxruntime. Each bricks/<digest>.py calls `brick_main(SPEC)`; run.py
 calls `measure_spec` for many bricks in one process; `dlbricks-gen e2e` calls `measure_model`
 on whole models, so bricks and models are timed by the same code with the same settings.
+TVM suites: `measure_spec(..., backend="tvm")` hands the brick to tvm_backend.py (beside this
+file, imported only then), which times the brick's kernel with `measure_call`, the same loop.
 
 Measurement policy (`measure_session`, numbers in FULL_POLICY / QUICK_POLICY):
   1. warm-up: at least `warmup_calls` calls and `warmup_s` seconds; the first call pays one-off
