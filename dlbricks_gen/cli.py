@@ -77,7 +77,8 @@ def compile_cmd(
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
     have: Annotated[Optional[Path], typer.Option("--have", dir_okay=False, help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
     machine: StoreMachine = None,
-    backend: Backend = "onnxruntime",
+    backend: Annotated[str, typer.Option("--backend", help="ort (default), tvm (TVM-compiled kernels, ONNX Runtime where TVM fails) or all (both).")] = "ort",
+    tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' (default: this machine).')] = None,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
@@ -93,11 +94,14 @@ def compile_cmd(
     if machine is not None and have is None:
         fail("--machine chooses a machine of the --have store: give --have STORE", 2)
     try:
-        chosen, latest = stored_results(have, machine, backend) if have else (None, {})
+        chosen_backends, target = _backends(backend, tvm_target)
+        # --have: stored ONNX Runtime results (a TVM suite re-measures its TVM bricks).
+        chosen, latest = stored_results(have, machine, "onnxruntime") if have else (None, {})
         known = frozenset(d for d, r in latest.items() if r.get("status") == "ok")
         result = compile_models(models, output, plan_path, granularity, options, fusion,
-                                progress=lambda p: typer.echo(f"reading {p!r}"[:300], err=True),
-                                audit=audit, decoys=decoys, exclude=known)
+                                progress=lambda p: typer.echo(p if p.startswith("TVM kernel ") else f"reading {p!r}"[:300], err=True),
+                                audit=audit, decoys=decoys, exclude=known,
+                                backends=chosen_backends, tvm_target=target)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -115,6 +119,12 @@ def compile_cmd(
                    "(too few distinct sizes among the real bricks)", err=True)
     if have:
         echo_skipped(parts, latest, chosen)
+    if result.kernels is not None:
+        k = result.kernels
+        typer.echo(f"TVM kernels for {json.dumps(target)}: {k.built} built in {k.compile_s:.1f} s, "
+                   f"{k.reused} kept, {len(k.fallback)} on ONNX Runtime (TVM failed)")
+        for digest, error in k.fallback:
+            typer.echo(f"warning: brick {digest[:16]} falls back to ONNX Runtime: {error}", err=True)
     typer.echo(f"plan: {plan_path}  (private: keep it, do not ship it)")
     if result.audit is not None:
         report_audit(result.audit, brief=True)
@@ -173,11 +183,29 @@ def echo_skipped(parts, latest: dict, chosen) -> None:
                f"latency {cov.latency_s * 1e3:.3f} ms); {len(cov.unknown)} bricks to measure")
 
 
+def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | None]:
+    """--backend and --tvm-target -> (backends, target); tvm is imported only when used."""
+    from .tvm_compile import backends
+
+    chosen = backends(name)
+    if "tvm" not in chosen:
+        return chosen, None
+    try:
+        from .runtime.tvm_backend import compiler, parse_target
+
+        compiler()
+        return chosen, parse_target(target)
+    except ImportError as exc:
+        raise ValueError(f"--backend {name} needs TVM: pip install 'dlbricks-gen[tvm]' ({exc})") from None
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 @app.command()
 def estimate(
     plan: Annotated[Optional[list[Path]], typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")] = None,
     results: Annotated[Optional[list[Path]], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")] = None,
-    e2e: Annotated[Optional[Path], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e`.")] = None,
+    e2e: Annotated[Optional[list[Path]], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
     statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
@@ -186,7 +214,6 @@ def estimate(
     per_machine: Annotated[bool, typer.Option("--per-machine", help="Group results by machine and settings instead of refusing to mix them.")] = False,
     store: Annotated[Optional[Path], typer.Option("--store", exists=True, dir_okay=False, help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
     machine: StoreMachine = None,
-    backend: Backend = "onnxruntime",
     model: Annotated[Optional[Path], typer.Option("--model", exists=True, help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
     granularity: Annotated[int, typer.Option("-H", "--granularity", min=1, help="With --model: H, as for compile.")] = 1,
     fusion: Fusion = False,
@@ -194,6 +221,7 @@ def estimate(
     input_shape: InputShape = None,
     dim: Dim = None,
     emit_missing: Annotated[Optional[Path], typer.Option("--emit-missing", help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="ort, tvm, or all (default): one estimate per backend found in the results, then a side-by-side table (with --store: ort unless tvm).")] = "all",
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
@@ -208,33 +236,40 @@ def estimate(
         fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
     check_estimate_sources(plan, results, store, model, emit_missing)
     try:
-        measured = est.load_e2e(e2e, statistic) if e2e else {}
-        e2e_batch = est.e2e_batch(e2e) if e2e else None
         sections = []
         if store is not None:
-            latest, loaded = from_store(store, machine, backend, statistic)
+            chosen = ["tvm" if backend == "tvm" else est.DEFAULT_BACKEND]
+            latest, loaded = from_store(store, machine, chosen[0], statistic)
             options = shape_options(batch, input_shape, dim)
             plans = [model_plan(model, granularity, options, fusion, latest, emit_missing)] if model \
                 else [load_plan(p) for p in plan]
-            sections = [(the_plan, "", loaded) for the_plan in plans]
+            sections = [(the_plan, "", loaded, chosen[0]) for the_plan in plans]
         else:
             plans = [load_plan(p) for p in plan]
+            chosen = _estimate_backends(backend, est.backends_in(results))
             for the_plan in plans:
                 shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
-                if per_machine:
-                    groups = est.load_grouped(results, the_plan.suite, statistic, shared,
-                                              set(the_plan.bricks))
-                else:
-                    groups = {"": est.load_results(results, the_plan.suite, statistic, shared,
-                                                   set(the_plan.bricks))}
-                sections += [(the_plan, key, loaded) for key, loaded in groups.items()]
+                known = set(the_plan.bricks)
+                for b in chosen:
+                    if per_machine:
+                        groups = est.load_grouped(results, the_plan.suite, statistic, shared, known, b)
+                    else:
+                        groups = {"": est.load_results(results, the_plan.suite, statistic, shared, known, b)}
+                    label = f"backend {b}" if len(chosen) > 1 or b != est.DEFAULT_BACKEND else ""
+                    sections += [(the_plan, ", ".join(filter(None, [label, key])), loaded, b)
+                                 for key, loaded in groups.items()]
+        measured = {b: {k: v for path in e2e or [] for k, v in est.load_e2e(path, statistic, b).items()}
+                    for b in chosen}
+        e2e_batch = est.e2e_batch(e2e[0]) if e2e else None
     except ValueError as exc:
         fail(str(exc))
-    for the_plan, key, loaded in sections:
+    side_by_side = {}
+    for the_plan, key, loaded, run in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
-        comparable = measured if e2e_batch is None or e2e_batch == the_plan.batch else {}
+        comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
+        side_by_side.setdefault(the_plan.label, {})[key] = table
         breakdowns = {m.name: est.breakdown(m, the_plan, loaded.results) for m in the_plan.models}
         for row in table:
             row["breakdown"] = breakdowns[row["model"]]
@@ -247,11 +282,26 @@ def estimate(
         if html_path is not None:
             from .htmlreport import estimate_report
 
-            index = sections.index((the_plan, key, loaded))
+            index = sections.index((the_plan, key, loaded, run))
             target = html_path if len(sections) == 1 else html_path.with_name(
                 f"{html_path.stem}-{index + 1}{html_path.suffix}")
             target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
             typer.echo(f"wrote {target}", err=True)
+    for label, tables in side_by_side.items():
+        if len(tables) > 1 and not (as_json or as_csv):
+            typer.echo(f"== side by side{f', {label}' if len(plans) > 1 else ''}")
+            typer.echo(report.side_by_side(tables), nl=False)
+
+
+def _estimate_backends(name: str, found: list[str]) -> list[str]:
+    """--backend of estimate -> the run backends to estimate (all: those in the results)."""
+    from .tvm_compile import BACKENDS
+
+    if name == "all":
+        return found or ["onnxruntime"]
+    if name not in BACKENDS:
+        fail(f"--backend must be one of {', '.join(BACKENDS)}", 2)
+    return list(BACKENDS[name])
 
 
 def from_store(store: Path, machine: str | None, backend: str, statistic: str):
@@ -316,6 +366,10 @@ def e2e(
     threads: Threads = 1,
     quick: Quick = False,
     runs: Runs = None,
+    backend: Annotated[str, typer.Option("--backend", help="ort (default) or tvm: compiled like the suite's TVM bricks.")] = "ort",
+    tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
+    tuning_db: Annotated[Optional[Path], typer.Option("--tuning-db", file_okay=False, help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
+    tune_trials: Annotated[int, typer.Option("--tune-trials", min=0, help="With --tuning-db: first tune each model's tasks that have no records there, N trials per task (written to that database).")] = 0,
 ) -> None:
     """Measure each whole model with the suite's harness, settings and random weights.
 
@@ -326,7 +380,26 @@ def e2e(
 
     options = shape_options(batch, input_shape, dim)
     settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs)
-    data = measure_all(models, options, settings, progress=lambda n: typer.echo(f"measuring {n}", err=True))
+    measure = None
+    if backend != "ort":
+        if tune_trials:
+            if tuning_db is None:
+                fail("--tune-trials needs --tuning-db (the database to add the records to)", 2)
+            from .runtime.tvm_backend import _skip_gpu_intrinsics
+
+            _skip_gpu_intrinsics()  # before tvm is imported: tuning starts 15 s sooner
+            tuning_db.mkdir(parents=True, exist_ok=True)
+        try:
+            chosen, target = _backends(backend, tvm_target)
+            if chosen != ("tvm",):
+                raise ValueError("e2e --backend must be ort or tvm")
+        except ValueError as exc:
+            fail(str(exc), 2)
+        from .tvm_e2e import measure_function
+
+        measure = measure_function(target, tuning_db, tune_trials)
+    data = measure_all(models, options, settings, measure=measure,
+                       progress=lambda n: typer.echo(f"measuring {n}", err=True))
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
     output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -34,14 +34,25 @@ def semantic_initializers(graph: onnx.GraphProto) -> set[str]:
     return keep
 
 
-def randomize_weights(model: onnx.ModelProto) -> None:
-    """Replace every weight (float initializer of more than one element) in place."""
+def weight_names(model: onnx.ModelProto) -> list[str]:
+    """The weights: float initializers of more than one element not feeding a semantic slot."""
     keep = semantic_initializers(model.graph)
-    for index, tensor in enumerate(model.graph.initializer):
+    names = []
+    for tensor in model.graph.initializer:
         dtype = onnx.TensorProto.DataType.Name(tensor.data_type)
         size = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
-        if dtype in INT_DTYPES or size <= 1 or tensor.name in keep:
+        if not (dtype in INT_DTYPES or size <= 1 or tensor.name in keep):
+            names.append(tensor.name)
+    return names
+
+
+def randomize_weights(model: onnx.ModelProto) -> None:
+    """Replace every weight (`weight_names`) in place."""
+    weights = set(weight_names(model))
+    for index, tensor in enumerate(model.graph.initializer):
+        if tensor.name not in weights:
             continue
+        dtype = onnx.TensorProto.DataType.Name(tensor.data_type)
         array = harness.random_array(tensor.name, dtype, list(tensor.dims), "weight")
         model.graph.initializer[index].CopyFrom(numpy_helper.from_array(array, tensor.name))
 
@@ -58,8 +69,11 @@ def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
 
 
 def measure_all(root: Path, options: ShapeOptions, settings: "harness.Settings",
-                progress: Callable[[str], None] | None = None, skip: set[str] = frozenset()) -> dict:
-    """{"version", "kind": "e2e", "models": {name: result}}; failures become error results."""
+                progress: Callable[[str], None] | None = None, skip: set[str] = frozenset(),
+                measure: Callable | None = None) -> dict:
+    """{"version", "kind": "e2e", "models": {name: result}}; failures become error results.
+    `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime)."""
+    measure = measure or harness.measure_model
     models = {}
     for path in find_models(root):
         name = model_name(path, root)
@@ -72,7 +86,7 @@ def measure_all(root: Path, options: ShapeOptions, settings: "harness.Settings",
         except FrontendError as exc:
             models[name] = harness.error_result(kind="model", id=name, error=str(exc), settings=settings)
             continue
-        models[name] = harness.measure_model(model, settings, kind="model", id=name)
+        models[name] = measure(model, settings, kind="model", id=name)
     shapes = {"batch": options.batch, "dims": dict(options.dims),
               "input_shapes": {n: list(d) for n, d in options.input_shapes}}
     return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "shapes": shapes,

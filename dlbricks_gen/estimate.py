@@ -21,6 +21,25 @@ STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
 # Fields that must agree between result files that are combined into one estimate.
 CHECKED_SETTINGS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
 CHECKED_MACHINE = ("cpu_model", "onnxruntime")
+DEFAULT_BACKEND = "onnxruntime"
+
+
+def run_backend(data: dict) -> str:
+    """The backend of the run that produced a result: what measured it, or what was asked
+    for when that backend fell back (a TVM run's brick measured by ONNX Runtime)."""
+    return data.get("backend_requested") or data.get("backend") or DEFAULT_BACKEND
+
+
+def backends_in(dirs: list[Path]) -> list[str]:
+    """The run backends found among the result files (ONNX Runtime first)."""
+    found = set()
+    for directory in dirs:
+        for path in directory.glob("*.json"):
+            try:
+                found.add(run_backend(json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, AttributeError):
+                continue
+    return sorted(found, key=lambda b: (b != DEFAULT_BACKEND, b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +93,12 @@ class ResultSet:
 
 
 def load_results(dirs: list[Path], suite: str | None, statistic: str,
-                 other_suites: bool = False, known: set[str] | None = None) -> ResultSet:
-    """Read every results/*.json; skip, as problems, invalid files, files from another suite
-    (silently with `other_suites`) and ids not in `known`; refuse to mix machines or settings."""
-    groups = load_grouped(dirs, suite, statistic, other_suites, known)
+                 other_suites: bool = False, known: set[str] | None = None,
+                 backend: str = DEFAULT_BACKEND) -> ResultSet:
+    """Read every results/*.json of one backend's run; skip, as problems, invalid files, files
+    from another suite (silently with `other_suites`) and ids not in `known`; refuse to mix
+    machines or settings."""
+    groups = load_grouped(dirs, suite, statistic, other_suites, known, backend)
     if len(groups) > 1:
         (ka, a), (kb, b) = list(groups.items())[:2]
         check_compatible(a.first, b.first)  # raises, naming the field that differs
@@ -92,8 +113,10 @@ def machine_key(data: dict) -> str:
 
 
 def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
-                 other_suites: bool = False, known: set[str] | None = None) -> dict[str, ResultSet]:
-    """Results grouped by machine and settings (`machine_key`); problems go to every group.
+                 other_suites: bool = False, known: set[str] | None = None,
+                 backend: str = DEFAULT_BACKEND) -> dict[str, ResultSet]:
+    """Results of one backend's run grouped by machine and settings (`machine_key`); problems
+    go to every group.
 
     Every file is untrusted (resultfiles.py): a bad one is a problem naming it, never a crash.
     Two files with the same id and machine but different timings are both refused.
@@ -109,6 +132,8 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
                 data = read_result_file(path)
             except ValueError as exc:
                 problems.append(str(exc))
+                continue
+            if run_backend(data) != backend:
                 continue
             problem = _foreign(path, data, suite, known)
             if problem:
@@ -232,8 +257,9 @@ def e2e_batch(path: Path) -> int | None:
         return None
 
 
-def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
-    """Whole-model measurements written by `dlbricks-gen e2e`, by model name."""
+def load_e2e(path: Path, statistic: str, backend: str | None = None) -> dict[str, BrickResult]:
+    """Whole-model measurements written by `dlbricks-gen e2e`, by model name (only those of
+    one backend's run when `backend` is given)."""
     data = read_json_file(path, "e2e file")
     if not isinstance(data, dict) or data.get("version") != 1 or data.get("kind") != "e2e":
         raise ValueError(f"{path}: not an e2e file of version 1")
@@ -244,6 +270,8 @@ def load_e2e(path: Path, statistic: str) -> dict[str, BrickResult]:
         problems = validate_result(result)
         if problems:
             raise ValueError(f"{path}: model {name}: invalid result: {problems[0]}")
+        if backend is not None and run_backend(result) != backend:
+            continue
         out[name] = _brick_result(result, statistic)
     return out
 

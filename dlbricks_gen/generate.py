@@ -171,14 +171,15 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_suite(partition: Partition) -> tuple[SuiteInfo, dict[str, str]]:
+def render_suite(partition: Partition, backends: tuple[str, ...] = ("onnxruntime",)
+                 ) -> tuple[SuiteInfo, dict[str, str]]:
     """All files of the suite as {relative path: text}. Deterministic, name-free."""
     digests = [d for d, _ in partition.bricks]
     info = SuiteInfo(suite_id(digests), tuple(digests))
     env = environment()
     files = {f"bricks/{digest}.py": render_brick(env, brick_spec(digest, brick))
              for digest, brick in partition.bricks}
-    files.update(fixed_files(env, info))
+    files.update(fixed_files(env, info, backends))
     return info, dict(sorted(files.items()))
 
 
@@ -194,14 +195,16 @@ def render_brick(env: jinja2.Environment, spec: dict) -> str:
     )
 
 
-def fixed_files(env: jinja2.Environment, info: SuiteInfo) -> dict[str, str]:
+def fixed_files(env: jinja2.Environment, info: SuiteInfo,
+                backends: tuple[str, ...] = ("onnxruntime",)) -> dict[str, str]:
     """The files that depend only on the suite id and brick list (and dlbricks-gen itself)."""
     context = {"suite_id": info.suite, "generator_version": __version__, "brick_count": len(info.bricks)}
     files = {name: env.get_template(f"{name}.j2").render(**context) for name in ("Makefile", "README.md")}
     files["requirements.txt"] = requirements()
-    files["suite.json"] = json.dumps(
-        {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(info.bricks)},
-        indent=2, sort_keys=True) + "\n"
+    suite = {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(info.bricks)}
+    if backends != ("onnxruntime",):  # the backends `make run` measures (default: ORT only)
+        suite["backends"] = list(backends)
+    files["suite.json"] = json.dumps(suite, indent=2, sort_keys=True) + "\n"
     runtime = package_dir() / "runtime"
     for source, target in RUNTIME_FILES.items():
         files[target] = (runtime / source).read_text(encoding="utf-8")

@@ -24,6 +24,7 @@ class CompileResult:
     suite_dir: Path
     audit: AuditReport | None = None
     decoys: tuple[str, ...] = ()  # digests of the decoy bricks (in `partition.bricks` too)
+    kernels: object = None  # tvm_compile.KernelReport with --backend tvm|all
 
 
 def lower_all(root: Path, options: ShapeOptions,
@@ -62,24 +63,31 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                    options: ShapeOptions, fusion: bool = False,
                    progress: Callable[[str], None] | None = None,
                    audit: bool = False, decoys: int = 0,
-                   exclude: frozenset[str] = frozenset()) -> CompileResult:
-    """Lower, cut, add `decoys`, render and write; with `audit`, audit the written suite
-    against the models and check that the models' order does not change it. `exclude`: bricks
-    left out of the suite (already measured); the plan still lists every brick of every model,
-    so estimates combine stored and new results."""
+                   exclude: frozenset[str] = frozenset(),
+                   backends: tuple[str, ...] = ("onnxruntime",),
+                   tvm_target: dict | None = None) -> CompileResult:
+    """Lower, cut, add `decoys`, render and write (with TVM kernels for `backends` with tvm);
+    with `audit`, audit the written suite against the models and check that the models' order
+    does not change it. `exclude`: bricks left out of the suite (already measured); the plan
+    still lists every brick of every model, so estimates combine stored and new results."""
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
     parts, decoy_ids = add_decoys(cut(models, granularity, fusion), decoys)
-    info, files = render_suite(shipped(parts, exclude))
-    report = None
+    info, files = render_suite(shipped(parts, exclude), backends)
+    report = kernels = None
     if models:
         write_suite(files, out_dir)
+        if "tvm" in backends:
+            from .tvm_compile import compile_kernels  # imports tvm: only when asked
+
+            kernels = compile_kernels(shipped(parts, exclude), out_dir, tvm_target, progress)
         plan_path.parent.mkdir(parents=True, exist_ok=True)
         plan_path.write_text(plan_json(parts, info.suite, failed, options, decoy_ids), encoding="utf-8")
         if audit:
             report = audit_suite(out_dir, root)
             reordered = add_decoys(cut(models[::-1], granularity, fusion), decoys)[0]
-            if not fusion and render_suite(shipped(reordered, exclude))[1] != files:
+            if not fusion and render_suite(shipped(reordered, exclude), backends)[1] != files:
                 report = replace(report, problems=report.problems + (
                     "the suite changes when the models are read in another order",))
-    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir, report, decoy_ids)
+    return CompileResult(info.suite, parts, tuple(failed), plan_path, out_dir, report, decoy_ids,
+                         kernels)

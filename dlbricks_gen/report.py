@@ -102,3 +102,29 @@ def to_table(table: list[dict]) -> str:
             out.append(f"{r['model']}: {len(r['missing'])} brick(s) without results: "
                        "estimate is a lower bound")
     return "\n".join(out) + "\n"
+
+
+def side_by_side(tables: dict[str, list[dict]]) -> str:
+    """One line per model, the estimate, measurement and ratio of each backend's table
+    (keyed by its section label, e.g. "backend tvm")."""
+    labels = list(tables)
+    by_model = {label: {r["model"]: r for r in table} for label, table in tables.items()}
+    models = list(dict.fromkeys(r["model"] for table in tables.values() for r in table))
+    head = ["model"] + [f"{label.removeprefix('backend ')} {col}" for label in labels
+                        for col in ("est ms", "meas ms", "est/meas")]
+    lines = []
+    for model in models:
+        cells = [model]
+        for label in labels:
+            r = by_model[label].get(model)
+            if r is None:
+                cells += ["-", "-", "-"]
+                continue
+            cells += [_ms(r["estimate_ms"], r["status"] != "complete"), _ms(r["measured_ms"]),
+                      "-" if r["ratio"] is None else f"{r['ratio']:.3f}"]
+        lines.append(cells)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+              for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines]) + "\n"

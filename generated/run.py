@@ -4,6 +4,7 @@
     python run.py --threads 1 --shard 2/4 --timeout 300 --only 3f2a,9bc0
     python run.py check                    # Python, numpy, onnx, onnxruntime; writes nothing
     python run.py pack                     # results/ + suite.json + machine.json -> .tar.gz
+    python run.py tune --trials 64         # TVM suites: tune the kernels (tvm_backend.py)
 
 One long-lived worker process (`run.py worker`) measures brick after brick, so process start,
 imports and library initialisation are paid once, not per brick. A brick that crashes the
@@ -40,6 +41,7 @@ DEFAULT_TIMEOUT_S = 600.0
 WORKER_START_TIMEOUT_S = 300.0
 EXIT_OK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 2, 130
 LIBRARIES = ("numpy", "onnx", "onnxruntime")
+BACKENDS = ("onnxruntime", "tvm")
 BRICK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")  # a plain file name, never a path
 
 
@@ -73,6 +75,9 @@ def read_suite(suite_dir: Path) -> dict:
     bricks = suite.get("bricks")
     if not isinstance(suite.get("suite"), str) or not isinstance(bricks, list):
         raise RunBroken(f"{path}: no suite id or brick list")
+    if not set(suite.setdefault("backends", [BACKENDS[0]])) <= set(BACKENDS):
+        raise RunBroken(f"{path}: unknown backends {suite['backends']} (this run.py knows "
+                        f"{', '.join(BACKENDS)})")
     for brick in bricks:
         if not isinstance(brick, str) or not BRICK_ID.match(brick):
             raise RunBroken(f"{path}: brick id {brick!r} is not a plain file name")
@@ -183,13 +188,13 @@ class Worker:
         if not reply.get("ready"):
             raise RunBroken(f"the worker process did not start: {reply}")
 
-    def measure(self, brick: str, timeout: float) -> dict:
+    def measure(self, brick: str, backend: str, timeout: float) -> dict:
         """The worker's reply for one brick; raises WorkerDied or BrickTimeout."""
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         self.log_mark = self.log.seek(0, io.SEEK_END)
         try:
-            self.proc.stdin.write((json.dumps({"brick": brick}) + "\n").encode())
+            self.proc.stdin.write((json.dumps({"brick": brick, "backend": backend}) + "\n").encode())
             self.proc.stdin.flush()
         except OSError:
             pass  # the worker is gone: _reply reports how it ended
@@ -252,7 +257,8 @@ def worker_main(args: argparse.Namespace) -> int:
     results = args.suite_dir / "results"
     replies.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
-        brick = json.loads(line)["brick"]
+        message = json.loads(line)
+        brick, backend = message["brick"], message.get("backend", harness.BACKEND)
         try:
             spec = load_spec(args.suite_dir / "bricks" / f"{brick}.py")
             if spec.get("brick") != brick:
@@ -262,8 +268,10 @@ def worker_main(args: argparse.Namespace) -> int:
                                           suite=args.suite,
                                           error=f"cannot read the SPEC: {harness.one_line(exc)}")
         else:
-            result = harness.measure_spec(spec, settings, suite=args.suite)
-        harness.write_result(result, results / f"{brick}.json")
+            other = {} if backend == harness.BACKEND else {
+                "backend": backend, "kernel_dir": args.suite_dir / "kernels"}
+            result = harness.measure_spec(spec, settings, suite=args.suite, **other)
+        harness.write_result(result, results / harness.result_name(brick, backend))
         replies.write(json.dumps({"brick": brick, "status": result["status"],
                                   "summary": harness.summary_line(result)}) + "\n")
     return EXIT_OK
@@ -299,12 +307,15 @@ def run(args: argparse.Namespace) -> int:
     results.mkdir(exist_ok=True)
     for stale in results.glob(".*.tmp"):  # left by a run killed while writing
         stale.unlink()
-    todo = [b for b in bricks if not is_done(results / f"{b}.json", harness, b, suite["suite"],
-                                             wanted, args.retry_errors)]
-    skipped = len(bricks) - len(todo)
+    runs = [(b, backend) for backend in _backends(suite, args) for b in bricks]
+    todo = [(b, backend) for b, backend in runs
+            if not is_done(results / harness.result_name(b, backend), harness, b, suite["suite"],
+                           wanted, args.retry_errors)]
+    skipped = len(runs) - len(todo)
     print(f"suite {suite['suite']}: {len(bricks)} bricks"
           f"{f' (shard {args.shard[0]}/{args.shard[1]})' if args.shard else ''}, "
           f"{skipped} already done, {len(todo)} to run; threads={args.threads}"
+          f"{'' if runs_ort_only(suite, args) else ', backends ' + '+'.join(_backends(suite, args))}"
           f"{', quick' if args.quick else ''}, timeout {args.timeout:g} s", flush=True)
     for warning in harness.quiet_warnings(args.threads):
         print(f"warning: {warning}", flush=True)
@@ -313,15 +324,15 @@ def run(args: argparse.Namespace) -> int:
     worker = Worker(suite_dir, args, suite["suite"])
     start = time.perf_counter()
     try:
-        for index, brick in enumerate(todo, 1):
-            status, summary = _run_one(worker, harness, brick, args, settings, suite["suite"],
-                                       results)
+        for index, (brick, backend) in enumerate(todo, 1):
+            status, summary = _run_one(worker, harness, brick, backend, args, settings,
+                                       suite["suite"], results)
             counts[status] += 1
             if status != "ok":
                 failures.append(summary)
             elapsed = time.perf_counter() - start
             left = elapsed / index * (len(todo) - index)
-            print(f"[{skipped + index}/{len(bricks)}] {summary}  ({clock(elapsed)} elapsed, "
+            print(f"[{skipped + index}/{len(runs)}] {summary}  ({clock(elapsed)} elapsed, "
                   f"~{clock(left)} left)", flush=True)
     except KeyboardInterrupt:
         worker.kill()
@@ -331,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         worker.stop()
     print(f"done in {clock(time.perf_counter() - start)}: {counts['ok']} measured, "
-          f"{counts['error']} failed, {skipped} skipped (already done), {len(bricks)} in total; "
+          f"{counts['error']} failed, {skipped} skipped (already done), {len(runs)} in total; "
           f"results in {results}")
     for failure in failures[:20]:
         print(f"  failed: {failure}")
@@ -340,16 +351,32 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_one(worker: Worker, harness, brick: str, args, settings, suite: str, results: Path):
+def _backends(suite: dict, args: argparse.Namespace) -> list[str]:
+    """--backend, else every backend the suite was compiled for."""
+    if not args.backend:
+        return list(suite["backends"])
+    if args.backend not in suite["backends"]:
+        raise RunBroken(f"--backend {args.backend}: this suite was compiled for "
+                        f"{', '.join(suite['backends'])}")
+    return [args.backend]
+
+
+def runs_ort_only(suite: dict, args: argparse.Namespace) -> bool:
+    return _backends(suite, args) == [BACKENDS[0]]
+
+
+def _run_one(worker: Worker, harness, brick: str, backend: str, args, settings, suite: str,
+             results: Path):
     """(status, summary line) of one brick; a crash or timeout is written as its error result."""
     start = time.perf_counter()
     try:
-        reply = worker.measure(brick, args.timeout)
+        reply = worker.measure(brick, backend, args.timeout)
         return reply["status"], reply["summary"]
     except (WorkerDied, BrickTimeout) as exc:
         result = harness.error_result(kind="brick", id=brick, error=str(exc), settings=settings,
-                                suite=suite, wall_s=time.perf_counter() - start)
-        harness.write_result(result, results / f"{brick}.json")
+                                      suite=suite, backend=backend,
+                                      wall_s=time.perf_counter() - start)
+        harness.write_result(result, results / harness.result_name(brick, backend))
         return "error", harness.summary_line(result)
 
 
@@ -390,6 +417,8 @@ def check(args: argparse.Namespace) -> int:
         if missing:
             problems.append(f"{len(missing)} brick programs are missing, "
                             f"e.g. bricks/{missing[0]}.py")
+        if "tvm" in suite["backends"]:
+            problems += _check_tvm(args.suite_dir)
     except RunBroken as exc:
         problems.append(str(exc))
     if not problems:
@@ -406,6 +435,40 @@ def check(args: argparse.Namespace) -> int:
           f"not ready: fix the problems above "
           f"({sys.executable} -m pip install -r requirements.txt)")
     return EXIT_OK if not problems else 1
+
+
+def _check_tvm(suite_dir: Path) -> list[str]:
+    """The TVM runtime is importable and one kernel loads and runs on this CPU (in a child:
+    a kernel built for a newer CPU dies with SIGILL)."""
+    kernels = suite_dir / "kernels" / "tvm.json"
+    try:
+        target = json.loads(kernels.read_text(encoding="utf-8")).get("target")
+    except (OSError, ValueError) as exc:
+        return [f"{kernels}: cannot read the TVM kernel list: {exc}"]
+    done = subprocess.run([sys.executable, str(suite_dir / "tvm_backend.py"), "probe",
+                           "--suite-dir", str(suite_dir)], capture_output=True, text=True,
+                          check=False, env={**os.environ, "TVM_USE_RUNTIME_LIB": "1"})
+    print(f"{'tvm':<12} target {json.dumps(target)}: "
+          f"{'kernels load and run' if done.returncode == 0 else 'NOT USABLE'}")
+    if done.returncode == 0:
+        return []
+    lines = [ln.removeprefix("problem: ") for ln in done.stdout.splitlines() if ln.strip()]
+    tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+    return lines or [f"the TVM runtime does not work here ({tail[:200]}): "
+                     f"{sys.executable} -m pip install -r requirements-tvm.txt"]
+
+
+def tune(args: argparse.Namespace) -> int:
+    """`make tune`: tvm_backend.py tune (meta-schedule; needs the full TVM and a C compiler)."""
+    script = args.suite_dir / "tvm_backend.py"
+    if not script.is_file():
+        raise RunBroken("this suite has no TVM kernels: compile it with --backend tvm or all")
+    command = [sys.executable, str(script), "tune", "--trials", str(args.trials),
+               "--suite-dir", str(args.suite_dir)]
+    command += ["--total", str(args.total)] if args.total else []
+    command += ["--only", args.only] if args.only else []
+    command += ["--population", str(args.population)] if args.population else []
+    return subprocess.run(command, check=False).returncode
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -441,6 +504,12 @@ def pack(args: argparse.Namespace) -> int:
         tar.add(args.suite_dir / "suite.json", f"{root}/suite.json")
         for path in results:
             tar.add(path, f"{root}/results/{path.name}")
+        tuning = args.suite_dir / "results" / "tuning"  # TVM suites: the tuning database
+        for path in sorted(tuning.glob("*.json")) if tuning.is_dir() else []:
+            tar.add(path, f"{root}/results/tuning/{path.name}")
+        kernels = args.suite_dir / "kernels" / "tvm.json"
+        if kernels.is_file():
+            tar.add(kernels, f"{root}/kernels/tvm.json")
         data = (json.dumps(machine, indent=2, sort_keys=True) + "\n").encode()
         info = tarfile.TarInfo(f"{root}/machine.json")
         info.size, info.mtime = len(data), int(time.time())
@@ -457,8 +526,15 @@ def parser() -> argparse.ArgumentParser:
         prog="run.py", description="Measure the bricks of this suite into results/ (resumable).",
         epilog="examples: python run.py --threads 1 | python run.py --shard 1/2 | "
                "python run.py check | python run.py pack")
-    p.add_argument("command", nargs="?", default="run", choices=["run", "check", "pack", "worker"],
-                   help="run (default), check the machine, pack the results; worker is internal")
+    p.add_argument("command", nargs="?", default="run",
+                   choices=["run", "check", "pack", "tune", "worker"],
+                   help="run (default), check the machine, pack the results, tune the TVM "
+                        "kernels; worker is internal")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="measure only this backend (default: every backend of the suite)")
+    p.add_argument("--trials", type=int, default=64, help="tune: trials per brick (64)")
+    p.add_argument("--total", type=int, help="tune: trials in this run at most")
+    p.add_argument("--population", type=int, help=argparse.SUPPRESS)  # tune: for smoke tests
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="ONNX Runtime intra-op threads (1)")
     p.add_argument("--quick", action="store_true", help="tiny time budget per brick (smoke test)")
@@ -484,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.timeout <= 0:
         print("error: --threads must be >= 1 and --timeout > 0", file=sys.stderr)
         return EXIT_BROKEN
-    commands = {"run": run, "check": check, "pack": pack, "worker": worker_main}
+    commands = {"run": run, "check": check, "pack": pack, "tune": tune, "worker": worker_main}
     try:
         return commands[args.command](args)
     except (RunBroken, OSError) as exc:  # e.g. a full disk: the run cannot go on

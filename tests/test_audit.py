@@ -54,8 +54,8 @@ def test_tampered_suites_fail_with_the_finding(models_dir: Path, tmp_path: Path,
 def test_compile_fails_loudly_when_the_suite_leaks(models_dir: Path, tmp_path: Path, monkeypatch):
     render = pipeline.render_suite
 
-    def leaky(partition):
-        info, files = render(partition)
+    def leaky(partition, *args):
+        info, files = render(partition, *args)
         return info, {**files, "README.md": files["README.md"] + "models: private_mlp\n"}
 
     monkeypatch.setattr(pipeline, "render_suite", leaky)

@@ -5,6 +5,8 @@ Copied verbatim into every generated suite as harness.py, so it imports only the
 library, numpy, onnx and onnxruntime. Each bricks/<digest>.py calls `brick_main(SPEC)`; run.py
 calls `measure_spec` for many bricks in one process; `dlbricks-gen e2e` calls `measure_model`
 on whole models, so bricks and models are timed by the same code with the same settings.
+TVM suites: `measure_spec(..., backend="tvm")` hands the brick to tvm_backend.py (beside this
+file, imported only then), which times the brick's kernel with `measure_call`, the same loop.
 
 Measurement policy (`measure_session`, numbers in FULL_POLICY / QUICK_POLICY):
   1. warm-up: at least `warmup_calls` calls and `warmup_s` seconds; the first call pays one-off
@@ -451,6 +453,13 @@ def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
                     settings: Settings) -> dict:
     """Time a session: the "stats", "values", "warnings" and "timing" parts of a result."""
     call, keepalive = bound_call(session, feeds)
+    part = measure_call(call, settings)
+    del keepalive
+    return part
+
+
+def measure_call(call, settings: Settings) -> dict:
+    """Time any no-argument call (an ONNX Runtime binding, a TVM closure) by the policy."""
     gc_enabled = gc.isenabled()
     gc.disable()  # as timeit does: a collection inside a timed value is not the model's cost
     try:
@@ -465,7 +474,6 @@ def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
     finally:
         if gc_enabled:
             gc.enable()
-    del keepalive
     stats = statistics(values, loops, settings.ci_target)
     warnings = []
     if not stats["target_reached"]:
@@ -728,8 +736,12 @@ def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: 
             "warnings": warnings + part["warnings"], "timing": timing}
 
 
-def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None) -> dict:
-    """Build a brick SPEC and measure it; a SPEC that does not build gives an error result."""
+def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None,
+                 backend: str = BACKEND, kernel_dir: Path | None = None) -> dict:
+    """Build a brick SPEC and measure it; a SPEC that does not build gives an error result.
+    backend "tvm": its kernel in kernel_dir, via tvm_backend.py (imported only then)."""
+    if backend == "tvm":
+        return _tvm_backend().measure_brick(spec, settings, kernel_dir or KERNEL_DIR, suite=suite)
     start = time.perf_counter()
     brick = str(spec.get("brick", "unknown")) if isinstance(spec, dict) else "unknown"
     try:
@@ -741,6 +753,25 @@ def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None) ->
     result = measure_model(model, settings, kind="brick", id=brick, suite=suite)
     result["timing"]["wall_s"] = time.perf_counter() - start
     return result
+
+
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"  # a suite's TVM kernels
+
+
+def _tvm_backend():
+    """tvm_backend.py beside this file in a suite; the package's copy when imported from it."""
+    try:
+        import tvm_backend
+    except ModuleNotFoundError as exc:
+        if exc.name != "tvm_backend":
+            raise
+        from dlbricks_gen.runtime import tvm_backend
+    return tvm_backend
+
+
+def result_name(brick: str, backend: str = BACKEND) -> str:
+    """results/<brick>.json for ONNX Runtime, results/<brick>.tvm.json for the TVM run."""
+    return f"{brick}.json" if backend == BACKEND else f"{brick}.{backend}.json"
 
 
 def write_result(result: dict, path: Path) -> None:
@@ -770,6 +801,8 @@ def format_seconds(seconds: float) -> str:
 
 def summary_line(result: dict) -> str:
     head = f"{result['kind']} {result['id'][:16]}"
+    if result.get("backend_requested", result["backend"]) != BACKEND:
+        head += f" [{result['backend']}{', fallback' if result.get('fallback') else ''}]"
     if result["status"] != "ok":
         return f"{head}: error: {result['error']}"
     s = result["stats"]
@@ -886,6 +919,8 @@ def brick_main(spec: dict, argv: list[str] | None = None) -> int:
     parser.add_argument("--taskset", metavar="CPUS", help="pin to these CPUs, e.g. 2 or 0-3")
     parser.add_argument("--runs", type=int, metavar="N", help="timed calls at least (default 100)")
     parser.add_argument("--suite", metavar="ID", help="suite id recorded in the result")
+    parser.add_argument("--backend", choices=[BACKEND, "tvm"], default=BACKEND,
+                        help="onnxruntime (default) or tvm (the kernel in kernels/)")
     args = parser.parse_args(argv)
     try:
         settings = Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
@@ -893,7 +928,7 @@ def brick_main(spec: dict, argv: list[str] | None = None) -> int:
         pin_cpus(settings)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    result = measure_spec(spec, settings, suite=args.suite)
+    result = measure_spec(spec, settings, suite=args.suite, backend=args.backend)
     if args.output:
         write_result(result, args.output)
     print(summary_line(result))
