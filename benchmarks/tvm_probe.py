@@ -27,7 +27,6 @@ os.environ.setdefault("TVM_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -42,6 +41,8 @@ from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
 HARNESS = Path(__file__).resolve().parents[1] / "dlbricks_gen" / "runtime" / "harness.py"
+sys.path.insert(0, str(HARNESS.parent))  # tvm_backend.py, as it sits beside harness.py in a suite
+import tvm_backend  # noqa: E402
 
 
 def load_harness():
@@ -118,33 +119,18 @@ SPECS = {
 
 
 def weights_as_inputs(model: onnx.ModelProto, spec: dict, harness) -> list[str]:
-    """Move the SPEC's random float weights from initializers to graph inputs, in place.
-
-    Literal constants (integer shapes/axes, small float scalars ...) stay initializers, so the
-    Relax frontend folds them as constants exactly as ONNX Runtime sees them. Returns the
-    names of the weights, in the order they were appended to graph.input.
-    """
-    names = [t["name"] for t in spec["initializers"]
-             if t["data"] == "random" and t["dtype"] in harness.FLOAT_DTYPES]
-    keep = [t for t in model.graph.initializer if t.name not in names]
-    moved = {t.name: t for t in model.graph.initializer if t.name in names}
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
-    for name in names:
-        tensor = moved[name]
-        model.graph.input.append(onnx.helper.make_tensor_value_info(
-            name, tensor.data_type, list(tensor.dims)))
+    """Move the SPEC's random float weights from initializers to graph inputs, in place, as the
+    TVM backend does (literal constants stay initializers, so Relax folds them as ONNX Runtime
+    does); returns their names, in the order they were appended to graph.input."""
+    names = tvm_backend.spec_weights(spec, harness)
+    tvm_backend.weights_as_inputs(model, names)
     return names
 
 
 def time_call(call, harness, settings) -> dict:
     """The harness's own warm-up + repeat loop (the same as for ONNX Runtime), on any call."""
-    warm = harness._warm_up(call, settings)
-    per_call = min(warm[1:] or warm)
-    loops = max(1, int(np.ceil(settings.min_value_s / per_call))) if per_call > 0 else 1000
-    values = harness._repeat(call, loops, settings)
-    return {"median": statistics.median(values), "min": min(values), "n": len(values),
-            "loops": loops}
+    stats = harness.measure_call(call, settings)["stats"]
+    return {key: stats[key] for key in ("median", "min", "n", "loops")}
 
 
 def run_ort(spec: dict, harness, settings):
