@@ -34,7 +34,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 generate: setup
-	$(BIN)/python -m dlbricks_gen.examples generated examples/generated.plan.json
+	$(BIN)/python -m dlbricks_gen.workflows.examples generated examples/generated.plan.json
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -47,7 +47,7 @@ def child(mode: str, target: str) -> None:
     if mode == "floor":
         floor(Path(target))
     else:
-        from dlbricks_gen.pipeline import compile_models
+        from dlbricks_gen.workflows.compile import compile_models
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "suite"
@@ -76,7 +76,7 @@ def main() -> None:
     root = args.models
     if root is None:
         from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
-        from dlbricks_gen.zoo_files import write_models
+        from dlbricks_gen.workflows.zoo_files import write_models
 
         tmp = tempfile.TemporaryDirectory()
         root = Path(tmp.name)

@@ -23,8 +23,9 @@ import math
 import sys
 from pathlib import Path
 
-from dlbricks_gen.estimate import geometric_mean, load_results
-from dlbricks_gen.plan import Plan, load_plan
+from dlbricks_gen.estimate.model import geometric_mean
+from dlbricks_gen.results.load import load_results
+from dlbricks_gen.passes.plan import Plan, load_plan
 
 STATISTIC = "trimmed_mean_20"
 

@@ -31,15 +31,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlbricks_gen.e2e import measure_all
+from dlbricks_gen.workflows.e2e import measure_all
 from dlbricks_gen.frontend import ShapeOptions
-from dlbricks_gen.partition import partition
-from dlbricks_gen.pipeline import compile_models, lower_all
-from dlbricks_gen.plan import load_plan
+from dlbricks_gen.passes.partition import partition
+from dlbricks_gen.workflows.compile import compile_models, lower_all
+from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.runtime.harness import Settings
-from dlbricks_gen.store import Store, fingerprint, fingerprint_fields, read_records, select_machine
+from dlbricks_gen.results.machine import identity, identity_key
+from dlbricks_gen.results.store import Store, read_records, select_machine
 from dlbricks_gen.zoo import ZooOptions
-from dlbricks_gen.zoo_files import select, write_models
+from dlbricks_gen.workflows.zoo_files import select, write_models
 
 STAT = "trimmed_mean_20"
 
@@ -66,7 +67,7 @@ def stored(work: Path, e2e: Path) -> dict[str, dict]:
     """The suite's results, through the results store: the latest valid result per brick of the
     machine the whole models were measured on."""
     models = json.loads(e2e.read_text(encoding="utf-8"))["models"].values()
-    machines = {fingerprint(fingerprint_fields(r)) for r in models}
+    machines = {identity_key(identity(r)) for r in models}
     db = Store.open(work / "store.db", create=True)
     try:
         db.add(read_records([work / "suite" / "results"])[0])

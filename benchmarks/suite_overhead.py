@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -27,13 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import jinja2
+from dlbricks_gen.codegen.render import SuiteInfo, environment, fixed_files, render_brick
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = ROOT / "dlbricks_gen" / "runtime"
-TEMPLATES = ROOT / "templates"
-RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py",
-                 "result.schema.json": "result.schema.json"}
 
 
 # --- hand-written SPECs (format 1) ----------------------------------------------------------
@@ -88,55 +82,17 @@ def tiny_specs(count: int) -> list[dict]:
     return [makers[i % 3](i // 3) for i in range(count)]
 
 
-# --- writing a suite like the generator does ------------------------------------------------
-
-def pyliteral(value) -> str:
-    """A Python literal of plain data (repr is one, once the data is checked to be plain)."""
-    def check(v):
-        if isinstance(v, dict):
-            for key, item in v.items():
-                if not isinstance(key, str):
-                    raise TypeError("dict keys must be str")
-                check(item)
-        elif isinstance(v, list):
-            for item in v:
-                check(item)
-        elif isinstance(v, float) and not math.isfinite(v):
-            raise TypeError("non-finite floats are written as strings in a SPEC")
-        elif not isinstance(v, (str, int, float, bool, type(None))):
-            raise TypeError(f"not plain data: {type(v).__name__}")
-    check(value)
-    return repr(value)
-
-
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters["pyliteral"] = pyliteral
-    return env
-
+# --- writing a suite exactly as the generator does ----------------------------------------
 
 def write_suite(directory: Path, specs: list[dict], suite: str = "0123456789abcdef") -> Path:
     """A suite directory laid out as the generator writes it, with these bricks."""
     env = environment()
-    (directory / "bricks").mkdir(parents=True, exist_ok=True)
-    for spec in specs:
-        ops = " -> ".join(n["op_type"] for n in spec["nodes"])
-        text = env.get_template("brick.py.j2").render(
-            brick_id=spec["brick"], layers=spec["layers"], ops_summary=ops,
-            generator_version="0.1.0", spec=spec)
-        (directory / "bricks" / f"{spec['brick']}.py").write_text(text, encoding="utf-8")
-    context = {"suite_id": suite, "generator_version": "0.1.0", "brick_count": len(specs)}
-    for name in ("Makefile", "README.md"):
-        text = env.get_template(f"{name}.j2").render(**context)
-        (directory / name).write_text(text, encoding="utf-8")
-    for source, target in RUNTIME_FILES.items():
-        shutil.copyfile(RUNTIME / source, directory / target)
-    bricks = sorted(spec["brick"] for spec in specs)
-    (directory / "suite.json").write_text(json.dumps(
-        {"version": 1, "suite": suite, "generator": "0.1.0", "bricks": bricks},
-        indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    (directory / "requirements.txt").write_text("onnxruntime\nonnx\nnumpy\n", encoding="utf-8")
+    info = SuiteInfo(suite, tuple(sorted(spec["brick"] for spec in specs)))
+    files = {f"bricks/{spec['brick']}.py": render_brick(env, spec) for spec in specs}
+    files.update(fixed_files(env, info))
+    for rel, text in files.items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (directory / rel).write_text(text, encoding="utf-8")
     return directory
 
 

@@ -99,10 +99,12 @@ def tasks(args) -> None:
     those of each whole model: what tuning the bricks once costs against tuning every model."""
     import onnx
 
-    from dlbricks_gen.e2e import prepare, weight_names
+    from dlbricks_gen.frontend.roles import weight_names
+    from dlbricks_gen.workflows.e2e import prepare
     from dlbricks_gen.frontend import ShapeOptions, find_models, model_name
-    from dlbricks_gen.generate import brick_spec
-    from dlbricks_gen.pipeline import cut, lower_all
+    from dlbricks_gen.ir.spec import brick_spec
+    from dlbricks_gen.passes.partition import partition
+    from dlbricks_gen.workflows.compile import lower_all
 
     target = json.loads(args.tvm_target) if args.tvm_target else host_target()
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +112,7 @@ def tasks(args) -> None:
         _zoo(root, args.models, args.tiny)
         options = ShapeOptions(batch=1)
         lowered, _ = lower_all(root, options)
-        parts = cut(lowered, args.H, False)
+        parts = partition(lowered, args.H)
         brick_tasks, failed = {}, 0
         start = time.perf_counter()
         for digest, brick in parts.bricks:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, backends
 from .frontend import ShapeOptions
 from .frontend.shapes import DEFAULT_MAX_BYTES
 
@@ -32,7 +32,8 @@ Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for te
 Runs = Annotated[Optional[int], typer.Option(
     "--runs", min=1, help="Timed calls per model at least (default 100, as the suite's bricks).")]
 StoreMachine = Annotated[Optional[str], typer.Option("--machine", help="Machine fingerprint (or a unique prefix) in the results store; needed when the store holds several.")]
-Backend = Annotated[str, typer.Option("--backend", help="Backend of the stored results to use.")]
+Granularity = Annotated[str, typer.Option("-H", "--granularity", help="H, the most layers per benchmark: one value (compile, estimate) or several, 1..6 or 1,2,4 (study, inspect).")]
+Backend = Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}.")]
 Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion", help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H then counts fused kernels.")]
 
 
@@ -51,6 +52,25 @@ def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[st
     return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims)
 
 
+def granularities(text: str) -> list[int]:
+    """-H values (several allowed); a usage error otherwise."""
+    from .passes.partition import parse_granularities
+
+    try:
+        return parse_granularities(text)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    raise AssertionError("unreachable")
+
+
+def one_granularity(text: str) -> int:
+    """-H where one value is needed (compile, estimate); a usage error otherwise."""
+    hs = granularities(text)
+    if len(hs) != 1:
+        fail(f"-H {text!r}: this command takes one granularity", 2)
+    return hs[0]
+
+
 def _pair(text: str, option: str) -> tuple[str, str]:
     name, sep, value = text.rpartition("=")
     if not sep or not name or not value:
@@ -66,7 +86,7 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 def compile_cmd(
     models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files (searched recursively) or one file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Suite directory to write.")],
-    granularity: Annotated[int, typer.Option("-H", "--granularity", min=1, help="Most layers per benchmark (H).")] = 1,
+    granularity: Granularity = "1",
     plan: Annotated[Optional[Path], typer.Option("--plan", help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
     fusion: Fusion = False,
     batch: Batch = None,
@@ -77,7 +97,7 @@ def compile_cmd(
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
     have: Annotated[Optional[Path], typer.Option("--have", dir_okay=False, help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
     machine: StoreMachine = None,
-    backend: Annotated[str, typer.Option("--backend", help="ort (default), tvm (TVM-compiled kernels, ONNX Runtime where TVM fails) or all (both).")] = "ort",
+    backend: Backend = backends.DEFAULT,
     tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' (default: this machine).')] = None,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
@@ -86,8 +106,8 @@ def compile_cmd(
     """
     from dataclasses import replace
 
-    from .pipeline import compile_models
-    from .plan import default_plan_path
+    from .passes.plan import default_plan_path
+    from .workflows.compile import compile_models
 
     options = replace(shape_options(batch, input_shape, dim), max_bytes=max_bytes)
     plan_path = plan or default_plan_path(output)
@@ -98,7 +118,8 @@ def compile_cmd(
         # --have: stored ONNX Runtime results (a TVM suite re-measures its TVM bricks).
         chosen, latest = stored_results(have, machine, "onnxruntime") if have else (None, {})
         known = frozenset(d for d, r in latest.items() if r.get("status") == "ok")
-        result = compile_models(models, output, plan_path, granularity, options, fusion,
+        h = one_granularity(granularity)
+        result = compile_models(models, output, plan_path, h, options, fusion,
                                 progress=lambda p: typer.echo(p if p.startswith("TVM kernel ") else f"reading {p!r}"[:300], err=True),
                                 audit=audit, decoys=decoys, exclude=known,
                                 backends=chosen_backends, tvm_target=target)
@@ -112,7 +133,7 @@ def compile_cmd(
     layers = sum(m.layers for m in parts.models)
     instances = sum(len(m.instances) for m in parts.models)
     typer.echo(f"{len(parts.models)} models ({len(result.failed)} failed), {layers} layers, "
-               f"{instances} sequences at H={granularity}, {len(parts.bricks) - len(result.decoys)} unique bricks"
+               f"{instances} sequences at H={h}, {len(parts.bricks) - len(result.decoys)} unique bricks"
                + (f" + {len(result.decoys)} decoys" if decoys else ""))
     if len(result.decoys) < decoys:
         typer.echo(f"warning: only {len(result.decoys)} of {decoys} decoys could be made "
@@ -133,7 +154,7 @@ def compile_cmd(
 
 def report_audit(report, brief: bool) -> None:
     """Print an audit; exit 1 (loudly) when it found a leak or a problem."""
-    from .audit import format_report
+    from .codegen.audit import format_report
 
     text = format_report(report, top=0 if brief else 40)
     lines = text.splitlines()
@@ -153,14 +174,14 @@ def audit_cmd(
 
     Example: dlbricks-gen audit generated/ --models models/
     """
-    from .audit import audit_suite
+    from .codegen.audit import audit_suite
 
     report_audit(audit_suite(suite, models), brief=False)
 
 
 def stored_results(store: Path, machine: str | None, backend: str):
     """(the chosen machine or None for an empty store, its latest result per brick)."""
-    from .store import Store, select_machine
+    from .results.store import Store, select_machine
 
     db = Store.open(store)
     try:
@@ -171,7 +192,7 @@ def stored_results(store: Path, machine: str | None, backend: str):
 
 
 def echo_skipped(parts, latest: dict, chosen) -> None:
-    from .incremental import coverage, format_seconds
+    from .workflows.incremental import coverage, format_seconds
 
     if chosen is None:
         typer.echo("the results store is empty: nothing skipped")
@@ -185,10 +206,8 @@ def echo_skipped(parts, latest: dict, chosen) -> None:
 
 def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | None]:
     """--backend and --tvm-target -> (backends, target); tvm is imported only when used."""
-    from .tvm_compile import backends
-
-    chosen = backends(name)
-    if "tvm" not in chosen:
+    chosen = backends.parse(name)
+    if backends.TVM not in chosen:
         return chosen, None
     try:
         from .runtime.tvm_backend import compiler, parse_target
@@ -215,52 +234,53 @@ def estimate(
     store: Annotated[Optional[Path], typer.Option("--store", exists=True, dir_okay=False, help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
     machine: StoreMachine = None,
     model: Annotated[Optional[Path], typer.Option("--model", exists=True, help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
-    granularity: Annotated[int, typer.Option("-H", "--granularity", min=1, help="With --model: H, as for compile.")] = 1,
+    granularity: Granularity = "1",
     fusion: Fusion = False,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
     emit_missing: Annotated[Optional[Path], typer.Option("--emit-missing", help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="ort, tvm, or all (default): one estimate per backend found in the results, then a side-by-side table (with --store: ort unless tvm).")] = "all",
+    backend: Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}; all (default): one estimate per backend found in the results, then a side-by-side table (with --store: onnxruntime unless tvm).")] = backends.ALL,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
     Example: dlbricks-gen estimate --plan generated.plan.json --results generated/results --e2e e2e.json
     Example: dlbricks-gen estimate --store results.db --model new.onnx -H 1 --machine 1a2b3c
     """
-    from . import estimate as est
-    from . import report
-    from .plan import load_plan
+    from .estimate import model as est
+    from .estimate import report
+    from .passes.plan import load_plan
+    from .results import load as rl
 
-    if statistic not in est.STATISTICS:
-        fail(f"--stat must be one of {', '.join(est.STATISTICS)}", 2)
+    if statistic not in rl.STATISTICS:
+        fail(f"--stat must be one of {', '.join(rl.STATISTICS)}", 2)
     check_estimate_sources(plan, results, store, model, emit_missing)
     try:
         sections = []
         if store is not None:
-            chosen = ["tvm" if backend == "tvm" else est.DEFAULT_BACKEND]
+            chosen = [backends.TVM if backend == backends.TVM else backends.DEFAULT]
             latest, loaded = from_store(store, machine, chosen[0], statistic)
             options = shape_options(batch, input_shape, dim)
-            plans = [model_plan(model, granularity, options, fusion, latest, emit_missing)] if model \
+            plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing)] if model \
                 else [load_plan(p) for p in plan]
             sections = [(the_plan, "", loaded, chosen[0]) for the_plan in plans]
         else:
             plans = [load_plan(p) for p in plan]
-            chosen = _estimate_backends(backend, est.backends_in(results))
+            chosen = _estimate_backends(backend, rl.backends_in(results))
             for the_plan in plans:
                 shared = len(plans) > 1  # results dirs may hold several suites: take this plan's
                 known = set(the_plan.bricks)
                 for b in chosen:
                     if per_machine:
-                        groups = est.load_grouped(results, the_plan.suite, statistic, shared, known, b)
+                        groups = rl.load_grouped(results, the_plan.suite, statistic, shared, known, b)
                     else:
-                        groups = {"": est.load_results(results, the_plan.suite, statistic, shared, known, b)}
-                    label = f"backend {b}" if len(chosen) > 1 or b != est.DEFAULT_BACKEND else ""
+                        groups = {"": rl.load_results(results, the_plan.suite, statistic, shared, known, b)}
+                    label = f"backend {b}" if len(chosen) > 1 or b != rl.DEFAULT_BACKEND else ""
                     sections += [(the_plan, ", ".join(filter(None, [label, key])), loaded, b)
                                  for key, loaded in groups.items()]
-        measured = {b: {k: v for path in e2e or [] for k, v in est.load_e2e(path, statistic, b).items()}
+        measured = {b: {k: v for path in e2e or [] for k, v in rl.load_e2e(path, statistic, b).items()}
                     for b in chosen}
-        e2e_batch = est.e2e_batch(e2e[0]) if e2e else None
+        e2e_batch = rl.e2e_batch(e2e[0]) if e2e else None
     except ValueError as exc:
         fail(str(exc))
     side_by_side = {}
@@ -280,7 +300,7 @@ def estimate(
         typer.echo(report.to_json(table, statistic) if as_json else
                    report.to_csv(table) if as_csv else report.to_table(table), nl=False)
         if html_path is not None:
-            from .htmlreport import estimate_report
+            from .estimate.html import estimate_report
 
             index = sections.index((the_plan, key, loaded, run))
             target = html_path if len(sections) == 1 else html_path.with_name(
@@ -295,19 +315,19 @@ def estimate(
 
 def _estimate_backends(name: str, found: list[str]) -> list[str]:
     """--backend of estimate -> the run backends to estimate (all: those in the results)."""
-    from .tvm_compile import BACKENDS
-
-    if name == "all":
-        return found or ["onnxruntime"]
-    if name not in BACKENDS:
-        fail(f"--backend must be one of {', '.join(BACKENDS)}", 2)
-    return list(BACKENDS[name])
+    if backends.ALIASES.get(name, name) == backends.ALL:
+        return found or [backends.DEFAULT]
+    try:
+        return list(backends.parse(name))
+    except ValueError as exc:
+        fail(str(exc), 2)
+    raise AssertionError("unreachable")
 
 
 def from_store(store: Path, machine: str | None, backend: str, statistic: str):
     """(latest result per brick, the estimator's view of them) of the chosen machine, named."""
-    from .estimate import ResultSet
-    from .store import brick_results
+    from .results.load import ResultSet
+    from .results.store import brick_results
 
     chosen, latest = stored_results(store, machine, backend)
     if chosen is None:
@@ -331,16 +351,17 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
                emit_missing: Path | None):
     """The plan of models never compiled, when the store knows all their bricks; otherwise list
     the missing bricks and exit (after writing them as a suite with --emit-missing)."""
-    from .incremental import coverage, missing_lines, plan_of
-    from .pipeline import compile_models, cut, lower_all
-    from .plan import default_plan_path
+    from .passes.plan import default_plan_path
+    from .workflows.compile import Recipe, assemble, compile_models, fusion_groups, lower_all
+    from .workflows.incremental import coverage, missing_lines, plan_of
 
     lowered, failed = lower_all(model, options)
     for _, error in failed:
         typer.echo(f"error: {error}", err=True)
     if not lowered:
         fail("no model could be read" if failed else f"no *.onnx files found in {model}")
-    parts = cut(lowered, granularity, fusion)
+    grouped, units = fusion_groups(lowered, fusion)
+    parts = assemble(grouped, Recipe(granularity, options), units).partition
     cov = coverage(parts, latest)
     if not cov.unknown:
         return plan_of(parts, batch=options.batch, failed=tuple(failed))
@@ -366,7 +387,7 @@ def e2e(
     threads: Threads = 1,
     quick: Quick = False,
     runs: Runs = None,
-    backend: Annotated[str, typer.Option("--backend", help="ort (default) or tvm: compiled like the suite's TVM bricks.")] = "ort",
+    backend: Annotated[str, typer.Option("--backend", help="onnxruntime (default; alias ort) or tvm: compiled like the suite's TVM bricks.")] = backends.DEFAULT,
     tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
     tuning_db: Annotated[Optional[Path], typer.Option("--tuning-db", file_okay=False, help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
     tune_trials: Annotated[int, typer.Option("--tune-trials", min=0, help="With --tuning-db: first tune each model's tasks that have no records there, N trials per task (written to that database).")] = 0,
@@ -375,13 +396,13 @@ def e2e(
 
     Example: dlbricks-gen e2e models/ -o e2e.json --batch 1
     """
-    from .e2e import measure_all
     from .runtime.harness import Settings
+    from .workflows.e2e import measure_all
 
     options = shape_options(batch, input_shape, dim)
     settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs)
     measure = None
-    if backend != "ort":
+    if backends.ALIASES.get(backend, backend) != backends.DEFAULT:
         if tune_trials:
             if tuning_db is None:
                 fail("--tune-trials needs --tuning-db (the database to add the records to)", 2)
@@ -391,11 +412,11 @@ def e2e(
             tuning_db.mkdir(parents=True, exist_ok=True)
         try:
             chosen, target = _backends(backend, tvm_target)
-            if chosen != ("tvm",):
-                raise ValueError("e2e --backend must be ort or tvm")
+            if chosen != (backends.TVM,):
+                raise ValueError(f"e2e --backend must be {backends.DEFAULT} or {backends.TVM}")
         except ValueError as exc:
             fail(str(exc), 2)
-        from .tvm_e2e import measure_function
+        from .backends.tvm import measure_function
 
         measure = measure_function(target, tuning_db, tune_trials)
     data = measure_all(models, options, settings, measure=measure,
@@ -430,7 +451,7 @@ def zoo(
     Example: dlbricks-gen zoo models/ --models resnet18,bert_base
     """
     from . import zoo as zoo_pkg
-    from . import zoo_files as zoo_lib
+    from .workflows import zoo_files as zoo_lib
 
     if list_only:
         typer.echo(zoo_lib.listing())
@@ -452,7 +473,7 @@ def zoo(
 def study(
     models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Study directory (resumable).")],
-    granularity: Annotated[str, typer.Option("-H", "--granularity", help="H values: 1..6 or 1,2,4.")] = "1..6",
+    granularity: Granularity = "1..6",
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
@@ -466,14 +487,10 @@ def study(
 
     Example: dlbricks-gen study models/ -H 1..6 -o study/
     """
-    from .htmlreport import study_report
-    from .inspection import parse_range
-    from .study import StudyOptions, format_study, run_study
+    from .estimate.html import study_report
+    from .workflows.study import StudyOptions, format_study, run_study
 
-    try:
-        hs = tuple(parse_range(granularity))
-    except ValueError as exc:
-        fail(str(exc), 2)
+    hs = tuple(granularities(granularity))
     options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion,
                            runs=runs)
     data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
@@ -485,7 +502,7 @@ def study(
 @app.command("inspect")
 def inspect_cmd(
     models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files or one file.")],
-    granularity: Annotated[str, typer.Option("-H", "--granularity", help="H values: 1..6 or 1,2,4.")] = "1..4",
+    granularity: Granularity = "1..4",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     batch: Batch = None,
     input_shape: InputShape = None,
@@ -495,13 +512,10 @@ def inspect_cmd(
 
     Example: dlbricks-gen inspect models/ -H 1..6
     """
-    from .inspection import format_inspection, inspect_models, parse_range
-    from .pipeline import lower_all
+    from .workflows.compile import lower_all
+    from .workflows.inspection import format_inspection, inspect_models
 
-    try:
-        hs = parse_range(granularity)
-    except ValueError as exc:
-        fail(str(exc), 2)
+    hs = granularities(granularity)
     lowered, failed = lower_all(models, shape_options(batch, input_shape, dim))
     for _, error in failed:
         typer.echo(f"error: {error}", err=True)
@@ -526,7 +540,7 @@ def store_import(
 
     Example: dlbricks-gen store import results.db generated/results shard2/results
     """
-    from .store import Store, read_records
+    from .results.store import Store, read_records
 
     records, problems = read_records(results)
     for problem in problems:
@@ -553,7 +567,7 @@ def store_list(
     backend: Backend = "onnxruntime",
 ) -> None:
     """List the machines of the store: fingerprint, bricks with a valid result, description."""
-    from .store import Store
+    from .results.store import Store
 
     try:
         db = Store.open(store)

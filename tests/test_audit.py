@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import branchy_mlp, residual_cnn
-from dlbricks_gen import pipeline
-from dlbricks_gen.audit import audit_suite, format_report
+from dlbricks_gen.workflows import compile as pipeline
+from dlbricks_gen.codegen.audit import audit_suite, format_report
 from dlbricks_gen.cli import app
 
 runner = CliRunner()

@@ -88,8 +88,8 @@ def test_a_normal_install_carries_the_templates_and_runtime(tmp_path: Path):
                    check=True, timeout=300, capture_output=True)
     wheel = next(tmp_path.glob("dlbricks_gen-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for template in (root / "templates").glob("*.j2"):
-        assert f"dlbricks_gen/templates/{template.name}" in names
+    for template in (root / "dlbricks_gen" / "codegen" / "templates").glob("*.j2"):
+        assert f"dlbricks_gen/codegen/templates/{template.name}" in names
     for runtime in ("harness.py", "runner.py", "result.schema.json"):
         assert f"dlbricks_gen/runtime/{runtime}" in names
 

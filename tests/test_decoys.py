@@ -9,11 +9,12 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from dlbricks_gen import estimate as est
-from dlbricks_gen.audit import audit_suite, brick_spec_of
+from dlbricks_gen.estimate import model as est
+from dlbricks_gen.results import load as rl
+from dlbricks_gen.codegen.audit import audit_suite, brick_spec_of
 from dlbricks_gen.frontend import ShapeOptions
-from dlbricks_gen.pipeline import compile_models
-from dlbricks_gen.plan import load_plan
+from dlbricks_gen.workflows.compile import compile_models
+from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.runtime.harness import build_model
 
 
@@ -56,7 +57,7 @@ def test_decoys_are_deterministic_and_measured_but_not_estimated(tiny_zoo: Path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     plan = load_plan(one.plan_path)
-    loaded = est.load_results([results], plan.suite, "median", known=set(plan.bricks))
+    loaded = rl.load_results([results], plan.suite, "median", known=set(plan.bricks))
     assert not loaded.problems and loaded.results[decoy].ok
     assert est.estimate(plan, loaded.results) == est.estimate(plan, {})
     assert audit_suite(tmp_path / "one", tiny_zoo).ok

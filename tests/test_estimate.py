@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dlbricks_gen import estimate as est
-from dlbricks_gen import report
-from dlbricks_gen.plan import BrickInfo, Plan, PlanModel
+from dlbricks_gen.estimate import model as est
+from dlbricks_gen.results import load as rl
+from dlbricks_gen.estimate import report
+from dlbricks_gen.passes.plan import BrickInfo, Plan, PlanModel
 
 SUITE = "0123456789abcdef"
 
@@ -53,7 +54,7 @@ PLAN = Plan(
 
 
 def loaded(tmp_path: Path, results: list[dict]) -> dict:
-    return est.load_results([write_results(tmp_path / "r", results)], SUITE, "trimmed_mean_20").results
+    return rl.load_results([write_results(tmp_path / "r", results)], SUITE, "trimmed_mean_20").results
 
 
 def test_sequential_sum_and_critical_path_on_a_diamond(tmp_path: Path):
@@ -78,8 +79,8 @@ def test_missing_and_failed_bricks_make_an_incomplete_lower_bound(tmp_path: Path
 
 def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
     res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("c", 5.0), result("d", 0.5)])
-    e2e = {"diamond": est.BrickResult("diamond", True, 8.5 / 1.25, None, {}),
-           "chain": est.BrickResult("chain", True, 5.0 / 0.8, None, {})}
+    e2e = {"diamond": rl.BrickResult("diamond", True, 8.5 / 1.25, None, {}),
+           "chain": rl.BrickResult("chain", True, 5.0 / 0.8, None, {})}
     table = report.rows(est.estimate(PLAN, res), e2e)
     assert [round(r["ratio"], 6) for r in table] == [1.25, 0.8]
     assert report.summary(table)["ratio_geomean"] == pytest.approx(1.0)
@@ -89,7 +90,7 @@ def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
 
 def test_results_from_another_suite_are_skipped_and_other_machines_refused(tmp_path: Path):
     d = write_results(tmp_path / "1", [result("a", 1.0, suite="ffffffffffffffff"), result("b", 1.0)])
-    out = est.load_results([d], SUITE, "median")
+    out = rl.load_results([d], SUITE, "median")
     assert set(out.results) == {"b"} and len(out.problems) == 1
     assert "a.json: result of suite ffffffffffffffff" in out.problems[0]
     with pytest.raises(ValueError, match="machine.cpu_model"):
@@ -100,7 +101,7 @@ def test_corrupt_result_files_are_skipped_with_a_reason(tmp_path: Path):
     d = write_results(tmp_path / "r", [result("a", 1.0)])
     (d / "b.json").write_text("{not json")
     (d / "c.json").write_text(json.dumps({**result("c", 1.0), "version": 99}))
-    out = est.load_results([d], SUITE, "median")
+    out = rl.load_results([d], SUITE, "median")
     assert set(out.results) == {"a"}
     assert len(out.problems) == 2 and any("version" in p for p in out.problems)
 
@@ -113,7 +114,7 @@ def test_critical_path_rejects_backward_edges():
 def test_results_from_two_machines_can_be_grouped_on_request(tmp_path: Path):
     d = write_results(tmp_path / "r", [result("a", 1.0), result("b", 2.0, cpu="other-cpu"),
                                        result("c", None)])
-    groups = est.load_grouped([d], SUITE, "median")
+    groups = rl.load_grouped([d], SUITE, "median")
     assert len(groups) == 2
     for group in groups.values():
         assert "c" in group.results and not group.results["c"].ok

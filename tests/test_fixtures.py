@@ -10,8 +10,8 @@ import pytest
 
 from conftest import FIXTURES
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model
-from dlbricks_gen.generate import brick_spec
-from dlbricks_gen.partition import partition
+from dlbricks_gen.ir.spec import brick_spec
+from dlbricks_gen.passes.partition import partition
 from dlbricks_gen.runtime.harness import build_model
 
 OPTIONS = ShapeOptions(batch=1, dims=(("sequence_length", 8),))

@@ -12,8 +12,8 @@ from onnx import TensorProto, helper
 from conftest import branchy_mlp, const, make_model, residual_cnn, weight
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model, lower_proto
 from dlbricks_gen.ir import ACTIVATION, CONSTANT, WEIGHT
-from dlbricks_gen.partition import partition
-from dlbricks_gen.pipeline import lower_all
+from dlbricks_gen.passes.partition import partition
+from dlbricks_gen.workflows.compile import lower_all
 
 B1 = ShapeOptions(batch=1)
 
@@ -188,8 +188,8 @@ def test_model_local_functions_are_inlined(tmp_path: Path):
 
 
 def test_the_newest_opset_lowers_and_its_bricks_load():
-    from dlbricks_gen.generate import brick_spec
-    from dlbricks_gen.partition import partition
+    from dlbricks_gen.ir.spec import brick_spec
+    from dlbricks_gen.passes.partition import partition
     from dlbricks_gen.runtime.harness import build_model
     import onnxruntime as ort
 

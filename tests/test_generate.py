@@ -14,9 +14,10 @@ from onnx import TensorProto, helper
 
 from conftest import make_model, residual_cnn
 from dlbricks_gen.frontend import ShapeOptions, find_models, load_model, lower_proto
-from dlbricks_gen.generate import brick_spec, pyliteral, render_suite
-from dlbricks_gen.partition import partition
-from dlbricks_gen.pipeline import compile_models
+from dlbricks_gen.codegen.render import pyliteral, render_suite
+from dlbricks_gen.ir.spec import brick_spec
+from dlbricks_gen.passes.partition import partition
+from dlbricks_gen.workflows.compile import compile_models
 from dlbricks_gen.runtime.harness import build_model
 
 GOLDEN = Path(__file__).parent / "golden"

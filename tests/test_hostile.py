@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hostile import HOSTILE, MARKERS, SENTINEL, write_corpus
-from dlbricks_gen.audit import audit_suite, format_report
+from dlbricks_gen.codegen.audit import audit_suite, format_report
 from dlbricks_gen.cli import app
 
 runner = CliRunner()

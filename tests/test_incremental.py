@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dlbricks_gen.cli import app
 from dlbricks_gen.zoo import ZooOptions
-from dlbricks_gen.zoo_files import write_models
+from dlbricks_gen.workflows.zoo_files import write_models
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ from conftest import branchy_mlp, residual_cnn
 from dlbricks_gen.frontend import ShapeOptions, lower_proto
 from dlbricks_gen.frontend import find_models, load_model
 from dlbricks_gen.ir import Model
-from dlbricks_gen.partition import partition, windows
+from dlbricks_gen.passes.partition import partition, windows
 
 
 def lower(model) -> Model:

@@ -29,7 +29,7 @@ def suite_venv(tmp_path_factory) -> Path:
     """A virtual environment with ONLY the suite's requirements (no dlbricks-gen, no jinja2)."""
     d = tmp_path_factory.mktemp("suite_venv")
     venv.create(d, with_pip=True)
-    from dlbricks_gen.generate import requirements
+    from dlbricks_gen.codegen.render import requirements
 
     (d / "requirements.txt").write_text(requirements())
     subprocess.run([str(venv_python(d)), "-m", "pip", "install", "--quiet", "-r", str(d / "requirements.txt")],
@@ -94,7 +94,7 @@ def test_missing_results_are_reported_as_incomplete(models_dir: Path, tmp_path: 
 
 def test_the_committed_example_suite_is_fresh():
     """generated/ must equal what `make generate` writes today (refresh: make generate)."""
-    from dlbricks_gen.examples import render_example
+    from dlbricks_gen.workflows.examples import render_example
 
     files, plan = render_example()
     committed = ROOT / "generated"

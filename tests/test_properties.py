@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, lower_proto
-from dlbricks_gen.generate import environment, pyliteral, render_brick, render_suite
-from dlbricks_gen.partition import partition
+from dlbricks_gen.codegen.render import environment, pyliteral, render_brick, render_suite
+from dlbricks_gen.passes.partition import partition
 
 BUDGET = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow])

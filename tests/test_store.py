@@ -11,7 +11,7 @@ from test_estimate import result, write_results
 from typer.testing import CliRunner
 
 from dlbricks_gen.cli import app
-from dlbricks_gen.store import Store, read_records, select_machine
+from dlbricks_gen.results.store import Store, read_records, select_machine
 
 runner = CliRunner()
 

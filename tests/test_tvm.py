@@ -20,7 +20,7 @@ from dlbricks_gen.runtime import harness
 
 tvm = pytest.importorskip("tvm")
 
-from dlbricks_gen.pipeline import compile_models  # noqa: E402
+from dlbricks_gen.workflows.compile import compile_models  # noqa: E402
 from dlbricks_gen.runtime import tvm_backend  # noqa: E402
 
 TARGET = {"kind": "llvm", "num-cores": 1}  # generic x86-64: any CI machine runs it
@@ -144,7 +144,7 @@ def test_e2e_and_estimate_per_backend_side_by_side(suite: Path):
 def test_a_whole_model_uses_the_tuning_database(suite: Path):
     """e2e builds with the records of a database: a model that is the MatMul brick tuned
     above (a task of the same shapes, other names) has its 1 task tuned."""
-    from dlbricks_gen.tvm_e2e import measure_model
+    from dlbricks_gen.backends.tvm import measure_model
 
     database = suite / "results" / "tuning"
     assert (database / "database_tuning_record.json").is_file()  # from the tuning test
@@ -170,7 +170,7 @@ def test_compile_rejects_a_bad_backend_or_target(tmp_path: Path):
     cli = CliRunner()
     base = ["compile", str(tmp_path / "tiny.onnx"), "-o", str(tmp_path / "suite")]
     done = cli.invoke(app, [*base, "--backend", "cuda"])
-    assert done.exit_code == 1 and "--backend must be one of ort, tvm, all" in done.output
+    assert done.exit_code == 1 and "--backend must be one of onnxruntime, tvm, all" in done.output
     done = cli.invoke(app, [*base, "--backend", "tvm", "--tvm-target", '{"mcpu": "znver4"}'])
     assert done.exit_code == 1 and 'must be a JSON object with a "kind"' in done.output
     assert not (tmp_path / "suite").exists()

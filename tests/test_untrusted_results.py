@@ -9,15 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from test_estimate import PLAN, SUITE, result, write_results
-from dlbricks_gen import estimate as est
+from dlbricks_gen.estimate import model as est
+from dlbricks_gen.results import load as rl
 from dlbricks_gen.cli import app
-from dlbricks_gen.resultfiles import MAX_RESULT_BYTES
+from dlbricks_gen.results.files import MAX_RESULT_BYTES
 
 KNOWN = set(PLAN.bricks)
 
 
-def load(directory: Path) -> est.ResultSet:
-    return est.load_results([directory], SUITE, "median", known=KNOWN)
+def load(directory: Path) -> rl.ResultSet:
+    return rl.load_results([directory], SUITE, "median", known=KNOWN)
 
 
 def bad_files() -> dict[str, str | bytes]:
@@ -60,7 +61,7 @@ def test_each_bad_result_file_is_a_warning_naming_it_and_the_rest_count(tmp_path
 def test_duplicate_ids_with_different_values_are_both_refused(tmp_path: Path):
     one = write_results(tmp_path / "one", [result("a", 1.0), result("b", 2.0)])
     two = write_results(tmp_path / "two", [result("a", 9.0), result("b", 2.0)])  # b: same values
-    out = est.load_results([one, two], SUITE, "median", known=KNOWN)
+    out = rl.load_results([one, two], SUITE, "median", known=KNOWN)
     assert "a" not in out.results and out.results["b"].latency == 2.0
     assert len(out.problems) == 1 and "two/a.json: id a already has different results" in out.problems[0]
 
@@ -97,4 +98,4 @@ def test_estimate_cli_warns_per_file_and_still_estimates(tmp_path: Path):
 def test_bad_e2e_files_are_one_line_errors(tmp_path: Path, content: str):
     (tmp_path / "e2e.json").write_text(content)
     with pytest.raises(ValueError, match="e2e.json"):
-        est.load_e2e(tmp_path / "e2e.json", "median")
+        rl.load_e2e(tmp_path / "e2e.json", "median")

@@ -15,8 +15,8 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 from ..ir import Model, TensorType
-from .errors import FrontendError
 from ..runtime import harness
+from .errors import FrontendError
 from .fold import Known, fold, probe_types
 from .load import numel, read_model
 from .lower import Lowerer, canonical_order

@@ -13,9 +13,9 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, external_data_helper
 
 from .errors import FrontendError
+from .roles import INT_DTYPES, SMALL_INT_NUMEL
 
 # Integer tensors up to this many elements are loaded (and kept) as semantic constants.
-SMALL_INT_NUMEL = 4096
 MIN_OPSET = 7
 
 
@@ -108,16 +108,4 @@ def load_small_external(model: onnx.ModelProto, base_dir: Path, display: str) ->
         tensor.data_location = TensorProto.DEFAULT
 
 
-INT_TYPES = frozenset(
-    {
-        TensorProto.INT8,
-        TensorProto.INT16,
-        TensorProto.INT32,
-        TensorProto.INT64,
-        TensorProto.UINT8,
-        TensorProto.UINT16,
-        TensorProto.UINT32,
-        TensorProto.UINT64,
-        TensorProto.BOOL,
-    }
-)
+INT_TYPES = frozenset(TensorProto.DataType.Value(name) for name in INT_DTYPES)

@@ -11,16 +11,8 @@ from onnx import helper
 from ..ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Layer, Node, Operand, TensorType
 from .errors import FrontendError
 from .fold import Known
-from .load import SMALL_INT_NUMEL
+from .roles import INT_DTYPES, is_semantic
 
-INT_DTYPES = frozenset(
-    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
-)
-# Float inputs whose (few) values decide what the kernel does, not just what it computes.
-FLOAT_SEMANTIC_SLOTS = frozenset(
-    {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("Clip", 1), ("Clip", 2), ("Pad", 2)}
-)
-FLOAT_SEMANTIC_NUMEL = 64
 # Domains run by ONNX Runtime's CPU provider without a custom op library.
 KNOWN_DOMAINS = ("", "ai.onnx.ml", "com.microsoft")
 # Attributes that the schema leaves implicit but that have a fixed meaning when absent.
@@ -88,13 +80,7 @@ class Lowerer:
 
     def constant_operand(self, proto: onnx.NodeProto, index: int, slot: int, known: Known) -> Operand:
         t = known.type
-        size = math.prod(t.shape)
-        semantic = (
-            (t.dtype in INT_DTYPES and size <= SMALL_INT_NUMEL)
-            or size <= 1
-            or ((proto.op_type, slot) in FLOAT_SEMANTIC_SLOTS and size <= FLOAT_SEMANTIC_NUMEL)
-        )
-        if not semantic:
+        if not is_semantic(t.dtype, math.prod(t.shape), [(proto.op_type, slot)]):
             return Operand(WEIGHT, t)
         if not known.has_data:
             if t.dtype in INT_DTYPES:

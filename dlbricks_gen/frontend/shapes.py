@@ -8,7 +8,6 @@ import onnx
 
 from .errors import FrontendError
 
-
 # Default of --max-bytes: the tensors one layer reads and writes (inputs, weights, outputs).
 DEFAULT_MAX_BYTES = 4 << 30
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import ACTIVATION, Brick, Model
+from ..ir import ACTIVATION, Brick, Model
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +147,18 @@ def partition(models: list[Model], granularity: int,
         plans.append(plan)
         bricks.update(found)
     return Partition(granularity, tuple(sorted(bricks.items())), tuple(plans))
+
+
+def parse_granularities(text: str) -> list[int]:
+    """The syntax of -H, defined once: '1..4' -> [1, 2, 3, 4]; '1,2,6' -> [1, 2, 6]; '3' -> [3]."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, dots, hi = part.partition("..")
+            out.extend(range(int(lo), int(hi) + 1) if dots else [int(lo)])
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise ValueError(f"-H {text!r}: not a granularity (use a whole number of at least 1, "
+                         "or for several: 1..4 or 1,2,6)")
+    return sorted(set(out))

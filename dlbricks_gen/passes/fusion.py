@@ -15,10 +15,10 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from .generate import brick_spec
-from .ir import Model, Node
+from ..ir import Model, Node
+from ..ir.spec import brick_spec
+from ..runtime.harness import build_model
 from .partition import consumers, make_brick
-from .runtime.harness import build_model
 
 Units = tuple[tuple[int, int], ...]
 

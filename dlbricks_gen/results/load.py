@@ -1,27 +1,20 @@
-"""The estimator: result files + the private plan -> per-model latency estimates.
+"""Result files -> brick results: what the estimator combines, one backend's run at a time.
 
-Sequential estimate: the sum of the latencies of the model's brick instances (what a runtime
-that executes one node after another costs). Critical-path estimate: the longest path through
-the brick DAG weighted by latency (what a runtime that runs independent branches in parallel
-could reach). A model with unmeasured bricks is incomplete: its sums are lower bounds.
+Every file is untrusted (files.py reads it); results are grouped by machine identity
+(machine.py) and never combined across machines or settings.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .plan import Plan, PlanModel
-from .resultfiles import fingerprint, read_json_file, read_result_file
-from .runtime.harness import validate_result
+from ..runtime.harness import validate_result
+from .files import fingerprint, read_json_file, read_result_file
+from .machine import DEFAULT_BACKEND, identity, identity_key, section_of
 
 STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
-# Fields that must agree between result files that are combined into one estimate.
-CHECKED_SETTINGS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
-CHECKED_MACHINE = ("cpu_model", "onnxruntime")
-DEFAULT_BACKEND = "onnxruntime"
 
 
 def run_backend(data: dict) -> str:
@@ -67,24 +60,6 @@ def run_overhead(calibration: dict) -> float:
     return calibration["null_call_s"] - calibration.get("node_s", 0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelEstimate:
-    name: str
-    layers: int
-    instances: int
-    measured_instances: int
-    covered_layers: int
-    sequential: float  # seconds; a lower bound when incomplete
-    critical_path: float
-    calibrated: float | None = None  # sequential, less per-brick call and boundary costs
-    failed: tuple[tuple[str, str], ...] = ()  # (brick, error)
-    missing: tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        return self.measured_instances == self.instances
-
-
 @dataclass(slots=True)
 class ResultSet:
     results: dict[str, BrickResult] = field(default_factory=dict)
@@ -106,10 +81,8 @@ def load_results(dirs: list[Path], suite: str | None, statistic: str,
 
 
 def machine_key(data: dict) -> str:
-    """What must agree between results that are combined: machine and settings."""
-    parts = [str(data.get("machine", {}).get(k)) for k in CHECKED_MACHINE]
-    parts += [f"{k}={data.get('settings', {}).get(k)}" for k in CHECKED_SETTINGS]
-    return " | ".join(parts)
+    """What must agree between results that are combined: the machine identity."""
+    return identity_key(identity(data))
 
 
 def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
@@ -152,7 +125,7 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
                 continue
             group = groups.setdefault(machine_key(data), ResultSet())
             group.first = group.first or (path, data)
-            group.results[data["id"]] = _brick_result(data, statistic)
+            group.results[data["id"]] = brick_result(data, statistic)
     for machine, digest in conflicting:
         groups.get(machine, ResultSet()).results.pop(digest, None)
     conflicted = {digest for _, digest in conflicting}
@@ -160,7 +133,7 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
         group.problems = list(problems)
         for data in pending_errors:
             if data["id"] not in conflicted:
-                group.results.setdefault(data["id"], _brick_result(data, statistic))
+                group.results.setdefault(data["id"], brick_result(data, statistic))
     return groups
 
 
@@ -178,15 +151,15 @@ def _foreign(path: Path, data: dict, suite: str | None, known: set[str] | None) 
 
 def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:
     """Refuse to combine results measured on different machines or with different settings."""
-    for section, keys in (("settings", CHECKED_SETTINGS), ("machine", CHECKED_MACHINE)):
-        for key in keys:
-            va, vb = a[1].get(section, {}).get(key), b[1].get(section, {}).get(key)
-            if va != vb:
-                raise ValueError(f"{b[0]}: {section}.{key} is {vb!r} but {a[0]} has {va!r}: "
-                                 "results from different machines or settings cannot be combined")
+    fields_a, fields_b = identity(a[1]), identity(b[1])
+    for key in fields_a:
+        if fields_a[key] != fields_b[key]:
+            raise ValueError(f"{b[0]}: {section_of(key)}.{key} is {fields_b[key]!r} but {a[0]} has "
+                             f"{fields_a[key]!r}: results from different machines or settings "
+                             "cannot be combined")
 
 
-def _brick_result(data: dict, statistic: str) -> BrickResult:
+def brick_result(data: dict, statistic: str) -> BrickResult:
     if data.get("status") != "ok":
         return BrickResult(data["id"], False, None, data.get("error") or "unknown error", data)
     latency = float(data["stats"][statistic])
@@ -196,57 +169,6 @@ def _brick_result(data: dict, statistic: str) -> BrickResult:
     profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
     share = min(profile["boundary_s"] / profile["run_s"], 1.0) if profile["calls"] and profile["run_s"] > 0 else 0.0
     return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), latency * share)
-
-
-def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[float]) -> float:
-    """Longest path through the instance DAG; instances are in topological order."""
-    preds: list[list[int]] = [[] for _ in range(count)]
-    for a, b in edges:
-        if not a < b:
-            raise ValueError(f"plan edge {a}->{b} goes backwards: not a topological order")
-        preds[b].append(a)
-    finish = [0.0] * count
-    for i in range(count):
-        finish[i] = weights[i] + max((finish[p] for p in preds[i]), default=0.0)
-    return max(finish, default=0.0)
-
-
-def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
-    weights, calibrated, covered, measured = [], [], 0, 0
-    failed, missing = {}, {}
-    for digest in model.instances:
-        result = results.get(digest)
-        if result is not None and result.ok:
-            weights.append(result.latency)
-            calibrated.append(result.calibrated)
-            covered += plan.bricks[digest].layers
-            measured += 1
-        else:
-            weights.append(0.0)
-            if result is None:
-                missing[digest] = True
-            else:
-                failed[digest] = result.error
-    null_calls = [results[d].null_call for d in model.instances if d in results and results[d].ok]
-    whole = None
-    if calibrated and None not in calibrated:
-        whole = sum(calibrated) + sorted(null_calls)[len(null_calls) // 2]  # one call for the model
-    return ModelEstimate(
-        model.name, model.layers, len(model.instances), measured, covered,
-        sum(weights), critical_path(len(weights), model.edges, weights), whole,
-        tuple(sorted(failed.items())), tuple(sorted(missing)),
-    )
-
-
-def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
-    return [estimate_model(m, plan, results) for m in plan.models]
-
-
-def geometric_mean(values: list[float]) -> float | None:
-    values = [v for v in values if v > 0]
-    if not values:
-        return None
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def e2e_batch(path: Path) -> int | None:
@@ -272,28 +194,5 @@ def load_e2e(path: Path, statistic: str, backend: str | None = None) -> dict[str
             raise ValueError(f"{path}: model {name}: invalid result: {problems[0]}")
         if backend is not None and run_backend(result) != backend:
             continue
-        out[name] = _brick_result(result, statistic)
+        out[name] = brick_result(result, statistic)
     return out
-
-
-def breakdown(model: PlanModel, plan: Plan, results: dict[str, BrickResult], top: int = 5) -> dict:
-    """Where a model's estimated time goes: by op type (a multi-layer brick counts under its
-    op sequence, e.g. "Conv>Relu") and the bricks with the largest share."""
-    by_op: dict[str, float] = {}
-    by_brick: dict[str, list] = {}
-    for digest in model.instances:
-        result = results.get(digest)
-        if result is None or not result.ok:
-            continue
-        label = ">".join(plan.bricks[digest].ops)
-        by_op[label] = by_op.get(label, 0.0) + result.latency
-        entry = by_brick.setdefault(digest, [label, 0, 0.0])
-        entry[1] += 1
-        entry[2] += result.latency
-    total = sum(by_op.values()) or 1.0
-    ranked = sorted(by_brick.items(), key=lambda kv: (-kv[1][2], kv[0]))[:top]
-    return {
-        "by_op": {k: v for k, v in sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0]))},
-        "top_bricks": [{"brick": d, "ops": label, "count": n, "seconds": s, "share": s / total}
-                       for d, (label, n, s) in ranked],
-    }

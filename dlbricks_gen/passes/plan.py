@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .frontend.shapes import ShapeOptions
+from .. import __version__
+from ..frontend.shapes import ShapeOptions
 from .partition import Partition
 
 PLAN_VERSION = 1

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 
-from .estimate import BrickResult, ModelEstimate, geometric_mean
+from ..results.load import BrickResult
+from .model import ModelEstimate, geometric_mean
 
 COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "sequential_ms", "calibrated_ms",
            "critical_path_ms", "measured_ms", "ratio", "status")

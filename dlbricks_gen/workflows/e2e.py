@@ -11,39 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import __version__
-from .frontend import FrontendError, ShapeOptions, find_models, model_name
-from .frontend.lower import FLOAT_SEMANTIC_SLOTS, INT_DTYPES
-from .frontend.shapes import bind_inputs
-from .runtime import harness
+from .. import __version__
+from ..frontend import FrontendError, ShapeOptions, find_models, model_name
+from ..frontend.roles import weight_names
+from ..frontend.shapes import bind_inputs
+from ..runtime import harness
 
 E2E_VERSION = 1
-
-
-def semantic_initializers(graph: onnx.GraphProto) -> set[str]:
-    """Initializers kept with their real values: those feeding a semantic float slot."""
-    keep = set()
-    for node in graph.node:
-        for slot, name in enumerate(node.input):
-            if (node.op_type, slot) in FLOAT_SEMANTIC_SLOTS:
-                keep.add(name)
-    return keep
-
-
-def weight_names(model: onnx.ModelProto) -> list[str]:
-    """The weights: float initializers of more than one element not feeding a semantic slot."""
-    keep = semantic_initializers(model.graph)
-    names = []
-    for tensor in model.graph.initializer:
-        dtype = onnx.TensorProto.DataType.Name(tensor.data_type)
-        size = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
-        if not (dtype in INT_DTYPES or size <= 1 or tensor.name in keep):
-            names.append(tensor.name)
-    return names
 
 
 def randomize_weights(model: onnx.ModelProto) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .partition import Partition
-from .plan import BrickInfo, Plan, PlanModel
+from ..passes.partition import Partition
+from ..passes.plan import BrickInfo, Plan, PlanModel
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from .zoo import DEMO_MODELS, ZooOptions, build_model, list_models, node_count
+from ..zoo import DEMO_MODELS, ZooOptions, build_model, list_models, node_count
 
 # Beyond this a model is saved with its weights in a separate file (protobuf's 2 GB limit).
 EXTERNAL_DATA_BYTES = 1 << 30

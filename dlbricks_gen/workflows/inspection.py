@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .ir import Model
-from .partition import partition
+from ..ir import Model
+from ..passes.partition import partition
 
 
 def inspect_models(models: list[Model], granularities: list[int]) -> dict:
@@ -56,17 +56,3 @@ def format_inspection(data: dict) -> str:
     lines += ["", "op type".ljust(28) + "layers  unique"]
     lines += [f"{o['op'][:27].ljust(28)}{o['layers']:>6}  {o['unique']:>6}" for o in data["ops"]]
     return "\n".join(lines) + "\n"
-
-
-def parse_range(text: str) -> list[int]:
-    """'1..4' -> [1, 2, 3, 4]; '1,2,6' -> [1, 2, 6]; '3' -> [3]."""
-    out: list[int] = []
-    for part in text.split(","):
-        if ".." in part:
-            lo, hi = part.split("..", 1)
-            out.extend(range(int(lo), int(hi) + 1))
-        else:
-            out.append(int(part))
-    if not out or min(out) < 1:
-        raise ValueError(f"not a granularity range: {text!r} (use e.g. 1..4 or 1,2,6)")
-    return sorted(set(out))

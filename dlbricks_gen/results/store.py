@@ -2,7 +2,7 @@
 
 A result is keyed by brick digest, backend and machine fingerprint. The fingerprint is a
 digest of what the result itself records about the machine and the settings that change
-latency (`FINGERPRINT_MACHINE`, `FINGERPRINT_SETTINGS`), so results from identical machines
+latency (machine.py: the one definition of machine identity, shared with the estimator), so results from identical machines
 (suite shards run on several copies of one machine type) share a fingerprint and merge, and
 results from machines that differ are kept apart. Every import adds rows (history is kept);
 re-importing the same result is a no-op. The estimator uses, per brick, the latest valid
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .estimate import BrickResult, _brick_result, read_result_file
+from .files import read_result_file
+from .load import BrickResult, brick_result
+from .machine import DEFAULT_BACKEND, identity, identity_key, machine_label
 
 SCHEMA_VERSION = 1
-DEFAULT_BACKEND = "onnxruntime"  # what results without a "backend" field were measured with
-FINGERPRINT_MACHINE = ("cpu_model", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
-FINGERPRINT_SETTINGS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,30 +45,6 @@ CREATE INDEX results_key ON results (machine, backend, brick, row);
 """
 
 
-# --- the machine fingerprint ------------------------------------------------------------------
-
-def fingerprint_fields(result: dict) -> dict:
-    """What must agree for two results to count as measured on the same machine."""
-    machine, settings = result.get("machine") or {}, result.get("settings") or {}
-    fields = {k: machine.get(k) for k in FINGERPRINT_MACHINE}
-    fields["cpu_flags"] = sorted(fields["cpu_flags"] or [])
-    fields.update({k: settings.get(k) for k in FINGERPRINT_SETTINGS})
-    return fields
-
-
-def fingerprint(fields: dict) -> str:
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def machine_label(fields: dict) -> str:
-    threads = fields.get("intra_op_threads")
-    return (f"{fields.get('cpu_model')}, {fields.get('cores')} cores/{fields.get('logical_cores')} "
-            f"threads, {fields.get('arch')}, onnxruntime {fields.get('onnxruntime')}, "
-            f"intra_op_threads={threads} inter_op_threads={fields.get('inter_op_threads')} "
-            f"opt={fields.get('graph_optimization_level')}")
-
-
 # --- records: result files as rows ------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +62,8 @@ class Record:
 
 
 def record_of(data: dict, source: str) -> Record:
-    fields = fingerprint_fields(data)
-    return Record(data["id"], data.get("backend") or DEFAULT_BACKEND, fingerprint(fields), fields,
+    fields = identity(data)
+    return Record(data["id"], data.get("backend") or DEFAULT_BACKEND, identity_key(fields), fields,
                   source, data)
 
 
@@ -214,4 +189,4 @@ def select_machine(machines: list[Machine], wanted: str | None) -> Machine | Non
 
 
 def brick_results(latest: dict[str, dict], statistic: str) -> dict[str, BrickResult]:
-    return {brick: _brick_result(data, statistic) for brick, data in latest.items()}
+    return {brick: brick_result(data, statistic) for brick, data in latest.items()}

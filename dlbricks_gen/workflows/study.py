@@ -20,15 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..estimate.model import estimate, geometric_mean
+from ..frontend import ShapeOptions
+from ..ir import Model
+from ..passes.plan import load_plan
+from ..results.load import BrickResult, load_results
+from ..runtime import harness
 from . import e2e as e2e_mod
-from .estimate import BrickResult, estimate, geometric_mean, load_results
-from .frontend import ShapeOptions
-from .generate import render_suite, write_suite
-from .ir import Model
-from .partition import partition
-from .pipeline import lower_all
-from .plan import load_plan, plan_json
-from .runtime import harness
+from .compile import Recipe, Units, assemble, fusion_groups, lower_all, write_assembled
 
 STATISTIC = "trimmed_mean_20"
 
@@ -80,13 +79,12 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, echo: Callable
     return wall
 
 
-def study_granularity(models: list[Model], units: dict | None, h: int, out: Path, e2e: dict[str, BrickResult],
+def study_granularity(models: list[Model], units: Units | None, h: int, out: Path, e2e: dict[str, BrickResult],
                       e2e_wall: float, options: StudyOptions, echo: Callable[[str], None]) -> dict:
-    parts = partition(models, h, units)
-    info, files = render_suite(parts)
+    suite = assemble(models, Recipe(h, options.shapes), units)
+    parts, info = suite.partition, suite.info
     suite_dir, plan_path = out / f"H{h}" / "suite", out / f"H{h}" / "suite.plan.json"
-    write_suite(files, suite_dir)
-    plan_path.write_text(plan_json(parts, info.suite, [], options.shapes))
+    write_assembled(suite, suite_dir, plan_path)
     wall = run_suite(suite_dir, info.suite, options, echo)
     plan = load_plan(plan_path)
     results = load_results([suite_dir / "results"], info.suite, STATISTIC).results
@@ -138,12 +136,9 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
                              r["stats"][STATISTIC] if r["status"] == "ok" else None, r.get("error"), r)
            for name, r in e2e_data["models"].items()}
     e2e_wall = sum(r["timing"]["wall_s"] for r in e2e_data["models"].values() if r["status"] == "ok")
-    units = None
     if options.fusion:  # learned once: whole models are optimized by ONNX Runtime
-        from .fusion import fusion_units
-
         echo("learning fusion groups from ONNX Runtime")
-        models, units = fusion_units(models)
+    models, units = fusion_groups(models, options.fusion)
     rows = [study_granularity(models, units, h, out, e2e, e2e_wall, options, echo)
             for h in options.granularities]
     data = {"version": 1, "statistic": STATISTIC, "threads": options.threads, "quick": options.quick,

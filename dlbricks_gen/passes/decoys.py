@@ -17,11 +17,11 @@ import random
 import onnx
 from onnx import TensorProto, helper
 
-from .frontend import ShapeOptions, lower_proto
-from .generate import brick_spec, weightless
-from .ir import Brick
+from ..frontend import ShapeOptions, lower_proto
+from ..ir import Brick
+from ..ir.spec import brick_spec, weightless
+from ..runtime.harness import build_model
 from .partition import Partition, plan_model
-from .runtime.harness import build_model
 
 ATTEMPTS_PER_DECOY = 20
 

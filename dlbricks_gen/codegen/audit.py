@@ -24,9 +24,10 @@ from pathlib import Path
 import ahocorasick
 import onnx
 
-from .frontend import find_models
-from .frontend.private import Secret, model_secrets
-from .generate import SuiteInfo, environment, fixed_files, render_brick, templates_dir, weightless
+from ..frontend import find_models
+from ..frontend.private import Secret, model_secrets
+from ..ir.spec import weightless
+from .render import TEMPLATES_DIR, SuiteInfo, environment, fixed_files, render_brick
 
 TENSOR_NAME = re.compile(r"(in\d+|t\d+_\d+|[wc]\d+_\d+)")
 SHOWN_LEAKS = 20
@@ -157,7 +158,7 @@ def _vocabulary(specs: dict[str, dict]) -> set[str]:
 
 
 def _reference_text(vocabulary: set[str]) -> str:
-    own = [p.read_text(encoding="utf-8") for p in sorted(templates_dir().glob("*.j2"))]
+    own = [p.read_text(encoding="utf-8") for p in sorted(TEMPLATES_DIR.glob("*.j2"))]
     own += list(fixed_files(environment(), SuiteInfo("0" * 16, ())).values())
     text = "\n".join(own + sorted(vocabulary))
     return text.encode("utf-8", "surrogatepass").decode("latin-1")  # the view secrets are in
@@ -235,7 +236,7 @@ def _inferred_types(spec: dict, known: dict[str, str]) -> dict[str, str]:
     inner = {n for node in spec["nodes"] for n in node["outputs"] if n and n not in known}
     if not inner:
         return {}
-    from .runtime.harness import build_model
+    from ..runtime.harness import build_model
 
     try:
         graph = onnx.shape_inference.infer_shapes(build_model(weightless(spec)), data_prop=True).graph

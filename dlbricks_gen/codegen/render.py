@@ -17,25 +17,16 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__
-from .ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Brick, Operand
-from .partition import Partition
+from .. import __version__
+from ..ir.spec import brick_spec
+from ..passes.partition import Partition
 
-MIN_AI_ONNX_OPSET = 7
 DIGEST = re.compile(r"[0-9a-f]{64}")
 RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py", "result.schema.json": "result.schema.json"}
 
 
-def package_dir() -> Path:
-    return Path(__file__).resolve().parent
-
-
-def templates_dir() -> Path:
-    """templates/ is inside the package in a wheel, beside it in a source checkout."""
-    for candidate in (package_dir() / "templates", package_dir().parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("dlbricks-gen templates not found (broken installation)")
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"  # the package shipped in suites
 
 
 def suite_id(digests: list[str]) -> str:
@@ -44,78 +35,6 @@ def suite_id(digests: list[str]) -> str:
 
 
 # --- brick programs -------------------------------------------------------------------------
-
-def brick_spec(digest: str, brick: Brick) -> dict:
-    """The SPEC literal of a brick program (format in docs/FORMATS.md)."""
-    names = {("out", i, j): f"t{i}_{j}" for i, layer in enumerate(brick.layers)
-             for j, out in enumerate(layer.outputs) if out is not None}
-    names.update({("in", k): f"in{k}" for k in range(len(brick.inputs))})
-    initializers, nodes = [], []
-    for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring)):
-        inputs = []
-        for slot, (operand, ref) in enumerate(zip(layer.inputs, refs)):
-            if operand.kind == ACTIVATION:
-                inputs.append(names[ref])
-            elif operand.kind == ABSENT:
-                inputs.append("")
-            else:
-                name = f"{'w' if operand.kind == WEIGHT else 'c'}{i}_{slot}"
-                initializers.append({"name": name, **_tensor(operand)})
-                inputs.append(name)
-        nodes.append({
-            "op_type": layer.op_type,
-            "domain": layer.domain,
-            "inputs": inputs,
-            "outputs": [names.get(("out", i, j), "") for j in range(len(layer.outputs))],
-            "attributes": [_attribute(a) for a in layer.attributes],
-        })
-    outputs = [{"name": names[("out", i, j)], **_type(brick.layers[i].outputs[j])}
-               for i, j in brick.outputs]
-    return {
-        "format": 1,
-        "brick": digest,
-        "layers": len(brick.layers),
-        "opset_imports": _opsets(brick),
-        "inputs": [{"name": f"in{k}", **_type(t)} for k, t in enumerate(brick.inputs)],
-        "outputs": outputs,
-        "initializers": initializers,
-        "nodes": nodes,
-    }
-
-
-def weightless(spec: dict) -> dict:
-    """The SPEC with its random weights turned into typed graph inputs: a graph to infer
-    shapes on, or to rebuild a brick from, without allocating any weight."""
-    weights = [t for t in spec["initializers"] if t["data"] == "random"]
-    return {**spec, "inputs": spec["inputs"] + [{k: t[k] for k in ("name", "dtype", "shape")} for t in weights],
-            "initializers": [t for t in spec["initializers"] if t["data"] != "random"]}
-
-
-def _opsets(brick: Brick) -> dict[str, int]:
-    """Per domain, the newest schema version used: every op resolves to the same schema."""
-    opsets = {"": MIN_AI_ONNX_OPSET}
-    for layer in brick.layers:
-        opsets[layer.domain] = max(opsets.get(layer.domain, 1), layer.since_version)
-    return dict(sorted(opsets.items()))
-
-
-def _type(t) -> dict:
-    return {"dtype": t.dtype, "shape": list(t.shape)}
-
-
-def _tensor(operand: Operand) -> dict:
-    data = list(operand.data) if operand.kind == CONSTANT else "random"
-    return {**_type(operand.type), "data": data}
-
-
-def _attribute(attr: Attribute) -> dict:
-    value = attr.value
-    if isinstance(value, Operand):
-        value = _tensor(value)
-    elif isinstance(value, tuple):
-        value = list(value)
-    return {"name": attr.name, "type": attr.type, "value": value}
-
 
 def pyliteral(value, indent: int = 0) -> str:
     """A Python literal of plain data (dict/list/str/int/float/bool/None), readable.
@@ -162,7 +81,7 @@ class SuiteInfo:
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -205,9 +124,8 @@ def fixed_files(env: jinja2.Environment, info: SuiteInfo,
     if backends != ("onnxruntime",):  # the backends `make run` measures (default: ORT only)
         suite["backends"] = list(backends)
     files["suite.json"] = json.dumps(suite, indent=2, sort_keys=True) + "\n"
-    runtime = package_dir() / "runtime"
     for source, target in RUNTIME_FILES.items():
-        files[target] = (runtime / source).read_text(encoding="utf-8")
+        files[target] = (RUNTIME_DIR / source).read_text(encoding="utf-8")
     return files
 
 

@@ -1,0 +1,107 @@
+"""The estimator: result files + the private plan -> per-model latency estimates.
+
+Sequential estimate: the sum of the latencies of the model's brick instances (what a runtime
+that executes one node after another costs). Critical-path estimate: the longest path through
+the brick DAG weighted by latency (what a runtime that runs independent branches in parallel
+could reach). A model with unmeasured bricks is incomplete: its sums are lower bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..passes.plan import Plan, PlanModel
+from ..results.load import BrickResult
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEstimate:
+    name: str
+    layers: int
+    instances: int
+    measured_instances: int
+    covered_layers: int
+    sequential: float  # seconds; a lower bound when incomplete
+    critical_path: float
+    calibrated: float | None = None  # sequential, less per-brick call and boundary costs
+    failed: tuple[tuple[str, str], ...] = ()  # (brick, error)
+    missing: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.measured_instances == self.instances
+
+
+def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[float]) -> float:
+    """Longest path through the instance DAG; instances are in topological order."""
+    preds: list[list[int]] = [[] for _ in range(count)]
+    for a, b in edges:
+        if not a < b:
+            raise ValueError(f"plan edge {a}->{b} goes backwards: not a topological order")
+        preds[b].append(a)
+    finish = [0.0] * count
+    for i in range(count):
+        finish[i] = weights[i] + max((finish[p] for p in preds[i]), default=0.0)
+    return max(finish, default=0.0)
+
+
+def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
+    weights, calibrated, covered, measured = [], [], 0, 0
+    failed, missing = {}, {}
+    for digest in model.instances:
+        result = results.get(digest)
+        if result is not None and result.ok:
+            weights.append(result.latency)
+            calibrated.append(result.calibrated)
+            covered += plan.bricks[digest].layers
+            measured += 1
+        else:
+            weights.append(0.0)
+            if result is None:
+                missing[digest] = True
+            else:
+                failed[digest] = result.error
+    null_calls = [results[d].null_call for d in model.instances if d in results and results[d].ok]
+    whole = None
+    if calibrated and None not in calibrated:
+        whole = sum(calibrated) + sorted(null_calls)[len(null_calls) // 2]  # one call for the model
+    return ModelEstimate(
+        model.name, model.layers, len(model.instances), measured, covered,
+        sum(weights), critical_path(len(weights), model.edges, weights), whole,
+        tuple(sorted(failed.items())), tuple(sorted(missing)),
+    )
+
+
+def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
+    return [estimate_model(m, plan, results) for m in plan.models]
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    values = [v for v in values if v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def breakdown(model: PlanModel, plan: Plan, results: dict[str, BrickResult], top: int = 5) -> dict:
+    """Where a model's estimated time goes: by op type (a multi-layer brick counts under its
+    op sequence, e.g. "Conv>Relu") and the bricks with the largest share."""
+    by_op: dict[str, float] = {}
+    by_brick: dict[str, list] = {}
+    for digest in model.instances:
+        result = results.get(digest)
+        if result is None or not result.ok:
+            continue
+        label = ">".join(plan.bricks[digest].ops)
+        by_op[label] = by_op.get(label, 0.0) + result.latency
+        entry = by_brick.setdefault(digest, [label, 0, 0.0])
+        entry[1] += 1
+        entry[2] += result.latency
+    total = sum(by_op.values()) or 1.0
+    ranked = sorted(by_brick.items(), key=lambda kv: (-kv[1][2], kv[0]))[:top]
+    return {
+        "by_op": {k: v for k, v in sorted(by_op.items(), key=lambda kv: (-kv[1], kv[0]))},
+        "top_bricks": [{"brick": d, "ops": label, "count": n, "seconds": s, "share": s / total}
+                       for d, (label, n, s) in ranked],
+    }

@@ -1,0 +1,84 @@
+"""IR -> SPEC: the plain-data description of a brick that the suite runtime builds and times.
+
+The SPEC is the contract between the compiler and the runtime shipped in suites (format in
+docs/FORMATS.md): generated tensor names only, weights as shapes and dtypes, small constants
+as values.
+"""
+
+from __future__ import annotations
+
+from . import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Brick, Operand
+
+MIN_AI_ONNX_OPSET = 7
+
+
+def brick_spec(digest: str, brick: Brick) -> dict:
+    """The SPEC literal of a brick program (format in docs/FORMATS.md)."""
+    names = {("out", i, j): f"t{i}_{j}" for i, layer in enumerate(brick.layers)
+             for j, out in enumerate(layer.outputs) if out is not None}
+    names.update({("in", k): f"in{k}" for k in range(len(brick.inputs))})
+    initializers, nodes = [], []
+    for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring)):
+        inputs = []
+        for slot, (operand, ref) in enumerate(zip(layer.inputs, refs)):
+            if operand.kind == ACTIVATION:
+                inputs.append(names[ref])
+            elif operand.kind == ABSENT:
+                inputs.append("")
+            else:
+                name = f"{'w' if operand.kind == WEIGHT else 'c'}{i}_{slot}"
+                initializers.append({"name": name, **_tensor(operand)})
+                inputs.append(name)
+        nodes.append({
+            "op_type": layer.op_type,
+            "domain": layer.domain,
+            "inputs": inputs,
+            "outputs": [names.get(("out", i, j), "") for j in range(len(layer.outputs))],
+            "attributes": [_attribute(a) for a in layer.attributes],
+        })
+    outputs = [{"name": names[("out", i, j)], **_type(brick.layers[i].outputs[j])}
+               for i, j in brick.outputs]
+    return {
+        "format": 1,
+        "brick": digest,
+        "layers": len(brick.layers),
+        "opset_imports": _opsets(brick),
+        "inputs": [{"name": f"in{k}", **_type(t)} for k, t in enumerate(brick.inputs)],
+        "outputs": outputs,
+        "initializers": initializers,
+        "nodes": nodes,
+    }
+
+
+def weightless(spec: dict) -> dict:
+    """The SPEC with its random weights turned into typed graph inputs: a graph to infer
+    shapes on, or to rebuild a brick from, without allocating any weight."""
+    weights = [t for t in spec["initializers"] if t["data"] == "random"]
+    return {**spec, "inputs": spec["inputs"] + [{k: t[k] for k in ("name", "dtype", "shape")} for t in weights],
+            "initializers": [t for t in spec["initializers"] if t["data"] != "random"]}
+
+
+def _opsets(brick: Brick) -> dict[str, int]:
+    """Per domain, the newest schema version used: every op resolves to the same schema."""
+    opsets = {"": MIN_AI_ONNX_OPSET}
+    for layer in brick.layers:
+        opsets[layer.domain] = max(opsets.get(layer.domain, 1), layer.since_version)
+    return dict(sorted(opsets.items()))
+
+
+def _type(t) -> dict:
+    return {"dtype": t.dtype, "shape": list(t.shape)}
+
+
+def _tensor(operand: Operand) -> dict:
+    data = list(operand.data) if operand.kind == CONSTANT else "random"
+    return {**_type(operand.type), "data": data}
+
+
+def _attribute(attr: Attribute) -> dict:
+    value = attr.value
+    if isinstance(value, Operand):
+        value = _tensor(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    return {"name": attr.name, "type": attr.type, "value": value}

@@ -1,0 +1,131 @@
+"""compile: models folder -> suite directory + private plan. The one assembly of the stages.
+
+`assemble` is the pure part (lowered models -> partition, decoys, suite files, plan text), and
+every workflow that makes a suite calls it: `compile`, `study`, the committed example and
+`estimate --model`. `compile_models` adds the I/O around it: reading the models, writing the
+suite and the plan, TVM kernels and the audit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..backends import DEFAULT as DEFAULT_BACKEND
+from ..codegen.audit import AuditReport, audit_suite
+from ..codegen.render import SuiteInfo, render_suite, write_suite
+from ..frontend import FrontendError, ShapeOptions, find_models, load_model
+from ..ir import Model
+from ..passes.decoys import add_decoys
+from ..passes.partition import Partition, partition
+from ..passes.plan import check_outside, plan_json
+
+Units = dict[str, tuple[tuple[int, int], ...]]  # per model: spans the partitioner keeps whole
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """Everything besides the models that decides a suite's bytes."""
+
+    granularity: int
+    shapes: ShapeOptions = field(default_factory=ShapeOptions)
+    decoys: int = 0
+    exclude: frozenset[str] = frozenset()  # bricks left out of the suite (already measured)
+    backends: tuple[str, ...] = (DEFAULT_BACKEND,)
+
+
+@dataclass(frozen=True, slots=True)
+class Assembled:
+    """A suite in memory: its files, its private plan, and the partition behind both."""
+
+    partition: Partition  # every brick of every model, decoys included
+    decoys: tuple[str, ...]
+    info: SuiteInfo
+    files: dict[str, str]  # {relative path: text}, what is shipped
+    plan: str  # the plan file's text
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    suite: str
+    partition: Partition
+    failed: tuple[tuple[str, str], ...]  # (file, one-line error)
+    plan_path: Path
+    suite_dir: Path
+    audit: AuditReport | None = None
+    decoys: tuple[str, ...] = ()  # digests of the decoy bricks (in `partition.bricks` too)
+    kernels: object = None  # backends.tvm.KernelReport with --backend tvm|all
+
+
+def lower_all(root: Path, options: ShapeOptions,
+              progress: Callable[[str], None] | None = None) -> tuple[list[Model], list[tuple[str, str]]]:
+    """Lower every model below root, one at a time; a broken model never stops the others."""
+    models, failed = [], []
+    for path in find_models(root):
+        if progress:
+            progress(path.as_posix())
+        try:
+            models.append(load_model(path, root, options))
+        except FrontendError as exc:
+            failed.append((path.as_posix(), str(exc)))
+        except Exception as exc:  # a bug of ours must not lose the other models either
+            failed.append((path.as_posix(), f"{path.as_posix()}: internal error: "
+                           f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+    return models, failed
+
+
+def fusion_groups(models: list[Model], fusion: bool) -> tuple[list[Model], Units | None]:
+    """With `fusion`, the models regrouped along ONNX Runtime's fusions and their units."""
+    if not fusion:
+        return models, None
+    from ..passes.fusion import fusion_units  # builds whole models in ONNX Runtime: only when asked
+
+    return fusion_units(models)
+
+
+def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
+             failed: tuple[tuple[str, str], ...] = ()) -> Assembled:
+    """Cut, add decoys, render and write the plan text: pure, deterministic."""
+    parts, decoy_ids = add_decoys(partition(models, recipe.granularity, units), recipe.decoys)
+    shipped = replace(parts, bricks=tuple(b for b in parts.bricks if b[0] not in recipe.exclude))
+    info, files = render_suite(shipped, recipe.backends)
+    plan = plan_json(parts, info.suite, list(failed), recipe.shapes, decoy_ids)
+    return Assembled(parts, decoy_ids, info, files, plan)
+
+
+def write_assembled(suite: Assembled, out_dir: Path, plan_path: Path) -> None:
+    check_outside(plan_path, out_dir)
+    write_suite(suite.files, out_dir)
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(suite.plan, encoding="utf-8")
+
+
+def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
+                   options: ShapeOptions, fusion: bool = False,
+                   progress: Callable[[str], None] | None = None,
+                   audit: bool = False, decoys: int = 0,
+                   exclude: frozenset[str] = frozenset(),
+                   backends: tuple[str, ...] = (DEFAULT_BACKEND,),
+                   tvm_target: dict | None = None) -> CompileResult:
+    """Lower, assemble and write (with TVM kernels for `backends` with tvm); with `audit`,
+    audit the written suite against the models. `exclude`: bricks left out of the suite; the
+    plan still lists every brick of every model, so estimates combine stored and new results."""
+    check_outside(plan_path, out_dir)
+    models, failed = lower_all(root, options, progress)
+    grouped, units = fusion_groups(models, fusion)
+    recipe = Recipe(granularity, options, decoys, exclude, backends)
+    suite = assemble(grouped, recipe, units, tuple(failed))
+    report = kernels = None
+    if models:
+        write_assembled(suite, out_dir, plan_path)
+        if "tvm" in backends:
+            from ..backends.tvm import compile_kernels  # imports tvm: only when asked
+
+            shipped = replace(suite.partition, bricks=tuple(
+                b for b in suite.partition.bricks if b[0] not in exclude))
+            kernels = compile_kernels(shipped, out_dir, tvm_target, progress)
+        if audit:
+            report = audit_suite(out_dir, root)
+    return CompileResult(suite.info.suite, suite.partition, tuple(failed), plan_path, out_dir,
+                         report, suite.decoys, kernels)

@@ -1,0 +1,43 @@
+"""The committed example suite (generated/): the demo models at default scale, H=1.
+
+    python -m dlbricks_gen.examples generated examples/generated.plan.json
+
+Models are built and lowered in memory (nothing written but the suite and its plan), so a test
+can regenerate the suite and compare it with the committed one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..frontend import ShapeOptions, lower_proto
+from ..zoo import DEMO_MODELS, ZooOptions, build_model
+from .compile import Assembled, Recipe, assemble, write_assembled
+
+GRANULARITY = 1
+
+
+def example_suite() -> Assembled:
+    """The example suite, assembled in memory."""
+    models = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1))
+              for m in DEMO_MODELS]
+    return assemble(models, Recipe(GRANULARITY, ShapeOptions(batch=1)))
+
+
+def render_example() -> tuple[dict[str, str], str]:
+    """The example suite's files and its plan text."""
+    suite = example_suite()
+    return suite.files, suite.plan
+
+
+def main(argv: list[str]) -> int:
+    suite_dir, plan_path = Path(argv[0]), Path(argv[1])
+    suite = example_suite()
+    write_assembled(suite, suite_dir, plan_path)
+    print(f"{suite_dir}: {len(suite.info.bricks)} bricks; plan {plan_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
