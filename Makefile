@@ -1,6 +1,7 @@
 # dlbricks-gen: one command to try it, one to test it.
 #   make demo      set up .venv, write the example models, compile, run the suite, measure, estimate
-#   make test      set up .venv and run the tests
+#   make test      set up .venv and run the tests (ruff, mypy, pytest)
+#   make lint      ruff and mypy only
 #   make generate  refresh generated/ (the committed example suite)
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ DEMO   ?= demo
 H      ?= 1
 THREADS ?= 1
 
-.PHONY: setup demo test generate clean help
+.PHONY: setup demo test lint generate clean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -30,8 +31,12 @@ demo: setup
 	$(BIN)/dlbricks-gen e2e $(DEMO)/models -o $(DEMO)/e2e.json --threads $(THREADS)
 	$(BIN)/dlbricks-gen estimate --plan $(DEMO)/suite.plan.json --results $(DEMO)/suite/results --e2e $(DEMO)/e2e.json
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check dlbricks_gen tests benchmarks
+	$(BIN)/mypy
 
 generate: setup
 	$(BIN)/python -m dlbricks_gen.workflows.examples generated examples/generated.plan.json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,22 +22,22 @@ app = typer.Typer(
 )
 
 # --- shared options, declared once ------------------------------------------------------------
-Batch = Annotated[Optional[int], typer.Option("--batch", min=1, help="Value for symbolic batch (first) dimensions.")]
-InputShape = Annotated[Optional[list[str]], typer.Option(
+Batch = Annotated[int | None, typer.Option("--batch", min=1, help="Value for symbolic batch (first) dimensions.")]
+InputShape = Annotated[list[str] | None, typer.Option(
     "--input-shape", help="Shape of one input, NAME=1x3x224x224 (repeatable).")]
-Dim = Annotated[Optional[list[str]], typer.Option(
+Dim = Annotated[list[str] | None, typer.Option(
     "--dim", help="Value of a named symbolic dimension, NAME=VALUE, e.g. sequence_length=128 (repeatable).")]
 Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")]
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
-Runs = Annotated[Optional[int], typer.Option(
+Runs = Annotated[int | None, typer.Option(
     "--runs", min=1, help="Timed calls per model at least (default 100, as the suite's bricks).")]
-StoreMachine = Annotated[Optional[str], typer.Option("--machine", help="Machine fingerprint (or a unique prefix) in the results store; needed when the store holds several.")]
+StoreMachine = Annotated[str | None, typer.Option("--machine", help="Machine fingerprint (or a unique prefix) in the results store; needed when the store holds several.")]
 Granularity = Annotated[str, typer.Option("-H", "--granularity", help="H, the most layers per benchmark: one value (compile, estimate) or several, 1..6 or 1,2,4 (study, inspect).")]
 Backend = Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}.")]
 Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion", help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H then counts fused kernels.")]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -60,7 +60,6 @@ def granularities(text: str) -> list[int]:
         return parse_granularities(text)
     except ValueError as exc:
         fail(str(exc), 2)
-    raise AssertionError("unreachable")
 
 
 def one_granularity(text: str) -> int:
@@ -87,7 +86,7 @@ def compile_cmd(
     models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files (searched recursively) or one file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Suite directory to write.")],
     granularity: Granularity = "1",
-    plan: Annotated[Optional[Path], typer.Option("--plan", help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
     fusion: Fusion = False,
     batch: Batch = None,
     input_shape: InputShape = None,
@@ -95,10 +94,10 @@ def compile_cmd(
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more bytes.")] = DEFAULT_MAX_BYTES,
     decoys: Annotated[int, typer.Option("--decoys", min=0, help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set does not identify the models; only the plan marks them.")] = 0,
     audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
-    have: Annotated[Optional[Path], typer.Option("--have", dir_okay=False, help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
+    have: Annotated[Path | None, typer.Option("--have", dir_okay=False, help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
     machine: StoreMachine = None,
     backend: Backend = backends.DEFAULT,
-    tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' (default: this machine).')] = None,
+    tvm_target: Annotated[str | None, typer.Option("--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' (default: this machine).')] = None,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
@@ -168,7 +167,7 @@ def report_audit(report, brief: bool) -> None:
 @app.command("audit")
 def audit_cmd(
     suite: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Suite directory written by compile.")],
-    models: Annotated[Optional[Path], typer.Option("--models", exists=True, help="The models it was compiled from: search the suite for their names, texts and weight bytes.")] = None,
+    models: Annotated[Path | None, typer.Option("--models", exists=True, help="The models it was compiled from: search the suite for their names, texts and weight bytes.")] = None,
 ) -> None:
     """Check a suite before shipping it, and print what it reveals (layer signatures).
 
@@ -222,24 +221,24 @@ def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | No
 
 @app.command()
 def estimate(
-    plan: Annotated[Optional[list[Path]], typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")] = None,
-    results: Annotated[Optional[list[Path]], typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")] = None,
-    e2e: Annotated[Optional[list[Path]], typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
+    plan: Annotated[list[Path] | None, typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")] = None,
+    results: Annotated[list[Path] | None, typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")] = None,
+    e2e: Annotated[list[Path] | None, typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
     statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    html_path: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Remove per-brick call overhead and edge layout reorders, measured in the same run (default).")] = True,
     per_machine: Annotated[bool, typer.Option("--per-machine", help="Group results by machine and settings instead of refusing to mix them.")] = False,
-    store: Annotated[Optional[Path], typer.Option("--store", exists=True, dir_okay=False, help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
+    store: Annotated[Path | None, typer.Option("--store", exists=True, dir_okay=False, help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
     machine: StoreMachine = None,
-    model: Annotated[Optional[Path], typer.Option("--model", exists=True, help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", exists=True, help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
     granularity: Granularity = "1",
     fusion: Fusion = False,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
-    emit_missing: Annotated[Optional[Path], typer.Option("--emit-missing", help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
+    emit_missing: Annotated[Path | None, typer.Option("--emit-missing", help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
     backend: Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}; all (default): one estimate per backend found in the results, then a side-by-side table (with --store: onnxruntime unless tvm).")] = backends.ALL,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
@@ -255,6 +254,7 @@ def estimate(
     if statistic not in rl.STATISTICS:
         fail(f"--stat must be one of {', '.join(rl.STATISTICS)}", 2)
     check_estimate_sources(plan, results, store, model, emit_missing)
+    plan, results = plan or [], results or []
     try:
         sections = []
         if store is not None:
@@ -283,7 +283,7 @@ def estimate(
         e2e_batch = rl.e2e_batch(e2e[0]) if e2e else None
     except ValueError as exc:
         fail(str(exc))
-    side_by_side = {}
+    side_by_side: dict[str, dict[str, list[dict]]] = {}
     for the_plan, key, loaded, run in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
@@ -321,7 +321,6 @@ def _estimate_backends(name: str, found: list[str]) -> list[str]:
         return list(backends.parse(name))
     except ValueError as exc:
         fail(str(exc), 2)
-    raise AssertionError("unreachable")
 
 
 def from_store(store: Path, machine: str | None, backend: str, statistic: str):
@@ -388,8 +387,8 @@ def e2e(
     quick: Quick = False,
     runs: Runs = None,
     backend: Annotated[str, typer.Option("--backend", help="onnxruntime (default; alias ort) or tvm: compiled like the suite's TVM bricks.")] = backends.DEFAULT,
-    tvm_target: Annotated[Optional[str], typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
-    tuning_db: Annotated[Optional[Path], typer.Option("--tuning-db", file_okay=False, help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
+    tvm_target: Annotated[str | None, typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
+    tuning_db: Annotated[Path | None, typer.Option("--tuning-db", file_okay=False, help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
     tune_trials: Annotated[int, typer.Option("--tune-trials", min=0, help="With --tuning-db: first tune each model's tasks that have no records there, N trials per task (written to that database).")] = 0,
 ) -> None:
     """Measure each whole model with the suite's harness, settings and random weights.
@@ -412,7 +411,7 @@ def e2e(
             tuning_db.mkdir(parents=True, exist_ok=True)
         try:
             chosen, target = _backends(backend, tvm_target)
-            if chosen != (backends.TVM,):
+            if chosen != (backends.TVM,) or target is None:
                 raise ValueError(f"e2e --backend must be {backends.DEFAULT} or {backends.TVM}")
         except ValueError as exc:
             fail(str(exc), 2)
@@ -437,11 +436,11 @@ def e2e(
 
 @app.command()
 def zoo(
-    directory: Annotated[Optional[Path], typer.Argument(help="Folder to write the models to.")] = None,
+    directory: Annotated[Path | None, typer.Argument(help="Folder to write the models to.")] = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the models and exit.")] = False,
-    models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated ids (default: the demo set; 'all' for every model).")] = None,
+    models: Annotated[str | None, typer.Option("--models", help="Comma-separated ids (default: the demo set; 'all' for every model).")] = None,
     batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
-    image_size: Annotated[Optional[int], typer.Option("--image-size", min=8)] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=8)] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", min=1)] = 128,
     tiny: Annotated[bool, typer.Option("--tiny", help="Divide channels and hidden sizes down (same structure).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each model's size and the total, write nothing.")] = False,

@@ -53,13 +53,15 @@ def compile_kernels(parts: Partition, suite_dir: Path, target: dict,
     old = tvm_backend.read_info(kernel_dir)
     version = metadata.version("apache-tvm")
     same = old.get("target") == target and old.get("tvm") == version
-    info = {"version": tvm_backend.INFO_VERSION, "target": target, "tvm": version, "kernels": {}}
-    built, reused, fallback, seconds = 0, 0, [], 0.0
+    kernels: dict[str, dict] = {}
+    info = {"version": tvm_backend.INFO_VERSION, "target": target, "tvm": version, "kernels": kernels}
+    built, reused, seconds = 0, 0, 0.0
+    fallback: list[tuple[str, str]] = []
     for index, (digest, brick) in enumerate(parts.bricks, 1):
         path = kernel_dir / f"{digest}.so"
         entry = old.get("kernels", {}).get(digest) if same else None
         if entry and (entry.get("status") != "ok" or path.is_file()):
-            info["kernels"][digest] = entry
+            kernels[digest] = entry
             reused += 1
             continue
         if progress:
@@ -67,16 +69,16 @@ def compile_kernels(parts: Partition, suite_dir: Path, target: dict,
         start = time.perf_counter()
         try:
             tvm_backend.build_brick(brick_spec(digest, brick), target, path)
-            info["kernels"][digest] = {"status": "ok", "tuned_trials": 0}
+            kernels[digest] = {"status": "ok", "tuned_trials": 0}
             built += 1
         except Exception as exc:  # noqa: BLE001 - any TVM failure means: ONNX Runtime measures it
             error = harness.one_line(exc)
-            info["kernels"][digest] = {"status": "fallback", "error": error}
+            kernels[digest] = {"status": "fallback", "error": error}
             fallback.append((digest, error))
             path.unlink(missing_ok=True)
         seconds += time.perf_counter() - start
     for stale in kernel_dir.glob("*.so"):
-        if stale.stem not in info["kernels"]:
+        if stale.stem not in kernels:
             stale.unlink()
     tvm_backend.write_info(kernel_dir, info)
     shutil.copyfile(RUNTIME_DIR / "tvm_backend.py", suite_dir / "tvm_backend.py")

@@ -185,7 +185,7 @@ def find_leaks(files: dict[str, bytes], secrets: list[Secret], vocabulary: set[s
     if not len(automaton):
         return [], ambiguous
     automaton.make_automaton()
-    leaks = {}
+    leaks: dict[tuple[str, Secret], Leak] = {}
     for rel, data in files.items():
         for _, secret in automaton.iter(data.decode("latin-1")):
             leaks.setdefault((rel, secret), Leak(rel, secret.kind, secret.source, _preview(secret.data)))
@@ -266,7 +266,7 @@ def format_report(report: AuditReport, top: int = 30) -> str:
     if len(report.signatures) > top:
         rest = sum(c for _, c in report.signatures[top:])
         lines.append(f"  ... {len(report.signatures) - top} more signatures ({rest} layers)")
-    ops = Counter()
+    ops: Counter[str] = Counter()
     for sig, count in report.signatures:
         ops[sig.split("(", 1)[0]] += count
     lines.append("layers by op: " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))))

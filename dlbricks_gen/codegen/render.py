@@ -66,8 +66,7 @@ def pyliteral(value, indent: int = 0) -> str:
 
 def _ops_summary(ops: tuple[str, ...]) -> str:
     """Op names for a docstring: only characters that cannot end the docstring."""
-    ops = [op if op.replace(".", "").replace("_", "").isalnum() else "?" for op in ops]
-    text = " -> ".join(ops)
+    text = " -> ".join(op if op.replace(".", "").replace("_", "").isalnum() else "?" for op in ops)
     return text if len(text) <= 200 else text[:197] + "..."
 
 

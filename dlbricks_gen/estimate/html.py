@@ -49,7 +49,7 @@ def _num(value, pattern="{:.3f}") -> str:
 def plot_estimated_vs_measured(names: list[str], estimated: list[float], measured: list[float]) -> str:
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.scatter(measured, estimated)
-    for n, x, y in zip(names, measured, estimated):
+    for n, x, y in zip(names, measured, estimated, strict=True):
         ax.annotate(n, (x, y), fontsize=7)
     lo, hi = min(measured + estimated), max(measured + estimated)
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="estimate = measured")

@@ -47,8 +47,11 @@ def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[
 
 
 def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
-    weights, calibrated, covered, measured = [], [], 0, 0
-    failed, missing = {}, {}
+    weights: list[float] = []
+    calibrated: list[float | None] = []
+    covered = measured = 0
+    failed: dict[str, str] = {}
+    missing: dict[str, bool] = {}
     for digest in model.instances:
         result = results.get(digest)
         if result is not None and result.ok:
@@ -61,11 +64,13 @@ def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]
             if result is None:
                 missing[digest] = True
             else:
-                failed[digest] = result.error
-    null_calls = [results[d].null_call for d in model.instances if d in results and results[d].ok]
+                failed[digest] = result.error or "unknown error"
+    null_calls = sorted(n for d in model.instances if d in results and results[d].ok
+                        for n in [results[d].null_call] if n is not None)
     whole = None
-    if calibrated and None not in calibrated:
-        whole = sum(calibrated) + sorted(null_calls)[len(null_calls) // 2]  # one call for the model
+    parts = [c for c in calibrated if c is not None]
+    if parts and len(parts) == len(calibrated) and null_calls:
+        whole = sum(parts) + null_calls[len(null_calls) // 2]  # one call for the model
     return ModelEstimate(
         model.name, model.layers, len(model.instances), measured, covered,
         sum(weights), critical_path(len(weights), model.edges, weights), whole,

@@ -21,7 +21,7 @@ def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate:
         measured = e2e.get(est.name)
         measured_ms = measured.latency * 1e3 if measured and measured.ok else None
         use_calibration = calibrate and est.calibrated is not None
-        chosen = est.calibrated if use_calibration else est.sequential
+        chosen = est.calibrated if calibrate and est.calibrated is not None else est.sequential
         ratio = (chosen * 1e3 / measured_ms) if measured_ms and est.complete else None
         out.append({
             "model": est.name,
@@ -88,7 +88,7 @@ def to_table(table: list[dict]) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(head)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
+                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
     s = summary(table)
     if s["compared"]:
@@ -127,5 +127,5 @@ def side_by_side(tables: dict[str, list[dict]]) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(head)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
+                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines]) + "\n"

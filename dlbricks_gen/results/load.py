@@ -39,11 +39,18 @@ def backends_in(dirs: list[Path]) -> list[str]:
 class BrickResult:
     id: str
     ok: bool
-    latency: float | None  # seconds, the chosen statistic
+    value: float | None  # seconds, the chosen statistic; None when not ok
     error: str | None
     data: dict
     null_call: float | None = None  # the runtime's fixed cost of one call, less one node's
     boundary: float | None = None  # layout reorders at the brick's edges, seconds per call
+
+    @property
+    def latency(self) -> float:
+        """The chosen statistic in seconds; only results that are ok have one."""
+        if self.value is None:
+            raise ValueError(f"result {self.id} has no latency: {self.error}")
+        return self.value
 
     @property
     def calibrated(self) -> float | None:
@@ -75,8 +82,9 @@ def load_results(dirs: list[Path], suite: str | None, statistic: str,
     machines or settings."""
     groups = load_grouped(dirs, suite, statistic, other_suites, known, backend)
     if len(groups) > 1:
-        (ka, a), (kb, b) = list(groups.items())[:2]
-        check_compatible(a.first, b.first)  # raises, naming the field that differs
+        a, b = list(groups.values())[:2]
+        if a.first and b.first:
+            check_compatible(a.first, b.first)  # raises, naming the field that differs
     return next(iter(groups.values()), ResultSet())
 
 

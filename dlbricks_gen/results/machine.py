@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..backends import DEFAULT as DEFAULT_BACKEND  # noqa: F401  (re-exported for results)
+from ..runtime.runner import BACKENDS
+
+DEFAULT_BACKEND = BACKENDS[0]  # what results without a "backend" field were measured with
 
 MACHINE_FIELDS = ("cpu_model", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
 SETTINGS_FIELDS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends import DEFAULT as DEFAULT_BACKEND
 from ..codegen.audit import AuditReport, audit_suite
@@ -20,6 +21,9 @@ from ..ir import Model
 from ..passes.decoys import add_decoys
 from ..passes.partition import Partition, partition
 from ..passes.plan import check_outside, plan_json
+
+if TYPE_CHECKING:
+    from ..backends.tvm import KernelReport
 
 Units = dict[str, tuple[tuple[int, int], ...]]  # per model: spans the partitioner keeps whole
 
@@ -55,7 +59,7 @@ class CompileResult:
     suite_dir: Path
     audit: AuditReport | None = None
     decoys: tuple[str, ...] = ()  # digests of the decoy bricks (in `partition.bricks` too)
-    kernels: object = None  # backends.tvm.KernelReport with --backend tvm|all
+    kernels: KernelReport | None = None  # with --backend tvm|all
 
 
 def lower_all(root: Path, options: ShapeOptions,
@@ -120,6 +124,8 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
     if models:
         write_assembled(suite, out_dir, plan_path)
         if "tvm" in backends:
+            if tvm_target is None:
+                raise ValueError("--backend tvm needs a TVM target")
             from ..backends.tvm import compile_kernels  # imports tvm: only when asked
 
             shipped = replace(suite.partition, bricks=tuple(

@@ -9,6 +9,7 @@ compare like for like.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import onnx
@@ -45,8 +46,8 @@ def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
     return model
 
 
-def measure_all(root: Path, options: ShapeOptions, settings: "harness.Settings",
-                progress: Callable[[str], None] | None = None, skip: set[str] = frozenset(),
+def measure_all(root: Path, options: ShapeOptions, settings: harness.Settings,
+                progress: Callable[[str], None] | None = None, skip: AbstractSet[str] = frozenset(),
                 measure: Callable | None = None) -> dict:
     """{"version", "kind": "e2e", "models": {name: result}}; failures become error results.
     `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime)."""

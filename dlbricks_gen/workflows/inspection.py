@@ -11,7 +11,7 @@ from ..passes.partition import partition
 def inspect_models(models: list[Model], granularities: list[int]) -> dict:
     """Plain data: per model and in total, layers, unique layers, op-type repetition, and how
     the number of unique sequences (the benchmarks to run) changes with H."""
-    per_h = {}
+    per_h: dict[int, dict] = {}
     for h in granularities:
         parts = partition(models, h)
         per_model = {m.name: {"sequences": len(m.instances), "unique": len(set(m.instances))}
@@ -20,7 +20,8 @@ def inspect_models(models: list[Model], granularities: list[int]) -> dict:
         per_h[h] = {"sequences": total, "unique": len(parts.bricks),
                     "repetition": total / len(parts.bricks) if parts.bricks else 0.0,
                     "models": per_model}
-    ops_total, ops_unique = Counter(), Counter()
+    ops_total: Counter[str] = Counter()
+    ops_unique: Counter[str] = Counter()
     for layer in {n.layer for m in models for n in m.nodes}:
         ops_unique[layer.qualified_op] += 1
     for m in models:

@@ -91,13 +91,14 @@ def study_granularity(models: list[Model], units: Units | None, h: int, out: Pat
     per_model = {}
     for est in estimate(plan, results):
         measured = e2e.get(est.name)
-        ok = measured is not None and measured.ok and est.complete
+        seconds = measured.latency if measured is not None and measured.ok else None
+        ok = seconds is not None and est.complete
         chosen = est.calibrated if options.calibrate and est.calibrated is not None else est.sequential
         per_model[est.name] = {"estimate_s": chosen, "sequential_s": est.sequential,
                                "calibrated_s": est.calibrated, "critical_path_s": est.critical_path,
-                               "measured_s": measured.latency if measured and measured.ok else None,
-                               "ratio": chosen / measured.latency if ok else None,
-                               "ratio_uncalibrated": est.sequential / measured.latency if ok else None,
+                               "measured_s": seconds,
+                               "ratio": chosen / seconds if ok and seconds else None,
+                               "ratio_uncalibrated": est.sequential / seconds if ok and seconds else None,
                                "complete": est.complete}
     ratios = [m["ratio"] for m in per_model.values() if m["ratio"] is not None]
     raw = [m["ratio_uncalibrated"] for m in per_model.values() if m["ratio_uncalibrated"] is not None]

@@ -162,7 +162,7 @@ class Builder:
         outs = [base] if len(shapes) == 1 else [f"{base}_{k}" for k in range(len(shapes))]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=name, **attrs))
         out_type = elem_type if elem_type is not None else self.types[inputs[0]]
-        for out, s in zip(outs, shapes):
+        for out, s in zip(outs, shapes, strict=True):
             self.shapes[out] = tuple(int(d) for d in s)
             self.types[out] = out_type
         return outs

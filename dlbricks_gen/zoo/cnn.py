@@ -52,7 +52,7 @@ def resnet_features(b: Builder, x: str, depth: int, *, groups: int = 1, base_wid
     y = b.maxpool(b.conv_bn_act(x, 64, 7, 2, 3), 3, 2, 1)
     expansion = 1 if depth < 50 else 4
     inplanes, dilation = 64, 1
-    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), RESNET_LAYERS[depth])):
+    for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), RESNET_LAYERS[depth], strict=True)):
         stride = 1 if stage == 0 else 2
         previous_dilation = dilation
         if stage > 0 and dilate[stage - 1]:
@@ -439,7 +439,7 @@ def build_regnet_y_400mf(b: Builder) -> None:
     """RegNetY-400MF (Radosavovic et al. 2020): depths 1,3,6,6; widths 48..440; groups of 8; SE."""
     y = b.conv_bn_act(image_input(b), 32, 3, 2)
     w_in = 32
-    for depth, w_out in zip((1, 3, 6, 6), (48, 104, 208, 440)):
+    for depth, w_out in zip((1, 3, 6, 6), (48, 104, 208, 440), strict=True):
         for i in range(depth):
             s = 2 if i == 0 else 1
             x = y
@@ -462,7 +462,7 @@ def build_convnext_tiny(b: Builder) -> None:
     """Liu et al. 2022, ConvNeXt-T: depths 3,3,9,3, dims 96..768, 7x7 depthwise, layer scale."""
     dims = (96, 192, 384, 768)
     y = layer_norm_2d(b, b.conv(image_input(b), dims[0], 4, 4, 0, bias=True))
-    for stage, (depth, dim) in enumerate(zip((3, 3, 9, 3), dims)):
+    for stage, (depth, dim) in enumerate(zip((3, 3, 9, 3), dims, strict=True)):
         if stage > 0:
             y = b.conv(layer_norm_2d(b, y), dim, 2, 2, 0, bias=True)
         for _ in range(depth):

@@ -31,8 +31,8 @@ def build_ssd_mobilenet(b: Builder) -> None:
         y = b.conv_bn_act(y, depth, 1, p=0, act="relu6")
         features.append(y)
     anchors = [3] + [6] * (len(features) - 1)
-    boxes = [ssd_head(b, f, a, 4) for f, a in zip(features, anchors)]
-    scores = [ssd_head(b, f, a, COCO_CLASSES) for f, a in zip(features, anchors)]
+    boxes = [ssd_head(b, f, a, 4) for f, a in zip(features, anchors, strict=True)]
+    scores = [ssd_head(b, f, a, COCO_CLASSES) for f, a in zip(features, anchors, strict=True)]
     b.output(b.concat(boxes, axis=1), "boxes")
     b.output(b.concat(scores, axis=1), "scores")
 
