@@ -10,7 +10,8 @@ import pytest
 from dlbricks_gen.estimate import model as est
 from dlbricks_gen.results import load as rl
 from dlbricks_gen.estimate import report
-from dlbricks_gen.passes.plan import BrickInfo, Plan, PlanModel
+from dlbricks_gen.ir import ModelPlan
+from dlbricks_gen.passes.plan import BrickInfo, Plan
 
 SUITE = "0123456789abcdef"
 
@@ -46,8 +47,8 @@ PLAN = Plan(
     bricks={"a": BrickInfo(1, ("Conv",)), "b": BrickInfo(2, ("Conv", "Relu")),
             "c": BrickInfo(1, ("MaxPool",)), "d": BrickInfo(1, ("Add",))},
     models=(
-        PlanModel("diamond", "diamond.onnx", 5, ("a", "b", "c", "d"), ((0, 1), (0, 2), (1, 3), (2, 3))),
-        PlanModel("chain", "chain.onnx", 5, ("b", "b", "a"), ((0, 1), (1, 2))),
+        ModelPlan("diamond", "diamond.onnx", 5, ("a", "b", "c", "d"), ((0, 1), (0, 2), (1, 3), (2, 3))),
+        ModelPlan("chain", "chain.onnx", 5, ("b", "b", "a"), ((0, 1), (1, 2))),
     ),
     failed=(),
 )

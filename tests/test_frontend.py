@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 from conftest import branchy_mlp, const, make_model, residual_cnn, weight
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model, lower_proto
-from dlbricks_gen.ir import ACTIVATION, CONSTANT, WEIGHT
+from dlbricks_gen.ir import Kind
 from dlbricks_gen.passes.partition import partition
 from dlbricks_gen.workflows.compile import lower_all
 
@@ -42,14 +42,14 @@ def test_shape_arithmetic_identity_and_dropout_are_folded_like_the_runtime():
     assert ops == ["Conv", "BatchNormalization", "Relu", "Conv", "Add", "Reshape", "Relu"]
     assert model.folded == 5  # Shape, Gather, Unsqueeze, Concat, Dropout
     reshape = model.nodes[5].layer
-    assert reshape.inputs[1].kind == CONSTANT and reshape.inputs[1].data == (1, -1)
+    assert reshape.inputs[1].kind is Kind.CONSTANT and reshape.inputs[1].data == (1, -1)
     assert reshape.outputs[0].shape == (1, 8 * 16 * 16)
 
 
 def test_weights_are_shapes_only_and_small_constants_are_values():
     conv = lower(residual_cnn()).nodes[0].layer
-    assert conv.inputs[0].kind == ACTIVATION
-    assert conv.inputs[1].kind == WEIGHT and conv.inputs[1].data is None
+    assert conv.inputs[0].kind is Kind.ACTIVATION
+    assert conv.inputs[1].kind is Kind.WEIGHT and conv.inputs[1].data is None
     assert conv.inputs[1].type.shape == (8, 8, 3, 3)
 
 
@@ -137,7 +137,7 @@ def test_large_integer_and_float_constants_follow_the_weight_policy():
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])
     model = make_model([gather], [x], [y], [weight("table", (100, 8))])
     layer = lower(model).nodes[0].layer
-    assert layer.inputs[0].kind == WEIGHT and layer.inputs[1].kind == ACTIVATION
+    assert layer.inputs[0].kind is Kind.WEIGHT and layer.inputs[1].kind is Kind.ACTIVATION
 
 
 def test_clip_bounds_are_kept_as_values():

@@ -7,8 +7,8 @@ import pytest
 from conftest import branchy_mlp, residual_cnn
 from dlbricks_gen.frontend import ShapeOptions, lower_proto
 from dlbricks_gen.frontend import find_models, load_model
-from dlbricks_gen.ir import Model
-from dlbricks_gen.passes.partition import partition, windows
+from dlbricks_gen.ir import LayerOutput, Model
+from dlbricks_gen.passes.partition import consumers, make_brick, partition, windows
 
 
 def lower(model) -> Model:
@@ -40,9 +40,12 @@ def test_zoo_models_are_covered_exactly_and_dedup_shrinks(tiny_zoo, granularity:
     parts = partition(models, granularity)
     instances = sum(len(m.instances) for m in parts.models)
     assert len(parts.bricks) < instances
-    for plan in parts.models:
-        for digest, (begin, end) in zip(plan.instances, plan.spans):
-            assert len(parts.brick(digest).layers) == end - begin <= granularity
+    layers = {d: len(b.layers) for d, b in parts.bricks}
+    for model, plan in zip(models, parts.models, strict=True):
+        spans = plan.spans(layers)
+        assert list(spans) == windows(model, granularity)
+        for digest, (begin, end) in zip(plan.instances, spans, strict=True):
+            assert make_brick(model, begin, end, consumers(model)) == parts.brick(digest)
 
 
 def test_branches_are_not_joined_into_one_sequence():
@@ -60,7 +63,7 @@ def test_brick_outputs_include_values_used_outside_the_window():
     # H=2 cuts [Conv, BN] [Relu, Conv] [Add, Reshape] [Relu]; the model input feeds Add later.
     parts = partition([model], 2)
     first = parts.brick(parts.models[0].instances[0])
-    assert first.outputs == ((1, 0),)
+    assert first.outputs == (LayerOutput(1, 0),)
     add_brick = parts.brick(parts.models[0].instances[2])
     assert len(add_brick.inputs) == 2  # Conv output and the skip connection
 
@@ -68,3 +71,12 @@ def test_brick_outputs_include_values_used_outside_the_window():
 def test_granularity_must_be_positive():
     with pytest.raises(ValueError):
         windows(lower(branchy_mlp()), 0)
+
+
+def test_depth_first_order_keeps_chains_together_and_finds_cycles():
+    from dlbricks_gen.ir.order import depth_first_order
+
+    # 0 -> 1 -> 3 and 0 -> 2 -> 4: after 0, its chain through 1 comes first, then 2's
+    assert depth_first_order([[], [0], [0], [1], [2]]) == [0, 1, 3, 2, 4]
+    assert depth_first_order([[], [], [0, 1], [0, 0]]) == [0, 3, 1, 2]  # repeated preds count once
+    assert depth_first_order([[1], [0]]) is None

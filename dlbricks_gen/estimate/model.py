@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..passes.plan import Plan, PlanModel
+from ..ir import ModelPlan
+from ..passes.plan import Plan
 from ..results.load import BrickResult
 
 
@@ -46,7 +47,7 @@ def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[
     return max(finish, default=0.0)
 
 
-def estimate_model(model: PlanModel, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
+def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
     weights: list[float] = []
     calibrated: list[float | None] = []
     covered = measured = 0
@@ -89,7 +90,7 @@ def geometric_mean(values: list[float]) -> float | None:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def breakdown(model: PlanModel, plan: Plan, results: dict[str, BrickResult], top: int = 5) -> dict:
+def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top: int = 5) -> dict:
     """Where a model's estimated time goes: by op type (a multi-layer brick counts under its
     op sequence, e.g. "Conv>Relu") and the bricks with the largest share."""
     by_op: dict[str, float] = {}

@@ -23,7 +23,7 @@ from .lower import Lowerer, canonical_order
 from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
 from .validate import check_graph, check_sizes, initializer_dims
 
-__all__ = ["FrontendError", "ShapeOptions", "load_model", "find_models", "lower_proto"]
+__all__ = ["FrontendError", "ShapeOptions", "find_models", "load_model", "lower_proto"]
 
 # Initializers up to this size are read into memory so that folding can compute with them.
 KNOWN_DATA_NUMEL = 4096
@@ -103,8 +103,10 @@ def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[st
     for name, k in known.items():
         inputs.append(onnx.helper.make_tensor_value_info(
             name, onnx.TensorProto.DataType.Value(k.type.dtype), list(k.type.shape)))
-        if k.has_data:
-            inits.append(k.proto if k.data is None else numpy_helper.from_array(np.asarray(k.data), name))
+        if k.data is not None:
+            inits.append(numpy_helper.from_array(np.asarray(k.data), name))
+        elif k.proto is not None:
+            inits.append(k.proto)
     value_info = [onnx.helper.make_tensor_value_info(
         name, onnx.TensorProto.DataType.Value(t.dtype), list(t.shape)) for name, t in probed.items()]
     graph = onnx.helper.make_graph(nodes, proto.graph.name, inputs, list(proto.graph.output), inits,

@@ -45,7 +45,9 @@ class Known:
         return self.data is not None or self.proto is not None
 
     def values(self) -> np.ndarray:
-        if self.data is None and self.proto is not None:
+        if self.data is None:
+            if self.proto is None:
+                raise ValueError("a weight whose bytes are not read has no values")
             self.data = np.asarray(numpy_helper.to_array(self.proto))
         return self.data
 
@@ -133,8 +135,8 @@ def _evaluate(
         if values is not None:
             return {
                 name: Known(TensorType(_dtype_name(v), tuple(v.shape)), v if v.size <= MAX_FOLDED_NUMEL else None)
-                for name, v in zip(node.output, values)
-                if name
+                # the evaluators return the present outputs only, omitted ones ("") are skipped
+                for name, v in zip((o for o in node.output if o), values, strict=True)
             }
     # Values depend on weight bytes (or the evaluator cannot run it): keep the types only.
     if not all(name in types for name in node.output if name):
@@ -164,13 +166,16 @@ def _run_reference(
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
     graph = helper.make_graph([node], "fold", [], outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=opsets)
+    # Either evaluator may raise anything for an op it lacks or mishandles (NotImplementedError,
+    # onnxruntime's own types, numpy errors): the next one is tried, and a node that neither
+    # can evaluate is simply not folded.
     try:
         return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, {})]
-    except Exception:  # the reference evaluator lacks or mishandles a few ops
+    except Exception:  # noqa: BLE001, S110
         pass
     try:
         return run_node(node, values, opsets)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -240,9 +245,9 @@ def probe_types(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dic
             plain, originals = _plain_names(node, opsets)
             try:
                 values = run_node(plain, {p: inputs[o] for p, o in originals.items()}, opsets)
-            except Exception:
+            except Exception:  # noqa: BLE001, S112 - a node ONNX Runtime cannot run is not probed
                 continue
-            for name, v in zip((o for o in node.output if o), values):
+            for name, v in zip((o for o in node.output if o), values, strict=True):
                 found[name] = TensorType(_dtype_name(v), tuple(v.shape))
     return found
 

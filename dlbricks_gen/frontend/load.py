@@ -32,7 +32,7 @@ def read_model(path: Path, display: str) -> onnx.ModelProto:
     except (DecodeError, RuntimeWarning, ValueError, UnicodeDecodeError) as exc:
         raise FrontendError(display, f"not a valid ONNX file (truncated, corrupt, or with "
                              f"text that is not UTF-8): {exc}") from None
-    except Exception as exc:  # protobuf raises several unrelated types for garbage input
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types for garbage input
         raise FrontendError(display, f"not a valid ONNX file: {type(exc).__name__}: {exc}") from None
     if not model.HasField("graph") or not (model.graph.node or model.graph.output):
         raise FrontendError(display, "not an ONNX model (no graph)")
@@ -46,7 +46,7 @@ def read_model(path: Path, display: str) -> onnx.ModelProto:
     if model.functions:  # model-local functions: ONNX Runtime inlines them, so do we
         try:
             model = onnx.inliner.inline_local_functions(model)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the inliner's errors are untyped (C++ and Python)
             raise FrontendError(display, f"cannot inline the model's local functions: {exc}") from None
     return model
 
@@ -103,7 +103,7 @@ def load_small_external(model: onnx.ModelProto, base_dir: Path, display: str) ->
         try:
             external_data_helper.load_external_data_for_tensor(tensor, str(base_dir))
         except (OSError, ValueError) as exc:
-            raise FrontendError(display, f"cannot read external data of {tensor.name!r}: {exc}")
+            raise FrontendError(display, f"cannot read external data of {tensor.name!r}: {exc}") from None
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
 

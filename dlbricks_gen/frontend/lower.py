@@ -8,7 +8,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..ir import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Layer, Node, Operand, TensorType
+from ..ir import Attribute, Kind, Layer, Node, Operand, TensorType
+from ..ir.order import depth_first_order
 from .errors import FrontendError
 from .fold import Known
 from .roles import INT_DTYPES, is_semantic
@@ -54,7 +55,7 @@ class Lowerer:
         for slot, name in enumerate(proto.input):
             operand = self.operand(proto, index, slot, name)
             operands.append(operand)
-            names.append(name if operand.kind == ACTIVATION else "")
+            names.append(name if operand.kind is Kind.ACTIVATION else "")
         outputs = tuple(self.output_type(proto, index, name) for name in proto.output)
         layer = Layer(proto.op_type, domain, since, tuple(operands), outputs,
                       self.attributes(proto, index, schema, operands))
@@ -71,23 +72,23 @@ class Lowerer:
 
     def operand(self, proto: onnx.NodeProto, index: int, slot: int, name: str) -> Operand:
         if not name:
-            return Operand(ABSENT)
+            return Operand(Kind.ABSENT)
         if name in self.known:
             return self.constant_operand(proto, index, slot, self.known[name])
         if name not in self.types:
             raise self.error(proto, index, f"input {name!r} has no static shape after shape inference")
-        return Operand(ACTIVATION, self.types[name])
+        return Operand(Kind.ACTIVATION, self.types[name])
 
     def constant_operand(self, proto: onnx.NodeProto, index: int, slot: int, known: Known) -> Operand:
         t = known.type
         if not is_semantic(t.dtype, math.prod(t.shape), [(proto.op_type, slot)]):
-            return Operand(WEIGHT, t)
+            return Operand(Kind.WEIGHT, t)
         if not known.has_data:
             if t.dtype in INT_DTYPES:
                 raise self.error(proto, index, f"the values of constant input {proto.input[slot]!r} "
                                  "are not available (external data file missing?)")
-            return Operand(WEIGHT, t)
-        return Operand(CONSTANT, t, flat_values(known.values()))
+            return Operand(Kind.WEIGHT, t)
+        return Operand(Kind.CONSTANT, t, flat_values(known.values()))
 
     def output_type(self, proto: onnx.NodeProto, index: int, name: str) -> TensorType | None:
         if not name:
@@ -168,29 +169,9 @@ def flat_values(array: np.ndarray) -> tuple:
 
 
 def canonical_order(nodes: list[onnx.NodeProto], display: str) -> list[int]:
-    """A deterministic topological order that keeps chains together (depth first).
-
-    After a node, its consumers that became ready come next, so a chain such as
-    Conv -> BatchNormalization -> Relu stays contiguous and can be cut into one sequence.
-    """
+    """The canonical topological order of a graph's nodes (`ir.order.depth_first_order`)."""
     producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
-    consumers: list[list[int]] = [[] for _ in nodes]
-    indegree = [0] * len(nodes)
-    for j, node in enumerate(nodes):
-        for name in dict.fromkeys(n for n in node.input if n in producer):
-            consumers[producer[name]].append(j)
-            indegree[j] += 1
-    stack = [i for i in reversed(range(len(nodes))) if indegree[i] == 0]
-    order: list[int] = []
-    while stack:
-        i = stack.pop()
-        order.append(i)
-        ready = []
-        for j in consumers[i]:
-            indegree[j] -= 1
-            if indegree[j] == 0:
-                ready.append(j)
-        stack.extend(reversed(ready))
-    if len(order) != len(nodes):
+    order = depth_first_order([[producer[name] for name in n.input if name in producer] for n in nodes])
+    if order is None:
         raise FrontendError(display, "the graph has a cycle")
     return order

@@ -35,7 +35,7 @@ def model_secrets(path: Path, root: Path) -> list[Secret]:
         model = onnx.load_model(str(path), load_external_data=False)
         texts += _model_texts(model)
         samples = [s for t in model.graph.initializer for s in weight_samples(t, path.parent)]
-    except Exception:  # a file the frontend refused still has a name
+    except Exception:  # noqa: BLE001, S110 - a file the frontend refused still has a name
         pass
     found = {Secret(kind, text.encode("utf-8", "surrogatepass"), rel) for kind, text in texts
              if isinstance(text, str) and len(text.strip()) >= MIN_TEXT}

@@ -35,9 +35,9 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
     symbols = dict(options.dims)
     for value in graph_inputs(graph):
         dims = value.type.tensor_type.shape.dim
-        if options.batch is not None and value.name not in explicit and dims:
-            if dims[0].dim_param and dims[0].dim_param not in symbols:
-                symbols[dims[0].dim_param] = options.batch
+        if (options.batch is not None and value.name not in explicit and dims
+                and dims[0].dim_param and dims[0].dim_param not in symbols):
+            symbols[dims[0].dim_param] = options.batch
     unresolved = []
     for value in graph_inputs(graph):
         if not value.type.HasField("tensor_type"):
@@ -97,7 +97,7 @@ def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
         return onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
     except FrontendError:
         raise
-    except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError
+    except Exception as exc:  # noqa: BLE001 - onnx raises InferenceError, ValidationError, RuntimeError
         raise FrontendError(display, f"shape inference failed: {' '.join(str(exc).split())}") from None
 
 

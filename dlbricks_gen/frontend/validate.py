@@ -86,7 +86,7 @@ def initializer_dims(graph: onnx.GraphProto, display: str) -> None:
             if name in bad:
                 raise _error(display, node, index, f"initializer {name!r} has negative dims {bad[name]}")
     if bad:
-        raise FrontendError(display, f"initializer {sorted(bad)[0]!r} has negative dimensions")
+        raise FrontendError(display, f"initializer {min(bad)!r} has negative dimensions")
 
 
 def tensor_bytes(t: TensorType) -> int:
@@ -111,8 +111,11 @@ def check_sizes(nodes: list[onnx.NodeProto], types: dict[str, TensorType], max_b
 
 
 def _human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024 or unit == "PiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
-        size /= 1024
-    return f"{size} B"
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} PiB"

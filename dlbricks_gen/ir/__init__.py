@@ -1,25 +1,30 @@
-"""The canonical IR: layers, models and bricks as small frozen values.
+"""The canonical IR: layers, models, bricks and model plans as small frozen values.
 
 A `Layer` is what decides a kernel's cost: op type, domain, schema version, the types of its
 inputs and outputs, its normalised attributes and the values of the small constants that decide
 its meaning. It carries no names and no weights, so equal layers compare (and hash) equal.
 A `Node` places a layer in a model (value names, for wiring and error messages).
 A `Brick` is a name-free sequence of layers with its internal wiring; its identity is the sha256
-of its canonical text.
+of its canonical text (`canonical.py`), which depends on no `__str__` here: those are display.
+A `ModelPlan` says which bricks a model is made of and how they connect.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from typing import Union
+from enum import Enum
 
-ACTIVATION = "activation"  # produced by another layer or a graph input
-WEIGHT = "weight"  # an initializer whose values do not matter: filled at random
-CONSTANT = "constant"  # a small initializer whose values decide semantics: kept
-ABSENT = "absent"  # an omitted optional input
 
-Scalar = Union[int, float, str]
+class Kind(str, Enum):
+    """What an input slot of a layer holds; the values are spelled out in the canonical text."""
+
+    ACTIVATION = "activation"  # produced by another layer or a graph input
+    WEIGHT = "weight"  # an initializer whose values do not matter: filled at random
+    CONSTANT = "constant"  # a small initializer whose values decide semantics: kept
+    ABSENT = "absent"  # an omitted optional input
+
+
+Scalar = int | float | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,27 +40,26 @@ class TensorType:
 class Operand:
     """One input slot of a layer."""
 
-    kind: str  # ACTIVATION | WEIGHT | CONSTANT | ABSENT
-    type: TensorType | None = None
+    kind: Kind
+    type: TensorType | None = None  # None only when ABSENT
     data: tuple[Scalar, ...] | None = None  # flat values, CONSTANT only
 
     def __str__(self) -> str:
-        if self.kind == ABSENT:
+        if self.kind is Kind.ABSENT:
             return "_"
-        if self.kind == CONSTANT:
+        if self.kind is Kind.CONSTANT:
             return f"const {self.type}={list(self.data or ())}"
-        return f"{self.kind} {self.type}"
+        return f"{self.kind.value} {self.type}"
 
 
 @dataclass(frozen=True, slots=True)
 class Attribute:
     name: str
     type: str  # onnx.AttributeProto.AttributeType name, e.g. "INTS"
-    value: Scalar | tuple[Scalar, ...] | Operand
+    value: Scalar | tuple[Scalar, ...] | Operand  # Operand: a TENSOR attribute
 
     def __str__(self) -> str:
-        value = list(self.value) if isinstance(self.value, tuple) else self.value
-        return f"{self.name}:{self.type}={value!r}"
+        return f"{self.name}:{self.type}={self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +74,8 @@ class Layer:
     def __str__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
         attrs = ", ".join(map(str, self.attributes))
-        outs = ", ".join(str(o) if o else "_" for o in self.outputs)
-        domain = f"{self.domain}." if self.domain else ""
-        return f"{domain}{self.op_type}@{self.since_version}({ins}) {{{attrs}}} -> {outs}"
+        outs = ", ".join("_" if o is None else str(o) for o in self.outputs)
+        return f"{self.qualified_op}@{self.since_version}({ins}) {{{attrs}}} -> {outs}"
 
     @property
     def qualified_op(self) -> str:
@@ -109,9 +112,22 @@ class Model:
         return "\n".join(lines)
 
 
-# A reference from inside a brick to a value: ("in", k) is brick input k,
-# ("out", i, j) is output j of the brick's layer i.
-Ref = tuple
+@dataclass(frozen=True, slots=True, order=True)
+class BrickInput:
+    """A reference to input `index` of the brick."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LayerOutput:
+    """A reference to output `output` of the brick's layer `layer`."""
+
+    layer: int
+    output: int
+
+
+Ref = BrickInput | LayerOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,28 +137,38 @@ class Brick:
     inputs: tuple[TensorType, ...]
     layers: tuple[Layer, ...]
     wiring: tuple[tuple[Ref | None, ...], ...]  # per layer, per operand: source of activations
-    outputs: tuple[tuple[int, int], ...]  # (layer, output) pairs visible outside the brick
-
-    def text(self) -> str:
-        lines = ["brick v1"]
-        lines += [f"in{k}: {t}" for k, t in enumerate(self.inputs)]
-        for i, (layer, refs) in enumerate(zip(self.layers, self.wiring)):
-            src = ", ".join(_ref_text(r) for r in refs)
-            lines.append(f"%{i} = {layer} <- ({src})")
-        lines.append("out: " + ", ".join(f"%{i}.{j}" for i, j in self.outputs))
-        return "\n".join(lines) + "\n"
+    outputs: tuple[LayerOutput, ...]  # visible outside the brick, sorted
 
     def digest(self) -> str:
-        return hashlib.sha256(self.text().encode("utf-8")).hexdigest()
+        # canonical.py reads these classes, so it is imported when first needed
+        from .canonical import brick_digest
+
+        return brick_digest(self)
 
     @property
     def ops(self) -> tuple[str, ...]:
         return tuple(layer.qualified_op for layer in self.layers)
 
 
-def _ref_text(ref: Ref | None) -> str:
-    if ref is None:
-        return "_"
-    if ref[0] == "in":
-        return f"in{ref[1]}"
-    return f"%{ref[1]}.{ref[2]}"
+@dataclass(frozen=True, slots=True)
+class ModelPlan:
+    """The private part: which bricks a model is made of and how they connect.
+
+    Made by the partitioner, written to and read from the plan file, used by the estimator.
+    Instance k covers the model's next `layers` of brick k in the canonical order: the spans
+    follow from the bricks (`spans`), so they are not stored.
+    """
+
+    name: str
+    file: str
+    layers: int
+    instances: tuple[str, ...]  # brick digests in topological order
+    edges: tuple[tuple[int, int], ...]  # (producer instance, consumer instance)
+
+    def spans(self, brick_layers: dict[str, int]) -> tuple[tuple[int, int], ...]:
+        """[begin, end) node indices of each instance, given each brick's number of layers."""
+        out, begin = [], 0
+        for digest in self.instances:
+            out.append((begin, begin + brick_layers[digest]))
+            begin += brick_layers[digest]
+        return tuple(out)

@@ -7,37 +7,39 @@ as values.
 
 from __future__ import annotations
 
-from . import ABSENT, ACTIVATION, CONSTANT, WEIGHT, Attribute, Brick, Operand
+from . import Attribute, Brick, BrickInput, Kind, LayerOutput, Operand, Ref, TensorType
 
 MIN_AI_ONNX_OPSET = 7
 
 
 def brick_spec(digest: str, brick: Brick) -> dict:
     """The SPEC literal of a brick program (format in docs/FORMATS.md)."""
-    names = {("out", i, j): f"t{i}_{j}" for i, layer in enumerate(brick.layers)
-             for j, out in enumerate(layer.outputs) if out is not None}
-    names.update({("in", k): f"in{k}" for k in range(len(brick.inputs))})
+    names: dict[Ref, str] = {LayerOutput(i, j): f"t{i}_{j}" for i, layer in enumerate(brick.layers)
+                             for j, out in enumerate(layer.outputs) if out is not None}
+    names.update({BrickInput(k): f"in{k}" for k in range(len(brick.inputs))})
     initializers, nodes = [], []
-    for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring)):
+    for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring, strict=True)):
         inputs = []
-        for slot, (operand, ref) in enumerate(zip(layer.inputs, refs)):
-            if operand.kind == ACTIVATION:
+        for slot, (operand, ref) in enumerate(zip(layer.inputs, refs, strict=True)):
+            if operand.kind is Kind.ACTIVATION:
+                if ref is None:
+                    raise ValueError(f"brick {digest}: layer {i} input {slot} is not wired")
                 inputs.append(names[ref])
-            elif operand.kind == ABSENT:
+            elif operand.kind is Kind.ABSENT:
                 inputs.append("")
             else:
-                name = f"{'w' if operand.kind == WEIGHT else 'c'}{i}_{slot}"
+                name = f"{'w' if operand.kind is Kind.WEIGHT else 'c'}{i}_{slot}"
                 initializers.append({"name": name, **_tensor(operand)})
                 inputs.append(name)
         nodes.append({
             "op_type": layer.op_type,
             "domain": layer.domain,
             "inputs": inputs,
-            "outputs": [names.get(("out", i, j), "") for j in range(len(layer.outputs))],
+            "outputs": [names.get(LayerOutput(i, j), "") for j in range(len(layer.outputs))],
             "attributes": [_attribute(a) for a in layer.attributes],
         })
-    outputs = [{"name": names[("out", i, j)], **_type(brick.layers[i].outputs[j])}
-               for i, j in brick.outputs]
+    outputs = [{"name": names[o], **_type(brick.layers[o.layer].outputs[o.output])}
+               for o in brick.outputs]
     return {
         "format": 1,
         "brick": digest,
@@ -66,19 +68,21 @@ def _opsets(brick: Brick) -> dict[str, int]:
     return dict(sorted(opsets.items()))
 
 
-def _type(t) -> dict:
+def _type(t: TensorType | None) -> dict:
+    if t is None:
+        raise ValueError("a value without a type has no SPEC")
     return {"dtype": t.dtype, "shape": list(t.shape)}
 
 
 def _tensor(operand: Operand) -> dict:
-    data = list(operand.data) if operand.kind == CONSTANT else "random"
+    data: list | str = list(operand.data or ()) if operand.kind is Kind.CONSTANT else "random"
     return {**_type(operand.type), "data": data}
 
 
 def _attribute(attr: Attribute) -> dict:
-    value = attr.value
-    if isinstance(value, Operand):
-        value = _tensor(value)
-    elif isinstance(value, tuple):
-        value = list(value)
+    value: object = attr.value
+    if isinstance(attr.value, Operand):
+        value = _tensor(attr.value)
+    elif isinstance(attr.value, tuple):
+        value = list(attr.value)
     return {"name": attr.name, "type": attr.type, "value": value}

@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from ..ir import Model, Node
+from ..ir.order import depth_first_order
 from ..ir.spec import brick_spec
 from ..runtime.harness import build_model
 from .partition import consumers, make_brick
@@ -72,39 +73,28 @@ def _optimized_values(model: onnx.ModelProto) -> set[str]:
 def group_model(model: Model, groups: list[int]) -> tuple[Model, Units]:
     """Reorder `model` so that every group is contiguous; return it with the group spans.
 
-    Groups are ordered depth first, as the frontend orders layers; members keep their order.
-    Falls back to one unit per layer if the groups are not convex (a cycle between groups).
+    Groups are ordered depth first, as the frontend orders layers (`depth_first_order`);
+    members keep their order. Falls back to one unit per layer if the groups are not convex
+    (a cycle between groups).
     """
     members: dict[int, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
-    producer_group = {out: groups[i] for i, node in enumerate(model.nodes) for out in node.outputs if out}
-    succ: dict[int, list[int]] = {g: [] for g in members}
-    indegree = {g: 0 for g in members}
-    for g, idx in members.items():
-        preds = {producer_group[name] for i in idx for name in model.nodes[i].inputs
-                 if name in producer_group and producer_group[name] != g}
-        for p in sorted(preds):
-            succ[p].append(g)
-        indegree[g] = len(preds)
-    stack = sorted((g for g in members if indegree[g] == 0), reverse=True)
-    order: list[int] = []
-    while stack:
-        g = stack.pop()
-        order.append(g)
-        ready = []
-        for s in sorted(succ[g]):
-            indegree[s] -= 1
-            if indegree[s] == 0:
-                ready.append(s)
-        stack.extend(reversed(ready))
-    if len(order) != len(members):
+    ids = sorted(members)
+    position = {g: k for k, g in enumerate(ids)}
+    producer = {out: position[groups[i]] for i, node in enumerate(model.nodes)
+                for out in node.outputs if out}
+    preds = [{producer[name] for i in members[g] for name in model.nodes[i].inputs
+              if name in producer and producer[name] != position[g]} for g in ids]
+    order = depth_first_order(preds)
+    if order is None:
         return model, tuple((i, i + 1) for i in range(len(model.nodes)))
     nodes: list[Node] = []
     units = []
-    for g in order:
-        units.append((len(nodes), len(nodes) + len(members[g])))
-        nodes.extend(model.nodes[i] for i in members[g])
+    for k in order:
+        group = members[ids[k]]
+        units.append((len(nodes), len(nodes) + len(group)))
+        nodes.extend(model.nodes[i] for i in group)
     reordered = Model(model.name, model.file, tuple(nodes), model.inputs, model.outputs, model.folded)
     return reordered, tuple(units)
 

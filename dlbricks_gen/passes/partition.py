@@ -12,19 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir import ACTIVATION, Brick, Model
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPlan:
-    """The private part: which bricks a model is made of and how they connect."""
-
-    name: str
-    file: str
-    layers: int
-    instances: tuple[str, ...]  # brick digests in topological order
-    spans: tuple[tuple[int, int], ...]  # [begin, end) node indices of each instance
-    edges: tuple[tuple[int, int], ...]  # (producer instance, consumer instance)
+from ..ir import Brick, BrickInput, Kind, LayerOutput, Model, ModelPlan, Ref, TensorType
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +54,29 @@ def windows(model: Model, granularity: int,
 
 def make_brick(model: Model, begin: int, end: int, consumed_after: dict[str, set[int]]) -> Brick:
     """The name-free brick for nodes [begin, end) of `model`."""
-    local = {}
+    local: dict[str, LayerOutput] = {}
     for i in range(begin, end):
         for j, name in enumerate(model.nodes[i].outputs):
             if name:
-                local[name] = (i - begin, j)
-    external: dict[str, int] = {}
-    input_types = []
+                local[name] = LayerOutput(i - begin, j)
+    external: dict[str, BrickInput] = {}
+    input_types: list[TensorType] = []
     wiring = []
     for i in range(begin, end):
         node = model.nodes[i]
-        refs = []
-        for name, operand in zip(node.inputs, node.layer.inputs):
-            if operand.kind != ACTIVATION:
+        refs: list[Ref | None] = []
+        for name, operand in zip(node.inputs, node.layer.inputs, strict=True):
+            if operand.kind is not Kind.ACTIVATION:
                 refs.append(None)
             elif name in local:
-                refs.append(("out",) + local[name])
+                refs.append(local[name])
             else:
                 if name not in external:
-                    external[name] = len(external)
+                    if operand.type is None:
+                        raise ValueError(f"{model.file}: {node.name}: input {name!r} has no type")
+                    external[name] = BrickInput(len(external))
                     input_types.append(operand.type)
-                refs.append(("in", external[name]))
+                refs.append(external[name])
         wiring.append(tuple(refs))
     model_outputs = set(model.outputs)
     outputs = tuple(
@@ -130,8 +120,7 @@ def plan_model(model: Model, granularity: int,
             for name in model.nodes[i].inputs:
                 if name in owner and owner[name] != k:
                     edges.add((owner[name], k))
-    plan = ModelPlan(model.name, model.file, len(model.nodes), tuple(instances), tuple(spans),
-                     tuple(sorted(edges)))
+    plan = ModelPlan(model.name, model.file, len(model.nodes), tuple(instances), tuple(sorted(edges)))
     return plan, bricks
 
 

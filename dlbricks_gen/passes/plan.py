@@ -12,18 +12,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..frontend.shapes import ShapeOptions
+from ..ir import ModelPlan
 from .partition import Partition
 
 PLAN_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class PlanModel:
-    name: str
-    file: str
-    layers: int
-    instances: tuple[str, ...]
-    edges: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +29,7 @@ class Plan:
     suite: str
     granularity: int
     bricks: dict[str, BrickInfo]
-    models: tuple[PlanModel, ...]
+    models: tuple[ModelPlan, ...]
     failed: tuple[tuple[str, str], ...]  # (file, error)
     batch: int | None = None  # the --batch the suite was compiled with
     decoys: tuple[str, ...] = ()  # bricks of the suite that belong to no model
@@ -94,7 +86,7 @@ def load_plan(path: Path) -> Plan:
     try:
         bricks = {d: BrickInfo(b["layers"], tuple(b["ops"])) for d, b in data["bricks"].items()}
         models = tuple(
-            PlanModel(m["name"], m["file"], m["layers"], tuple(i["brick"] for i in m["instances"]),
+            ModelPlan(m["name"], m["file"], m["layers"], tuple(i["brick"] for i in m["instances"]),
                       tuple((a, b) for a, b in m["edges"]))
             for m in data["models"]
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..passes.partition import Partition
-from ..passes.plan import BrickInfo, Plan, PlanModel
+from ..passes.plan import BrickInfo, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,7 @@ def plan_of(parts: Partition, suite: str = "", batch: int | None = None,
             failed: tuple[tuple[str, str], ...] = ()) -> Plan:
     """The in-memory plan of a partition (what `compile` writes to the plan file)."""
     bricks = {d: BrickInfo(len(b.layers), tuple(b.ops)) for d, b in parts.bricks}
-    models = tuple(PlanModel(m.name, m.file, m.layers, m.instances, m.edges) for m in parts.models)
-    return Plan(suite, parts.granularity, bricks, models, failed, batch)
+    return Plan(suite, parts.granularity, bricks, parts.models, failed, batch)
 
 
 def missing_lines(parts: Partition, unknown: tuple[str, ...]) -> list[str]:

@@ -1,0 +1,91 @@
+"""compile --fusion: the partitioner never cuts inside a group ONNX Runtime fuses, and H counts
+fused kernels (the groups are learned from ONNX Runtime, so this runs it on a small model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from typer.testing import CliRunner
+
+from conftest import make_model, weight
+from dlbricks_gen.cli import app
+
+runner = CliRunner()
+CONV_BN_RELU = ["Conv", "BatchNormalization", "Relu"]
+
+
+def conv_net(blocks: int = 2, c: int = 4) -> onnx.ModelProto:
+    """`blocks` x (Conv, BatchNormalization, Relu), then Flatten and MatMul + Add."""
+    nodes, inits, x = [], [], "x"
+    for k in range(blocks):
+        nodes += [
+            helper.make_node("Conv", [x, f"w{k}"], [f"c{k}"], pads=[1, 1, 1, 1], name=f"conv{k}"),
+            helper.make_node("BatchNormalization", [f"c{k}", f"s{k}", f"b{k}", f"m{k}", f"v{k}"],
+                             [f"n{k}"], name=f"bn{k}"),
+            helper.make_node("Relu", [f"n{k}"], [f"r{k}"], name=f"relu{k}"),
+        ]
+        inits += [weight(f"w{k}", (c, c, 3, 3), k), weight(f"s{k}", (c,), k), weight(f"b{k}", (c,), k),
+                  weight(f"m{k}", (c,), k),
+                  onnx.numpy_helper.from_array(np.full(c, 0.5, np.float32), f"v{k}")]
+        x = f"r{k}"
+    nodes += [helper.make_node("Flatten", [x], ["f"], name="flatten"),
+              helper.make_node("MatMul", ["f", "fc_w"], ["mm"], name="fc"),
+              helper.make_node("Add", ["mm", "fc_b"], ["y"], name="fc_bias")]
+    inits += [weight("fc_w", (c * 8 * 8, 10)), weight("fc_b", (10,))]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])]
+    return make_model(nodes, inputs, outputs, inits)
+
+
+def compile_fused(models: Path, out: Path, h: int) -> dict:
+    result = runner.invoke(app, ["compile", str(models), "-o", str(out), "-H", str(h), "--fusion"])
+    assert result.exit_code == 0, result.output
+    return json.loads((out.parent / f"{out.name}.plan.json").read_text())
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("fusion_models")
+    onnx.save(conv_net(), str(d / "convnet.onnx"))
+    return d
+
+
+def instance_ops(plan: dict) -> list[list[str]]:
+    (model,) = plan["models"]
+    return [plan["bricks"][i["brick"]]["ops"] for i in model["instances"]]
+
+
+def test_fused_groups_are_never_cut(models: Path, tmp_path: Path):
+    plan = compile_fused(models, tmp_path / "h1", 1)
+    ops = instance_ops(plan)
+    assert sum(map(len, ops)) == plan["models"][0]["layers"] == 9  # every layer, once
+    assert ops.count(CONV_BN_RELU) == 2  # each block is one fused kernel: one brick at H=1
+    assert ["MatMul", "Add"] in ops  # MatMul + Add is one Gemm
+
+
+def test_h_counts_fused_kernels(models: Path, tmp_path: Path):
+    kernels_h1 = len(instance_ops(compile_fused(models, tmp_path / "h1", 1)))
+    ops_h2 = instance_ops(compile_fused(models, tmp_path / "h2", 2))
+    assert CONV_BN_RELU * 2 in ops_h2  # two kernels, six layers, one brick at H=2
+    assert len(ops_h2) == (kernels_h1 + 1) // 2
+    plain = runner.invoke(app, ["compile", str(models), "-o", str(tmp_path / "plain"), "-H", "2"])
+    assert plain.exit_code == 0, plain.output
+    plain_ops = instance_ops(json.loads((tmp_path / "plain.plan.json").read_text()))
+    assert max(map(len, plain_ops)) == 2  # without --fusion, H counts layers
+
+
+def test_fused_suite_is_the_same_twice(models: Path, tmp_path: Path):
+    first = compile_fused(models, tmp_path / "a", 2)
+    second = compile_fused(models, tmp_path / "b", 2)
+    assert first == second
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
