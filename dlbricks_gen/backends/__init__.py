@@ -6,9 +6,7 @@ The names are those result files, the results store and the suite's Makefile use
 
 from __future__ import annotations
 
-from ..runtime.runner import BACKENDS as NAMES
-
-DEFAULT, TVM = NAMES  # onnxruntime first
+from ..runtime.backends import DEFAULT, NAMES, TVM
 ALL = "all"
 ALIASES = {"ort": DEFAULT}
 CHOICES = (*NAMES, ALL)
