@@ -13,7 +13,7 @@ latency. "cost alone": all of M's unique bricks, as if nothing had been measured
 
 Work directory layout (everything is reused when present, so reruns only compute):
     WORK/models/        the models (zoo models are written here unless --models is given)
-    WORK/suite/         the suite of all models (run with run.py, resumable)
+    WORK/suite/         the suite of all models (run with `make run`'s command, resumable)
     WORK/suite.plan.json, WORK/e2e.json, WORK/store.db
 
     .venv/bin/python benchmarks/incremental.py demo                        # the demo models
@@ -36,7 +36,8 @@ from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.passes.partition import partition
 from dlbricks_gen.workflows.compile import compile_models, lower_all
 from dlbricks_gen.passes.plan import load_plan
-from dlbricks_gen.runtime.harness import Settings
+from dlbricks_gen.codegen.render import suite_command
+from dlbricks_gen.runtime.core.settings import Settings
 from dlbricks_gen.results.machine import identity, identity_key
 from dlbricks_gen.results.store import Store, read_records, select_machine
 from dlbricks_gen.zoo import ZooOptions
@@ -54,7 +55,7 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     suite, plan = work / "suite", work / "suite.plan.json"
     compile_models(models, suite, plan, args.granularity, ShapeOptions())
     flags = ["--threads", str(args.threads)] + (["--quick"] if args.quick else [])
-    subprocess.run([sys.executable, "run.py", *flags], cwd=suite, check=True, stdout=sys.stderr)
+    subprocess.run(suite_command(*flags), cwd=suite, check=True, stdout=sys.stderr)
     e2e = work / "e2e.json"
     if not e2e.is_file():
         data = measure_all(models, ShapeOptions(), Settings(intra_op_threads=args.threads, quick=args.quick),

@@ -1,10 +1,10 @@
 """How much of `make run` is spent measuring, and how much is overhead?
 
 Builds a suite of N small hand-written bricks in a temporary directory (or copies a generated
-suite given as an argument), runs its run.py once, and prints the total wall time, the time
+suite given as an argument), runs it once (`make run`'s command), and prints the total wall time, the time
 spent in timed repetitions (sum of timing.measure_s), warm-up and setup (graph build + session
 creation), and the overhead share. With --standalone K it also times K brick programs run as
-separate processes (`python bricks/<id>.py`), the cost the long-lived worker avoids.
+separate processes (`python -m dlbricks_runtime.brick bricks/<id>.py`), the cost the long-lived worker avoids.
 
     .venv/bin/python benchmarks/suite_overhead.py                 # 24 bricks, full settings
     .venv/bin/python benchmarks/suite_overhead.py -n 40 --quick
@@ -26,7 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from dlbricks_gen.codegen.render import SuiteInfo, environment, fixed_files, render_brick
+from dlbricks_gen.codegen.render import (
+    SuiteInfo,
+    environment,
+    fixed_files,
+    render_brick,
+    suite_command,
+)
 
 
 
@@ -100,8 +106,7 @@ def write_suite(directory: Path, specs: list[dict], suite: str = "0123456789abcd
 
 def run_suite(directory: Path, extra: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(directory / "run.py"), *extra], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(suite_command(*extra), cwd=directory, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -112,7 +117,7 @@ def report(directory: Path, wall: float) -> None:
              for key in ("measure_s", "warmup_s", "setup_s", "calibration_s", "wall_s")}
     n = len(results) or 1
     print(f"bricks                 {len(results)} ({len(ok)} ok)")
-    print(f"run.py wall time       {wall:8.3f} s   ({wall / n * 1e3:.1f} ms per brick)")
+    print(f"run wall time          {wall:8.3f} s   ({wall / n * 1e3:.1f} ms per brick)")
     print(f"timed repetitions      {total['measure_s']:8.3f} s   (sum of timing.measure_s)")
     print(f"warm-up                {total['warmup_s']:8.3f} s")
     print(f"build + session        {total['setup_s']:8.3f} s")
@@ -130,10 +135,11 @@ def standalone(directory: Path, count: int, extra: list[str]) -> None:
     bricks = sorted((directory / "bricks").glob("*.py"))[:count]
     start = time.perf_counter()
     for brick in bricks:
-        subprocess.run([sys.executable, str(brick), *extra], check=False, stdout=subprocess.DEVNULL)
+        command = [sys.executable, "-B", "-m", "dlbricks_runtime.brick", f"bricks/{brick.name}"]
+        subprocess.run([*command, *extra], cwd=directory, check=False, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     print(f"standalone programs    {wall / max(1, len(bricks)) * 1e3:8.1f} ms per brick "
-          f"({len(bricks)} run as `python bricks/<id>.py`, one process each)")
+          f"({len(bricks)} run as `python -m dlbricks_runtime.brick`, one process each)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ outside a temporary directory (or --workdir). 1 thread for both runtimes.
 `bricks` uses the one-layer SPECs of benchmarks/tvm_probe.py (conv 3x3 64ch 56x56, depthwise
 conv, MatMul and Gemm 1x2048x1000, LayerNorm 128x768, Softmax 12x128x128, MaxPool), each
 through the suite's own code: tvm_backend.build_brick, tune_module, measure_kernel, and
-harness.measure_spec for ONNX Runtime. `models` runs the real pipeline (zoo -> compile
---backend all -> [run.py tune ->] run.py -> e2e --backend tvm [--tuning-db a copy of the
+onnxruntime.measure_spec for ONNX Runtime. `models` runs the real pipeline (zoo -> compile
+--backend all -> [make tune ->] make run -> e2e --backend tvm [--tuning-db a copy of the
 suite's records --tune-trials N] -> estimate) and prints the estimate/measured ratio per
 backend.
 """
@@ -24,7 +24,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from dlbricks_gen.runtime import tvm_backend  # noqa: E402
+from dlbricks_gen.runtime.backends import tvm as tvm_backend  # noqa: E402
 
 tvm_backend._skip_gpu_intrinsics()  # before tvm is imported: tuning starts 15 s faster
 
@@ -35,7 +35,11 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from dlbricks_gen.runtime import harness  # noqa: E402
+from dlbricks_gen.codegen.render import suite_command  # noqa: E402
+from dlbricks_gen.runtime.backends.onnxruntime import measure_spec  # noqa: E402
+from dlbricks_gen.runtime.core.results import one_line  # noqa: E402
+from dlbricks_gen.runtime.core.settings import Settings  # noqa: E402
+from dlbricks_gen.runtime.core.spec import build_model  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 OPS = ("conv", "dwconv", "matmul", "gemm", "layernorm", "softmax", "maxpool")
@@ -53,16 +57,16 @@ def median_ms(result: dict) -> float:
 
 def bench_brick(op: str, spec: dict, target: dict, trials: int, work: Path, settings) -> dict:
     spec = {**spec, "brick": op}
-    ort_ms = median_ms(harness.measure_spec(spec, settings))
+    ort_ms = median_ms(measure_spec(spec, settings))
     kernel = work / f"{op}.so"
     timing = tvm_backend.build_brick(spec, target, kernel)
-    arrays = tvm_backend.brick_arrays(spec, harness)
+    arrays = tvm_backend.brick_arrays(spec)
     untuned = median_ms(tvm_backend.measure_kernel(kernel, arrays, settings, kind="brick", id=op))
     row = {"op": op, "ort_ms": ort_ms, "untuned_ms": untuned,
            "compile_s": timing["import_s"] + timing["compile_s"]}
     if trials:
         database = work / f"tuning-{op}"
-        mod = tvm_backend.to_relax(harness.build_model(spec), tvm_backend.spec_weights(spec, harness))
+        mod = tvm_backend.to_relax(build_model(spec), tvm_backend.spec_weights(spec))
         stats = tvm_backend.tune_module(mod, target, database, trials)
         # Another file name: dlopen would hand back the untuned library loaded from `kernel`.
         kernel = work / f"{op}-tuned.so"
@@ -77,7 +81,7 @@ def bricks(args) -> None:
     from tvm_probe import SPECS
 
     target = json.loads(args.tvm_target) if args.tvm_target else host_target()
-    settings = harness.Settings(intra_op_threads=1)
+    settings = Settings(intra_op_threads=1)
     print(f"target {json.dumps(target)}, {args.trials} trials per brick, 1 thread")
     head = (f"{'brick':10s} {'ORT ms':>9s} {'untuned ms':>11s} {'x ORT':>7s} {'tuned ms':>9s} "
             f"{'x ORT':>6s} {'compile s':>9s} {'tune s':>7s} {'tasks':>5s} {'trials':>6s}")
@@ -118,8 +122,8 @@ def tasks(args) -> None:
         for digest, brick in parts.bricks:
             spec = brick_spec(digest, brick)
             try:
-                mod = tvm_backend.to_relax(harness.build_model(spec),
-                                           tvm_backend.spec_weights(spec, harness))
+                mod = tvm_backend.to_relax(build_model(spec),
+                                           tvm_backend.spec_weights(spec))
                 brick_tasks[digest] = tvm_backend.task_keys(mod, target)
             except Exception:  # noqa: BLE001 - falls back to ONNX Runtime: no tuning
                 failed += 1
@@ -132,7 +136,7 @@ def tasks(args) -> None:
                 mod = tvm_backend.to_relax(onnx.ModelProto.FromString(model.SerializeToString()), names)
                 model_tasks[model_name(path, root)] = tvm_backend.task_keys(mod, target)
             except Exception as exc:  # noqa: BLE001
-                print(f"{model_name(path, root)}: TVM cannot import it: {harness.one_line(exc)[:120]}")
+                print(f"{model_name(path, root)}: TVM cannot import it: {one_line(exc)[:120]}")
     unique_bricks = {k for keys in brick_tasks.values() for k in keys}
     per_model = sum(len(set(keys)) for keys in model_tasks.values())
     unique_models = {k for keys in model_tasks.values() for k in keys}
@@ -177,10 +181,10 @@ def models(args) -> None:
     print(f"compile --backend all: {time.perf_counter() - start:.1f} s", flush=True)
     if args.trials:
         start = time.perf_counter()
-        _run(sys.executable, suite / "run.py", "tune", "--trials", args.trials)
+        _run(*suite_command("tune", "--trials", args.trials), cwd=suite)
         print(f"make tune TRIALS={args.trials}: {time.perf_counter() - start:.0f} s", flush=True)
     start = time.perf_counter()
-    _run(sys.executable, suite / "run.py")
+    _run(*suite_command(), cwd=suite)
     print(f"make run (both backends): {time.perf_counter() - start:.0f} s", flush=True)
     database = suite / "results" / "tuning"
     extra = []

@@ -1,17 +1,17 @@
 """Probe: one brick through ONNX Runtime and through TVM (Relax ONNX frontend), timed alike.
 
-Reproduces docs/tvm-notes.md items 2-4: a brick SPEC -> ONNX model (the suite harness's
+Reproduces docs/tvm-notes.md items 2-4: a brick SPEC -> ONNX model (the suite runtime's
 build_model) -> its random float weights turned into graph inputs -> Relax IRModule
 (tvm.relax.frontend.onnx.from_onnx) -> tvm.compile for llvm with the host's mcpu ->
 export_library(.so) -> tvm.runtime.load_module + relax.VirtualMachine -> timed with the
-harness's own warm-up/repeat loop, next to ONNX Runtime (io_binding) on 1 thread.
+runtime's own warm-up/repeat loop, next to ONNX Runtime (io_binding) on 1 thread.
 
 Standalone; needs a Python with apache-tvm 0.27, onnx, onnxruntime and numpy (not the project's
 environment), e.g.:
 
     python3 -m venv /tmp/tvmvenv
     /tmp/tvmvenv/bin/pip install apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 \\
-        onnx onnxruntime numpy
+        onnx onnxruntime numpy jsonschema
     taskset -c 0 /tmp/tvmvenv/bin/python benchmarks/tvm_probe.py            # the 3x3 conv
     taskset -c 0 /tmp/tvmvenv/bin/python benchmarks/tvm_probe.py --op all   # every op below
 
@@ -26,7 +26,6 @@ import os
 os.environ.setdefault("TVM_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -40,18 +39,15 @@ import tvm  # noqa: E402
 from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
 
-HARNESS = Path(__file__).resolve().parents[1] / "dlbricks_gen" / "runtime" / "harness.py"
-sys.path.insert(0, str(HARNESS.parent))  # tvm_backend.py, as it sits beside harness.py in a suite
-import tvm_backend  # noqa: E402
-
-
-def load_harness():
-    """The suite harness (stdlib + numpy + onnx + onnxruntime only), imported by file path."""
-    spec = importlib.util.spec_from_file_location("harness", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["harness"] = module  # dataclasses look the module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+# The suite runtime from this checkout (dlbricks_gen/__init__.py imports nothing), so that the
+# TVM environment needs no dlbricks-gen install.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dlbricks_gen.runtime.backends import tvm as tvm_backend  # noqa: E402
+from dlbricks_gen.runtime.core.data import input_feeds, random_array  # noqa: E402
+from dlbricks_gen.runtime.core.session import bound_call, make_session  # noqa: E402
+from dlbricks_gen.runtime.core.settings import Settings  # noqa: E402
+from dlbricks_gen.runtime.core.spec import build_model  # noqa: E402
+from dlbricks_gen.runtime.core.timing import measure_call  # noqa: E402
 
 
 def _t(name, shape, dtype="FLOAT"):
@@ -118,36 +114,36 @@ SPECS = {
 }
 
 
-def weights_as_inputs(model: onnx.ModelProto, spec: dict, harness) -> list[str]:
+def weights_as_inputs(model: onnx.ModelProto, spec: dict) -> list[str]:
     """Move the SPEC's random float weights from initializers to graph inputs, in place, as the
     TVM backend does (literal constants stay initializers, so Relax folds them as ONNX Runtime
     does); returns their names, in the order they were appended to graph.input."""
-    names = tvm_backend.spec_weights(spec, harness)
+    names = tvm_backend.spec_weights(spec)
     tvm_backend.weights_as_inputs(model, names)
     return names
 
 
-def time_call(call, harness, settings) -> dict:
-    """The harness's own warm-up + repeat loop (the same as for ONNX Runtime), on any call."""
-    stats = harness.measure_call(call, settings)["stats"]
+def time_call(call, settings) -> dict:
+    """The runtime's own warm-up + repeat loop (the same as for ONNX Runtime), on any call."""
+    stats = measure_call(call, settings)["stats"]
     return {key: stats[key] for key in ("median", "min", "n", "loops")}
 
 
-def run_ort(spec: dict, harness, settings):
-    model = harness.build_model(spec)
-    feeds = harness.input_feeds(spec["inputs"])
-    session = harness.make_session(model.SerializeToString(), settings)
+def run_ort(spec: dict, settings):
+    model = build_model(spec)
+    feeds = input_feeds(spec["inputs"])
+    session = make_session(model.SerializeToString(), settings)
     expected = session.run(None, feeds)
-    call, keepalive = harness.bound_call(session, feeds)
-    result = time_call(call, harness, settings)
+    call, keepalive = bound_call(session, feeds)
+    result = time_call(call, settings)
     del keepalive
     return result, expected
 
 
-def run_tvm(spec: dict, harness, settings, target: tvm.target.Target, workdir: Path):
+def run_tvm(spec: dict, settings, target: tvm.target.Target, workdir: Path):
     timing = {}
-    model = harness.build_model(spec)
-    weight_names = weights_as_inputs(model, spec, harness)
+    model = build_model(spec)
+    weight_names = weights_as_inputs(model, spec)
 
     start = time.perf_counter()
     mod = from_onnx(model, keep_params_in_input=False)
@@ -175,10 +171,10 @@ def run_tvm(spec: dict, harness, settings, target: tvm.target.Target, workdir: P
     device = tvm.cpu(0)
     vm = relax.VirtualMachine(loaded, device)
     timing["load_s"] = time.perf_counter() - start
-    arrays = harness.input_feeds(spec["inputs"])
+    arrays = input_feeds(spec["inputs"])
     for t in spec["initializers"]:
         if t["name"] in weight_names:
-            arrays[t["name"]] = harness.random_array(t["name"], t["dtype"], t["shape"], "weight")
+            arrays[t["name"]] = random_array(t["name"], t["dtype"], t["shape"], "weight")
     args = [tvm.runtime.tensor(np.ascontiguousarray(arrays[name]), device) for name in param_names]
     output = vm["main"](*args)
     outputs = [output] if isinstance(output, tvm.runtime.Tensor) else list(output)
@@ -187,7 +183,7 @@ def run_tvm(spec: dict, harness, settings, target: tvm.target.Target, workdir: P
     # conversion, like ONNX Runtime's io_binding.
     vm.save_function("main", "main_bound", *args)
     bound = vm["main_bound"]
-    result = time_call(bound, harness, settings)
+    result = time_call(bound, settings)
     # TVM's own C++ timer, for comparison with the Python loop.
     evaluator = vm.time_evaluator("main_bound", device, number=1, repeat=10, min_repeat_ms=50)
     result["time_evaluator_median"] = float(np.median(evaluator().results))
@@ -200,11 +196,10 @@ def main(argv=None) -> int:
     parser.add_argument("--mcpu", default=None,
                         help="LLVM cpu (default: tvm.target.codegen.llvm_get_system_cpu(); "
                              "'generic' for none)")
-    parser.add_argument("--quick", action="store_true", help="the harness's quick policy")
+    parser.add_argument("--quick", action="store_true", help="the runtime's quick policy")
     args = parser.parse_args(argv)
 
-    harness = load_harness()
-    settings = harness.Settings(intra_op_threads=1, inter_op_threads=1, quick=args.quick)
+    settings = Settings(intra_op_threads=1, inter_op_threads=1, quick=args.quick)
     mcpu = args.mcpu or tvm.target.codegen.llvm_get_system_cpu()
     target_json = {"kind": "llvm", "num-cores": 1}
     if mcpu != "generic":
@@ -219,10 +214,10 @@ def main(argv=None) -> int:
     failed = 0
     for op in (list(SPECS) if args.op == "all" else [args.op]):
         spec = SPECS[op]
-        ort_result, expected = run_ort(spec, harness, settings)
+        ort_result, expected = run_ort(spec, settings)
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                tvm_result, got, timing, params = run_tvm(spec, harness, settings, target,
+                tvm_result, got, timing, params = run_tvm(spec, settings, target,
                                                           Path(tmp))
             except Exception as error:  # noqa: BLE001 - a probe reports every failure
                 failed += 1

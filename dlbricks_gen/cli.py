@@ -209,7 +209,7 @@ def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | No
     if backends.TVM not in chosen:
         return chosen, None
     try:
-        from .runtime.tvm_backend import compiler, parse_target
+        from .runtime.backends.tvm import compiler, parse_target
 
         compiler()
         return chosen, parse_target(target)
@@ -395,7 +395,7 @@ def e2e(
 
     Example: dlbricks-gen e2e models/ -o e2e.json --batch 1
     """
-    from .runtime.harness import Settings
+    from .runtime.core.settings import Settings
     from .workflows.e2e import measure_all
 
     options = shape_options(batch, input_shape, dim)
@@ -405,7 +405,7 @@ def e2e(
         if tune_trials:
             if tuning_db is None:
                 fail("--tune-trials needs --tuning-db (the database to add the records to)", 2)
-            from .runtime.tvm_backend import _skip_gpu_intrinsics
+            from .runtime.backends.tvm import _skip_gpu_intrinsics
 
             _skip_gpu_intrinsics()  # before tvm is imported: tuning starts 15 s sooner
             tuning_db.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,8 @@ def test_a_compiled_suite_passes_and_the_report_lists_layer_signatures(models_di
     (lambda s: _append(_first_brick(s), "# secret-exporter"), "a producer name of team_a/confidential_resnet.onnx"),
     (lambda s: (s / "notes.txt").write_text("SECRET DOC"), "unexpected files in the suite: ['notes.txt']"),
     (lambda s: (s / "w.bin").write_bytes(_weight_bytes()), "initializer data of private_mlp.onnx"),
-    (lambda s: _append(s / "harness.py", "# x"), "harness.py: differs from what dlbricks-gen writes"),
+    (lambda s: _append(s / "dlbricks_runtime" / "core" / "results.py", "# x"),
+     "dlbricks_runtime/core/results.py: differs from what dlbricks-gen writes"),
     (lambda s: _reverse_suite_json(s), "bricks are not sorted by digest"),
 ])
 def test_tampered_suites_fail_with_the_finding(models_dir: Path, tmp_path: Path, tamper, finding: str):

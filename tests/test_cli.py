@@ -90,7 +90,8 @@ def test_a_normal_install_carries_the_templates_and_runtime(tmp_path: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (root / "dlbricks_gen" / "codegen" / "templates").glob("*.j2"):
         assert f"dlbricks_gen/codegen/templates/{template.name}" in names
-    for runtime in ("harness.py", "runner.py", "result.schema.json"):
+    for runtime in ("__main__.py", "runner.py", "brick.py", "core/results.py", "core/result.schema.json",
+                    "backends/__init__.py", "backends/onnxruntime.py", "backends/tvm.py"):
         assert f"dlbricks_gen/runtime/{runtime}" in names
 
 

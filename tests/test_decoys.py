@@ -15,7 +15,7 @@ from dlbricks_gen.codegen.audit import audit_suite, brick_spec_of
 from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.workflows.compile import compile_models
 from dlbricks_gen.passes.plan import load_plan
-from dlbricks_gen.runtime.harness import build_model
+from dlbricks_gen.runtime.core.spec import build_model
 
 
 def compile_with_decoys(models: Path, out: Path, decoys: int):
@@ -52,9 +52,9 @@ def test_decoys_are_deterministic_and_measured_but_not_estimated(tiny_zoo: Path,
     decoy = one.decoys[0]
     results = tmp_path / "one" / "results"
     results.mkdir()
-    done = subprocess.run([sys.executable, str(tmp_path / "one" / "bricks" / f"{decoy}.py"), "--quick",
-                           "--suite", one.suite, "-o", str(results / f"{decoy}.json")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime.brick", f"bricks/{decoy}.py",
+                           "--quick", "--suite", one.suite, "-o", str(results / f"{decoy}.json")],
+                          cwd=tmp_path / "one", capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     plan = load_plan(one.plan_path)
     loaded = rl.load_results([results], plan.suite, "median", known=set(plan.bricks))

@@ -12,7 +12,7 @@ from conftest import FIXTURES
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.passes.partition import partition
-from dlbricks_gen.runtime.harness import build_model
+from dlbricks_gen.runtime.core.spec import build_model
 
 OPTIONS = ShapeOptions(batch=1, dims=(("sequence_length", 8),))
 LOWERED = {

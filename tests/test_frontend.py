@@ -190,7 +190,7 @@ def test_model_local_functions_are_inlined(tmp_path: Path):
 def test_the_newest_opset_lowers_and_its_bricks_load():
     from dlbricks_gen.ir.spec import brick_spec
     from dlbricks_gen.passes.partition import partition
-    from dlbricks_gen.runtime.harness import build_model
+    from dlbricks_gen.runtime.core.spec import build_model
     import onnxruntime as ort
 
     newest = onnx.defs.onnx_opset_version()

@@ -18,7 +18,7 @@ from dlbricks_gen.codegen.render import pyliteral, render_suite
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.passes.partition import partition
 from dlbricks_gen.workflows.compile import compile_models
-from dlbricks_gen.runtime.harness import build_model
+from dlbricks_gen.runtime.core.spec import build_model
 
 GOLDEN = Path(__file__).parent / "golden"
 B1 = ShapeOptions(batch=1)

@@ -1,4 +1,4 @@
-"""The harness: statistics, the random data policy, SPEC -> ONNX, measuring, result validation.
+"""The runtime's core and its ONNX Runtime backend: statistics, the random data policy, SPEC -> ONNX, measuring, result validation.
 
 Real ONNX Runtime, quick settings. Tiny SPECs come from benchmarks/suite_overhead.py, which
 also writes test suites the way the generator lays them out.
@@ -18,12 +18,28 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from dlbricks_gen.runtime import harness
+from dlbricks_gen.codegen.render import environment, render_brick
+from dlbricks_gen.runtime import brick
+from dlbricks_gen.runtime.backends.onnxruntime import measure_model, measure_spec
+from dlbricks_gen.runtime.core.calibration import BOUNDARY_OPS, NO_PROFILE, PROFILE_CALLS
+from dlbricks_gen.runtime.core.data import input_feeds, random_array
+from dlbricks_gen.runtime.core.machine import machine_info, quiet_warnings
+from dlbricks_gen.runtime.core.results import error_result, validate_result
+from dlbricks_gen.runtime.core.settings import (
+    FULL_POLICY,
+    QUICK_POLICY,
+    Settings,
+    format_cpus,
+    parse_cpus,
+    settings_record,
+)
+from dlbricks_gen.runtime.core.spec import build_model, make_attribute
+from dlbricks_gen.runtime.core.stats import _ci_rank, median_ci95, percentile, statistics, trimmed_mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from suite_overhead import conv_spec, matmul_add_spec, relu_spec
 
-QUICK = harness.Settings(quick=True)
+QUICK = Settings(quick=True)
 
 
 def run_ort(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
@@ -35,7 +51,7 @@ def run_ort(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
 
 def test_statistics_on_known_samples():
     values = [float(v) for v in [7, 1, 9, 3, 100, 5, 2, 8, 4, 6]]  # 1..9 and an outlier
-    s = harness.statistics(values, loops=4, ci_target=0.02)
+    s = statistics(values, loops=4, ci_target=0.02)
     assert s["median"] == 5.5
     # scipy.stats.trim_mean(values, 0.2): int(0.2 * 10) = 2 dropped at each end -> mean(3..8)
     assert s["trimmed_mean_20"] == pytest.approx(5.5)
@@ -43,16 +59,16 @@ def test_statistics_on_known_samples():
     assert s["stdev"] == pytest.approx(float(np.std(values, ddof=1)))
     assert s["p90"] == pytest.approx(float(np.percentile(values, 90)))  # 9.1
     # n = 10: the 95% interval of the median is [x_(2), x_(9)] = [2, 9]
-    assert harness.median_ci95(sorted(values)) == (2.0, 9.0)
+    assert median_ci95(sorted(values)) == (2.0, 9.0)
     assert s["ci95_rel"] == pytest.approx((9 - 2) / 2 / 5.5)
     assert s["n"] == 10 and s["loops"] == 4 and s["unit"] == "s" and not s["target_reached"]
 
 
 def test_trimmed_mean_drops_int_of_20_percent_at_each_end():
     # n = 5: int(0.2 * 5) = 1 dropped at each end -> mean(2, 3, 4)
-    assert harness.trimmed_mean([1.0, 2, 3, 4, 1000]) == pytest.approx(3.0)
+    assert trimmed_mean([1.0, 2, 3, 4, 1000]) == pytest.approx(3.0)
     # n = 4: int(0.8) = 0, nothing dropped
-    assert harness.trimmed_mean([1.0, 2, 3, 4]) == pytest.approx(2.5)
+    assert trimmed_mean([1.0, 2, 3, 4]) == pytest.approx(2.5)
 
 
 def test_percentiles_match_numpy_on_random_samples():
@@ -60,7 +76,7 @@ def test_percentiles_match_numpy_on_random_samples():
     for n in (1, 2, 7, 50):
         values = sorted(rng.random(n).tolist())
         for q in (50, 90):
-            assert harness.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+            assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
 
 
 def test_median_interval_is_the_binomial_one_and_needs_six_values():
@@ -68,12 +84,12 @@ def test_median_interval_is_the_binomial_one_and_needs_six_values():
         return 1 - 2 * sum(math.comb(n, i) for i in range(j)) / 2 ** n
 
     for n in range(6, 80):
-        j = harness._ci_rank(n)
+        j = _ci_rank(n)
         assert coverage(n, j) >= 0.95 > coverage(n, j + 1)
-    assert harness._ci_rank(5) == 0  # no 95% interval below 6 values: the whole range is reported
+    assert _ci_rank(5) == 0  # no 95% interval below 6 values: the whole range is reported
     tight = [1.0, 1.001, 1.0, 1.001, 1.0]
-    assert not harness.statistics(tight, 1, 0.02)["target_reached"]
-    assert harness.statistics(tight + [1.0], 1, 0.02)["target_reached"]
+    assert not statistics(tight, 1, 0.02)["target_reached"]
+    assert statistics(tight + [1.0], 1, 0.02)["target_reached"]
 
 
 # --- the random data policy -----------------------------------------------------------------
@@ -83,49 +99,49 @@ def test_random_data_policy_v2():
     rng = np.random.default_rng(seed)
     expected = (np.float32(-1 / 6) + np.float32(2 / 6) * rng.random(size=(4, 4, 3, 3), dtype=np.float32))
     assert expected.dtype == np.float32
-    weight = harness.random_array("w0", "FLOAT", [4, 4, 3, 3], "weight")  # fan-in 4*3*3 = 36
+    weight = random_array("w0", "FLOAT", [4, 4, 3, 3], "weight")  # fan-in 4*3*3 = 36
     np.testing.assert_array_equal(weight, expected)
-    again = harness.random_array("w0", "FLOAT", (4, 4, 3, 3), "weight")
+    again = random_array("w0", "FLOAT", (4, 4, 3, 3), "weight")
     np.testing.assert_array_equal(weight, again)
-    scale = harness.random_array("s", "FLOAT16", [64], "weight")
+    scale = random_array("s", "FLOAT16", [64], "weight")
     assert scale.dtype == np.float16 and scale.min() >= 0.5 and scale.max() <= 1.5
-    x = harness.random_array("x", "DOUBLE", [1000], "input")
+    x = random_array("x", "DOUBLE", [1000], "input")
     assert x.dtype == np.float64 and -1 <= x.min() < -0.9 and 0.9 < x.max() < 1
-    assert not harness.random_array("i", "INT64", [3], "input").any()
-    assert harness.random_array("b", "BOOL", [2], "weight").dtype == np.bool_
-    assert not np.array_equal(harness.random_array("a", "FLOAT", [8], "input"),
-                              harness.random_array("b", "FLOAT", [8], "input"))
+    assert not random_array("i", "INT64", [3], "input").any()
+    assert random_array("b", "BOOL", [2], "weight").dtype == np.bool_
+    assert not np.array_equal(random_array("a", "FLOAT", [8], "input"),
+                              random_array("b", "FLOAT", [8], "input"))
     with pytest.raises(ValueError, match="unknown dtype"):
-        harness.random_array("x", "FLOAT33", [1], "input")
+        random_array("x", "FLOAT33", [1], "input")
 
 
 # --- SPEC -> ONNX ---------------------------------------------------------------------------
 
 def test_relu_spec_round_trip_and_run():
     spec = relu_spec([1, 8, 4, 4])
-    model = harness.build_model(spec)
+    model = build_model(spec)
     onnx.checker.check_model(model, full_check=True)
-    feeds = harness.input_feeds(spec["inputs"])
+    feeds = input_feeds(spec["inputs"])
     (y,) = run_ort(model, feeds)
     np.testing.assert_array_equal(y, np.maximum(feeds["in0"], 0))
 
 
 def test_matmul_add_spec_uses_the_seeded_weights():
     spec = matmul_add_spec(2, 16, 8)
-    model = harness.build_model(spec)
+    model = build_model(spec)
     onnx.checker.check_model(model, full_check=True)
-    feeds = harness.input_feeds(spec["inputs"])
-    w = harness.random_array("w0_1", "FLOAT", [16, 8], "weight")
-    b = harness.random_array("w1_1", "FLOAT", [8], "weight")
+    feeds = input_feeds(spec["inputs"])
+    w = random_array("w0_1", "FLOAT", [16, 8], "weight")
+    b = random_array("w1_1", "FLOAT", [8], "weight")
     (y,) = run_ort(model, feeds)
     np.testing.assert_allclose(y, feeds["in0"] @ w + b, rtol=1e-5, atol=1e-6)
 
 
 def test_conv_spec_builds_and_runs_with_the_minimal_ir_version():
-    model = harness.build_model(conv_spec(4, 8))
+    model = build_model(conv_spec(4, 8))
     onnx.checker.check_model(model, full_check=True)
     assert model.ir_version == 7  # the oldest IR for opset 13: loads on any recent runtime
-    (y,) = run_ort(model, harness.input_feeds(conv_spec(4, 8)["inputs"]))
+    (y,) = run_ort(model, input_feeds(conv_spec(4, 8)["inputs"]))
     assert y.shape == (1, 4, 8, 8) and (y >= 0).all()
 
 
@@ -143,9 +159,9 @@ def test_literal_constants_with_non_finite_strings():
         {"op_type": "Reshape", "domain": "", "inputs": ["t0_0", "c1_1"], "outputs": ["t1_0"],
          "attributes": []},
     ]
-    model = harness.build_model(spec)
+    model = build_model(spec)
     onnx.checker.check_model(model, full_check=True)
-    feeds = harness.input_feeds(spec["inputs"])
+    feeds = input_feeds(spec["inputs"])
     (y,) = run_ort(model, feeds)
     np.testing.assert_array_equal(y, np.minimum(feeds["in0"], 0.25).reshape(6))
 
@@ -158,21 +174,21 @@ def test_attribute_types_including_tensor_and_non_finite_floats():
                      {"op_type": "Add", "domain": "", "inputs": ["in0", "k"], "outputs": ["t0_0"],
                       "attributes": []}]
     spec["outputs"] = [{"name": "t0_0", "dtype": "FLOAT", "shape": [2, 2]}]
-    (y,) = run_ort(harness.build_model(spec), harness.input_feeds(spec["inputs"]))
+    (y,) = run_ort(build_model(spec), input_feeds(spec["inputs"]))
     assert np.isinf(y[:, 0]).all() and np.isfinite(y[:, 1]).all()
-    attribute = harness.make_attribute({"name": "alpha", "type": "FLOATS", "value": ["nan", 1]})
+    attribute = make_attribute({"name": "alpha", "type": "FLOATS", "value": ["nan", 1]})
     assert math.isnan(attribute.floats[0]) and attribute.floats[1] == 1.0
 
 
 def test_unknown_spec_format_is_refused():
     with pytest.raises(ValueError, match="format 2 is not supported"):
-        harness.build_model({**relu_spec([1]), "format": 2})
+        build_model({**relu_spec([1]), "format": 2})
 
 
 # --- measuring and results ------------------------------------------------------------------
 
 def test_measure_spec_gives_a_valid_result_in_quick_mode():
-    result = harness.measure_spec(conv_spec(4, 8), QUICK, suite="s1")
+    result = measure_spec(conv_spec(4, 8), QUICK, suite="s1")
     assert result["status"] == "ok" and result["error"] is None, result["error"]
     assert result["suite"] == "s1" and result["kind"] == "brick" and result["settings"]["quick"]
     stats = result["stats"]
@@ -180,57 +196,55 @@ def test_measure_spec_gives_a_valid_result_in_quick_mode():
     assert stats["min"] <= stats["median"] <= stats["p90"] and stats["loops"] >= 1
     assert stats["median"] * stats["loops"] >= QUICK.min_value_s * 0.5
     assert result["timing"]["measure_s"] <= result["timing"]["wall_s"]
-    assert harness.validate_result(result) == []
-    assert harness._check(harness.result_schema(), result, "") == []  # the built-in checker agrees
+    assert validate_result(result) == []
     json.dumps(result, allow_nan=False)
 
 
 def test_measure_model_measures_whole_models_the_same_way():
-    model = harness.build_model(matmul_add_spec(1, 8, 8))
-    result = harness.measure_model(model, QUICK, kind="model", id="mlp")
+    model = build_model(matmul_add_spec(1, 8, 8))
+    result = measure_model(model, QUICK, kind="model", id="mlp")
     assert result["status"] == "ok" and result["kind"] == "model"
-    assert harness.validate_result(result) == []
+    assert validate_result(result) == []
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-    failed = harness.measure_model(model, QUICK, kind="model", id="mlp")
+    failed = measure_model(model, QUICK, kind="model", id="mlp")
     assert failed["status"] == "error" and "symbolic dimension batch" in failed["error"]
 
 
 def test_every_benchmark_gets_at_least_min_runs_timed_calls():
     # A slow-ish brick (loops = 1) must still get min_runs values, past the time cap.
-    settings = harness.Settings(quick=True, min_value_s=0.0, min_runs=40, max_time_s=0.0)
-    result = harness.measure_spec(conv_spec(8, 16), settings)
+    settings = Settings(quick=True, min_value_s=0.0, min_runs=40, max_time_s=0.0)
+    result = measure_spec(conv_spec(8, 16), settings)
     assert result["stats"]["loops"] == 1 and result["stats"]["n"] >= 40
     assert result["settings"]["policy"]["min_runs"] == 40
     # A microsecond brick reaches min_runs through its inner loops: values stay few.
-    fast = harness.measure_spec(relu_spec([1, 4]), harness.Settings(quick=True, min_runs=40))
+    fast = measure_spec(relu_spec([1, 4]), Settings(quick=True, min_runs=40))
     assert fast["stats"]["n"] * fast["stats"]["loops"] >= 40
     with pytest.raises(ValueError, match="runs"):
-        harness.Settings(min_runs=0)
+        Settings(min_runs=0)
 
 
 def test_calibration_records_call_costs_and_profiles_only_layout_sensitive_graphs():
-    conv = harness.measure_spec(conv_spec(16, 14), QUICK)["calibration"]
+    conv = measure_spec(conv_spec(16, 14), QUICK)["calibration"]
     assert 0.0 <= conv["node_s"] <= conv["null_call_s"] < 0.01
     profile = conv["profile"]
-    assert 1 <= profile["calls"] <= harness.PROFILE_CALLS and profile["run_s"] > 0
+    assert 1 <= profile["calls"] <= PROFILE_CALLS and profile["run_s"] > 0
     assert profile["kernels_s"] and profile["boundary_s"] == pytest.approx(sum(
-        profile["kernels_s"].get(op, 0.0) for op in harness.BOUNDARY_OPS))
-    relu = harness.measure_spec(relu_spec([1, 64]), QUICK)["calibration"]
-    assert relu["profile"] == harness.NO_PROFILE  # no NCHWc seed op: nothing to profile
+        profile["kernels_s"].get(op, 0.0) for op in BOUNDARY_OPS))
+    relu = measure_spec(relu_spec([1, 64]), QUICK)["calibration"]
+    assert relu["profile"] == NO_PROFILE  # no NCHWc seed op: nothing to profile
 
 
 def test_a_spec_ort_cannot_load_gives_a_one_line_error_result():
     spec = relu_spec([1, 4])
     spec["nodes"][0]["op_type"] = "NoSuchOp"
-    result = harness.measure_spec(spec, QUICK)
+    result = measure_spec(spec, QUICK)
     assert result["status"] == "error" and result["stats"] is None and result["values"] == []
     assert "NoSuchOp" in result["error"] and "\n" not in result["error"]
-    assert harness.validate_result(result) == []
-    assert harness._check(harness.result_schema(), result, "") == []
+    assert validate_result(result) == []
 
 
-def test_broken_results_do_not_validate_with_either_checker():
-    good = harness.measure_spec(relu_spec([1, 4]), QUICK)
+def test_broken_results_do_not_validate():
+    good = measure_spec(relu_spec([1, 4]), QUICK)
     broken = []
     for change in (lambda r: r["stats"].update(median=-1.0), lambda r: r.pop("machine"),
                    lambda r: r.update(status="ok", stats=None), lambda r: r.update(kind="layer"),
@@ -240,58 +254,59 @@ def test_broken_results_do_not_validate_with_either_checker():
         change(data)
         broken.append(data)
     for data in broken:
-        assert harness.validate_result(data), data
-        assert harness._check(harness.result_schema(), data, ""), data
+        assert validate_result(data), data
 
 
 def test_unknown_result_version_gets_one_clear_message():
-    result = harness.error_result(kind="brick", id="x", error="boom", settings=QUICK)
-    assert harness.validate_result({**result, "version": 2}) == [
+    result = error_result(kind="brick", id="x", error="boom", settings=QUICK,
+                                  backend="onnxruntime")
+    assert validate_result({**result, "version": 2}) == [
         ("result format version 2 is not supported (this harness reads version 1); "
          "use the dlbricks-gen release that wrote it")]
-    assert "not a dlbricks-gen result" in harness.validate_result({"kind": "brick"})[0]
-    assert harness.validate_result([]) == ["not a JSON object"]
+    assert "not a dlbricks-gen result" in validate_result({"kind": "brick"})[0]
+    assert validate_result([]) == ["not a JSON object"]
 
 
-def test_brick_main_writes_the_result_and_sets_the_exit_code(tmp_path: Path, capsys):
+def brick_file(directory: Path, spec: dict) -> str:
+    """A brick file as the generator writes it (the command reads its SPEC, never runs it)."""
+    path = directory / "bricks" / f"{spec['brick']}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_brick(environment(), spec))
+    return str(path)
+
+
+def test_brick_command_writes_the_result_and_sets_the_exit_code(tmp_path: Path, capsys):
     out = tmp_path / "r" / "ok.json"
-    assert harness.brick_main(relu_spec([1, 4]), ["--quick", "-o", str(out), "--suite", "s"]) == 0
+    ok = brick_file(tmp_path, relu_spec([1, 4]))
+    assert brick.main([ok, "--quick", "-o", str(out), "--suite", "s"]) == 0
     data = json.loads(out.read_text())
-    assert data["status"] == "ok" and data["suite"] == "s" and harness.validate_result(data) == []
+    assert data["status"] == "ok" and data["suite"] == "s" and validate_result(data) == []
     assert "median" in capsys.readouterr().out
     spec = relu_spec([1, 4])
     spec["nodes"][0]["op_type"] = "NoSuchOp"
     bad = tmp_path / "bad.json"
-    assert harness.brick_main(spec, ["--quick", "-o", str(bad)]) == 1
+    assert brick.main([brick_file(tmp_path, spec), "--quick", "-o", str(bad)]) == 1
     assert json.loads(bad.read_text())["status"] == "error"
     assert [p.name for p in tmp_path.rglob("*.tmp")] == []
 
 
 def test_settings_quick_policy_and_record():
-    quick, full = harness.Settings(quick=True), harness.Settings()
-    assert quick.policy() == harness.QUICK_POLICY and full.policy() == harness.FULL_POLICY
-    assert harness.Settings(quick=True, max_values=7).max_values == 7
-    record = harness.settings_record(harness.Settings(intra_op_threads=2, taskset="0"))
+    quick, full = Settings(quick=True), Settings()
+    assert quick.policy() == QUICK_POLICY and full.policy() == FULL_POLICY
+    assert Settings(quick=True, max_values=7).max_values == 7
+    record = settings_record(Settings(intra_op_threads=2, taskset="0"))
     assert record["intra_op_threads"] == 2 and record["taskset"] == "0"
-    assert harness.parse_cpus("0-2,5") == {0, 1, 2, 5}
-    assert harness.format_cpus([0, 1, 2, 5]) == "0-2,5"
+    assert parse_cpus("0-2,5") == {0, 1, 2, 5}
+    assert format_cpus([0, 1, 2, 5]) == "0-2,5"
     with pytest.raises(ValueError):
-        harness.Settings(graph_optimization_level="max")
+        Settings(graph_optimization_level="max")
 
 
 def test_machine_info_and_quiet_warnings():
-    info = harness.machine_info()
+    info = machine_info()
     for key in ("cpu_model", "cpu_flags", "cores", "logical_cores", "governor", "turbo",
                 "memory_bytes", "os", "kernel", "python", "onnxruntime", "onnx", "numpy"):
         assert key in info
     assert info["onnxruntime"] == ort.__version__ and info["cores"] >= 1
-    warnings = harness.quiet_warnings()
+    warnings = quiet_warnings()
     assert isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)
-
-
-def test_validation_without_jsonschema_uses_the_built_in_checker(monkeypatch):
-    good = harness.error_result(kind="model", id="m", error="boom", settings=QUICK)
-    monkeypatch.setitem(sys.modules, "jsonschema", None)  # import jsonschema -> ImportError
-    assert harness.validate_result(good) == []
-    assert harness.validate_result({**good, "status": "maybe"})
-    assert "version 3" in harness.validate_result({**good, "version": 3})[0]

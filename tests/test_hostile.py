@@ -79,17 +79,19 @@ def _hostile_suite(corpus, tmp_path: Path, names: list[str]) -> Path:
 
 
 def _run_every_program(suite: Path, cwd: Path) -> None:
-    """Import every generated program (not as __main__) and run each with --help."""
-    programs = sorted(suite.rglob("*.py"))
+    """Execute every brick file (data: nothing may happen), then run the brick command on each
+    and the runner with --help (from the suite folder, as a vendor does)."""
+    programs = sorted((suite / "bricks").glob("*.py"))
     importer = ("import runpy, sys\nfor path in sys.argv[1:]:\n"
                 "    runpy.run_path(path, run_name='imported')\n")
     done = subprocess.run([sys.executable, "-c", importer, *map(str, programs)], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for program in programs:
-        done = subprocess.run([sys.executable, str(program), "--help"], cwd=cwd,
+    commands = [["dlbricks_runtime.brick", str(p), "--help"] for p in programs]
+    for command in [*commands, ["dlbricks_runtime", "--help"]]:
+        done = subprocess.run([sys.executable, "-B", "-m", *command], cwd=suite,
                               capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, (program, done.stderr)
+        assert done.returncode == 0, (command, done.stderr)
     assert not list(cwd.rglob(SENTINEL)) and not list(suite.rglob(SENTINEL))
 
 
@@ -117,8 +119,9 @@ def test_strings_that_are_kernel_data_stay_data(corpus, tmp_path: Path):
     spec = ast.literal_eval([n for n in tree.body if isinstance(n, ast.Assign)][-1].value)
     assert spec["nodes"][0]["attributes"][-1]["value"] == HOSTILE
     _run_every_program(suite, tmp_path)
-    done = subprocess.run([sys.executable, str(brick), "--quick", "-o", str(tmp_path / "r.json")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime.brick", str(brick), "--quick",
+                           "-o", str(tmp_path / "r.json")], cwd=suite, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "r.json").read_text())["status"] == "ok"
     assert not list(tmp_path.rglob(SENTINEL))

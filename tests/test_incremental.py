@@ -26,7 +26,7 @@ def invoke(*args: str, code: int = 0):
 
 
 def run_suite(suite: Path, *args: str) -> None:
-    run = subprocess.run([sys.executable, "run.py", "--quick", *args], cwd=suite, capture_output=True,
+    run = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", "--quick", *args], cwd=suite, capture_output=True,
                          text=True, check=False, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
 

@@ -67,7 +67,7 @@ def test_compile_run_in_a_bare_venv_and_estimate(models_dir: Path, tmp_path: Pat
 def test_e2e_and_estimate_show_ratios_and_an_html_report(tiny_zoo: Path, tmp_path: Path):
     suite = tmp_path / "suite"
     invoke("compile", str(tiny_zoo), "-o", str(suite))
-    run = subprocess.run([sys.executable, "run.py", "--quick"], cwd=suite, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", "--quick"], cwd=suite, capture_output=True, text=True,
                          timeout=900)
     assert run.returncode == 0, run.stderr
     invoke("e2e", str(tiny_zoo), "-o", str(tmp_path / "e2e.json"), "--quick")
@@ -110,7 +110,7 @@ def test_the_committed_example_suite_is_fresh():
 def test_estimates_per_batch_size_from_two_plans(models_dir: Path, tmp_path: Path):
     for batch in ("1", "2"):
         invoke("compile", str(models_dir / "team_a"), "-o", str(tmp_path / f"b{batch}"), "--batch", batch)
-        run = subprocess.run([sys.executable, "run.py", "--quick"], cwd=tmp_path / f"b{batch}",
+        run = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", "--quick"], cwd=tmp_path / f"b{batch}",
                              capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr
     merged = tmp_path / "all_results"

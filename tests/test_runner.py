@@ -1,7 +1,7 @@
-"""The suite runner (run.py) and the Makefile, on tiny suites laid out as the generator writes
+"""The suite runner (`python -m dlbricks_runtime`) and the Makefile, on tiny suites laid out as the generator writes
 them: resuming, crashes, timeouts, corrupt results, shards, `make run|check|pack`.
 
-Real processes and ONNX Runtime, quick settings. Each run.py call costs about a second of
+Real processes and ONNX Runtime, quick settings. Each runner call costs about a second of
 imports (parent and worker), so the cases share runs where they can.
 """
 
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbricks_gen.runtime import harness, runner
+from dlbricks_gen.runtime import suite as suites
+from dlbricks_gen.runtime.core.results import validate_result
+from dlbricks_gen.runtime.core.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from suite_overhead import conv_spec, matmul_add_spec, relu_spec, write_suite
@@ -26,7 +28,7 @@ SUITE = "0123456789abcdef"
 
 
 def run_py(suite: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(suite / "run.py"), *args], cwd=suite, text=True,
+    return subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", *args], cwd=suite, text=True,
                           capture_output=True, timeout=timeout, check=False)
 
 
@@ -52,29 +54,29 @@ def suite(tmp_path: Path) -> tuple[Path, list[str]]:
 def test_shards_are_disjoint_and_together_complete():
     bricks = [f"{i:064x}" for i in range(23)]
     for n in (1, 2, 3, 7, 30):
-        parts = [runner.shard(list(reversed(bricks)), k, n) for k in range(1, n + 1)]
+        parts = [suites.shard(list(reversed(bricks)), k, n) for k in range(1, n + 1)]
         assert sorted(b for p in parts for b in p) == bricks
         assert sum(len(p) for p in parts) == len(bricks)
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
-        assert parts == [runner.shard(bricks, k, n) for k in range(1, n + 1)]  # deterministic
-    assert runner.parse_shard("2/4") == (2, 4)
+        assert parts == [suites.shard(bricks, k, n) for k in range(1, n + 1)]  # deterministic
+    assert suites.parse_shard("2/4") == (2, 4)
     for bad in ("0/4", "5/4", "x", "1/0"):
         with pytest.raises(Exception, match="bad shard"):
-            runner.parse_shard(bad)
+            suites.parse_shard(bad)
 
 
 def test_spec_is_read_as_a_literal_never_executed(tmp_path: Path):
     good = tmp_path / "good.py"
     good.write_text("import sys\nSPEC = {'format': 1, 'x': [1.5, 'inf']}\nsys.exit(0)\n")
-    assert runner.load_spec(good) == {"format": 1, "x": [1.5, "inf"]}
+    assert load_spec(good) == {"format": 1, "x": [1.5, "inf"]}
     evil = tmp_path / "evil.py"
     evil.write_text("SPEC = __import__('os').system('echo pwned')\n")
     with pytest.raises(ValueError):
-        runner.load_spec(evil)
+        load_spec(evil)
     none = tmp_path / "none.py"
     none.write_text("X = 1\n")
     with pytest.raises(ValueError, match="no `SPEC"):
-        runner.load_spec(none)
+        load_spec(none)
 
 
 # --- runs -----------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def test_run_measures_every_brick_then_resumes_and_redoes_partial_results(suite)
     for brick in bricks:
         data = result(directory, brick)
         assert data["status"] == "ok" and data["suite"] == SUITE
-        assert harness.validate_result(data) == []
+        assert validate_result(data) == []
     stamps = {b: (directory / "results" / f"{b}.json").stat().st_mtime_ns for b in bricks}
 
     # A killed run leaves a partial file (written without the harness), a stale temp file and a
@@ -112,7 +114,8 @@ def test_run_measures_every_brick_then_resumes_and_redoes_partial_results(suite)
 def test_crashing_failing_and_unreadable_bricks_become_error_results(tmp_path: Path):
     """A SPEC ONNX Runtime cannot load, a brick file that is not a literal, and a brick that
     kills the worker with SIGSEGV. The worker never executes brick files, so the crash is
-    planted in this suite's copy of harness.py (a real segfault of the measuring process)."""
+    planted in this suite's copy of the ONNX Runtime backend (a real segfault of the measuring
+    process)."""
     ok = [relu_spec([1, 5]), matmul_add_spec(1, 8, 8)]
     crash = relu_spec([1, 6])
     specs = [*ok, crash, broken_op_spec()]
@@ -122,7 +125,7 @@ def test_crashing_failing_and_unreadable_bricks_become_error_results(tmp_path: P
     suite_json = json.loads((directory / "suite.json").read_text())
     suite_json["bricks"] = sorted(suite_json["bricks"] + [unreadable])
     (directory / "suite.json").write_text(json.dumps(suite_json))
-    with open(directory / "harness.py", "a") as handle:
+    with open(directory / "dlbricks_runtime" / "backends" / "onnxruntime.py", "a") as handle:
         handle.write(f"""
 
 import signal as _signal
@@ -144,7 +147,7 @@ def measure_spec(spec, settings, *, suite=None):  # planted by tests/test_runner
     assert "NoSuchOp" in result(directory, "e" * 64)["error"]
     assert "cannot read the SPEC" in result(directory, unreadable)["error"]
     for brick in suite_json["bricks"]:
-        assert harness.validate_result(result(directory, brick)) == []
+        assert validate_result(result(directory, brick)) == []
     again = run_py(directory, "--quick", "--retry-errors", "--only", "eee")
     assert "0 already done, 1 to run" in again.stdout and "1 failed" in again.stdout
 
@@ -173,10 +176,11 @@ def test_a_broken_suite_stops_the_run_with_one_line(suite):
 def test_a_brick_program_runs_on_its_own(suite):
     directory, bricks = suite
     out = directory / "one.json"
-    done = subprocess.run([sys.executable, str(directory / "bricks" / f"{bricks[0]}.py"), "--quick",
-                           "-o", str(out)], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime.brick", f"bricks/{bricks[0]}.py",
+                           "--quick", "-o", str(out)], cwd=directory, capture_output=True, text=True,
+                          timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert "median" in done.stdout and harness.validate_result(json.loads(out.read_text())) == []
+    assert "median" in done.stdout and validate_result(json.loads(out.read_text())) == []
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -220,12 +224,12 @@ def test_templates_render_with_strict_undefined(tmp_path: Path):
     directory = write_suite(tmp_path / "suite", [relu_spec([1, 2])], SUITE)
     readme = (directory / "README.md").read_text()
     assert SUITE in readme and "make run" in readme and "1 small benchmark" in readme
-    assert "\t$(PYTHON) run.py run $(RUN_FLAGS)" in (directory / "Makefile").read_text()
-    assert os.access(directory / "run.py", os.R_OK)
+    assert "\t$(PYTHON) -B -m dlbricks_runtime run $(RUN_FLAGS)" in (directory / "Makefile").read_text()
+    assert os.access(directory / "dlbricks_runtime" / "__main__.py", os.R_OK)
 
 
 def test_brick_ids_must_be_plain_file_names(tmp_path: Path):
     (tmp_path / "suite.json").write_text(json.dumps(
-        {"version": 1, "suite": SUITE, "bricks": ["ab12", "../../etc/passwd"]}))
-    with pytest.raises(runner.RunBroken, match="not a plain file name"):
-        runner.read_suite(tmp_path)
+        {"version": 2, "suite": SUITE, "bricks": ["ab12", "../../etc/passwd"]}))
+    with pytest.raises(suites.RunBroken, match="not a plain file name"):
+        suites.read_suite(tmp_path)

@@ -1,5 +1,5 @@
 """The TVM backend end to end, with real TVM: compile a tiny suite with --backend all, run it
-with the suite's own run.py, fall back to ONNX Runtime where TVM cannot import an op, tune one
+with the suite's own runtime, fall back to ONNX Runtime where TVM cannot import an op, tune one
 brick with a few meta-schedule trials and measure the rebuilt kernel, compile and measure a
 whole model with `e2e --backend tvm`. Skipped only when tvm is not importable."""
 
@@ -16,12 +16,13 @@ from onnx import TensorProto, helper
 
 from conftest import make_model, weight
 from dlbricks_gen.frontend import ShapeOptions
-from dlbricks_gen.runtime import harness
+from dlbricks_gen.runtime.core.results import validate_result
+from dlbricks_gen.runtime.core.settings import Settings
 
 tvm = pytest.importorskip("tvm")
 
 from dlbricks_gen.workflows.compile import compile_models  # noqa: E402
-from dlbricks_gen.runtime import tvm_backend  # noqa: E402
+from dlbricks_gen.runtime.backends import tvm as tvm_backend  # noqa: E402
 
 TARGET = {"kind": "llvm", "num-cores": 1}  # generic x86-64: any CI machine runs it
 
@@ -37,7 +38,7 @@ def tiny_model() -> onnx.ModelProto:
 
 
 def run_py(suite: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(suite / "run.py"), *args], cwd=suite, text=True,
+    return subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", *args], cwd=suite, text=True,
                           capture_output=True, timeout=timeout, check=False)
 
 
@@ -49,14 +50,14 @@ def results(suite: Path) -> dict[tuple[str, str], dict]:
     out = {}
     for path in (suite / "results").glob("*.json"):
         data = json.loads(path.read_text())
-        assert harness.validate_result(data) == [], path
+        assert validate_result(data) == [], path
         run = data.get("backend_requested", data["backend"])
         out[(ops[data["id"]], run)] = data
     return out
 
 
 def harness_spec(path: Path) -> dict:
-    from dlbricks_gen.runtime.runner import load_spec
+    from dlbricks_gen.runtime.core.spec import load_spec
 
     return load_spec(path)
 
@@ -152,7 +153,7 @@ def test_a_whole_model_uses_the_tuning_database(suite: Path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
     model = make_model([helper.make_node("MatMul", ["input.1", "fc.weight"], ["y"])], [x], [y],
                        [weight("fc.weight", (16, 8))])
-    settings = harness.Settings(quick=True)
+    settings = Settings(quick=True)
     result = measure_model(model, settings, kind="model", id="mm", target=TARGET,
                            database_dir=database)
     assert result["status"] == "ok" and result["backend"] == "tvm"

@@ -6,9 +6,8 @@ The names are those result files, the results store and the suite's Makefile use
 
 from __future__ import annotations
 
-from ..runtime.runner import BACKENDS as NAMES
+from ..runtime.backends import DEFAULT, NAMES, TVM
 
-DEFAULT, TVM = NAMES  # onnxruntime first
 ALL = "all"
 ALIASES = {"ort": DEFAULT}
 CHOICES = (*NAMES, ALL)

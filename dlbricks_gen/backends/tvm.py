@@ -2,20 +2,19 @@
 
 compile --backend tvm: every unique brick -> kernels/<digest>.so, compiled with TVM.
 
-The kernels, kernels/tvm.json (target, TVM version, per-brick status) and tvm_backend.py (which
-the suite's harness uses to load and time them, and `make tune` to tune them) go into the
-suite. A brick TVM cannot import or compile is marked "fallback" with its error: the suite
+The kernels and kernels/tvm.json (target, TVM version, per-brick status) go into the suite,
+whose runtime (dlbricks_runtime/backends/tvm.py) loads and times them, and tunes them in
+`make tune`. A brick TVM cannot import or compile is marked "fallback" with its error: the suite
 measures it with ONNX Runtime in the TVM run and records that. Imports tvm: only when asked.
 
 e2e --backend tvm: whole models compiled like the bricks (weights as runtime parameters, the
 same target), with the schedules of a tuning database (the suite's results/tuning), and timed
-by the same harness loop. A model TVM cannot import or compile is measured by ONNX Runtime and
+by the same timing loop. A model TVM cannot import or compile is measured by ONNX Runtime and
 recorded as a fallback, as in the suite.
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,11 +26,15 @@ from pathlib import Path
 import onnx
 from onnx import numpy_helper
 
-from ..codegen.render import RUNTIME_DIR
 from ..frontend.roles import weight_names
 from ..ir.spec import brick_spec
 from ..passes.partition import Partition
-from ..runtime import harness, tvm_backend
+from ..runtime.backends import onnxruntime
+from ..runtime.backends import tvm as tvm_backend
+from ..runtime.core.data import input_feeds
+from ..runtime.core.results import error_result, one_line
+from ..runtime.core.settings import Settings
+from ..runtime.core.spec import model_inputs
 
 TVM_PACKAGES = ("apache-tvm", "apache-tvm-ffi")
 TUNING_PACKAGES = ("psutil", "cloudpickle", "xgboost-cpu")
@@ -72,7 +75,7 @@ def compile_kernels(parts: Partition, suite_dir: Path, target: dict,
             kernels[digest] = {"status": "ok", "tuned_trials": 0}
             built += 1
         except Exception as exc:  # noqa: BLE001 - any TVM failure means: ONNX Runtime measures it
-            error = harness.one_line(exc)
+            error = one_line(exc)
             kernels[digest] = {"status": "fallback", "error": error}
             fallback.append((digest, error))
             path.unlink(missing_ok=True)
@@ -81,7 +84,6 @@ def compile_kernels(parts: Partition, suite_dir: Path, target: dict,
         if stale.stem not in kernels:
             stale.unlink()
     tvm_backend.write_info(kernel_dir, info)
-    shutil.copyfile(RUNTIME_DIR / "tvm_backend.py", suite_dir / "tvm_backend.py")
     (suite_dir / "requirements-tvm.txt").write_text(requirements(), encoding="utf-8")
     return KernelReport(built, reused, tuple(fallback), seconds)
 
@@ -104,7 +106,7 @@ def requirements() -> str:
 
 def model_arrays(model: onnx.ModelProto, weights: list[str]) -> list:
     """The kernel's arguments: the model's inputs (seeded random), then its weights' values."""
-    feeds = harness.input_feeds(harness.model_inputs(model))
+    feeds = input_feeds(model_inputs(model))
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
               if t.name in set(weights)}
     return [*feeds.values(), *(values[name] for name in weights)]
@@ -124,7 +126,7 @@ def tuned_tasks(mod, target: dict, database_dir: Path | None) -> dict:
             "tuned_tasks": sum(database.has_workload(t.dispatched[0]) for t in tasks)}
 
 
-def measure_model(model: onnx.ModelProto, settings: harness.Settings, *, kind: str, id: str,
+def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: str,
                   target: dict, database_dir: Path | None = None, tune_trials: int = 0) -> dict:
     """One result (backend "tvm", or the ONNX Runtime fallback) of a whole model.
     `tune_trials`: first tune the model's tasks that have no records in database_dir, this
@@ -144,9 +146,9 @@ def measure_model(model: onnx.ModelProto, settings: harness.Settings, *, kind: s
                      "tuned_here": stats["tuned_tasks"]}
         executable = tvm_backend.build(mod, target, database_dir)
     except Exception as exc:  # noqa: BLE001 - TVM cannot take it: ONNX Runtime measures it
-        result = harness.measure_model(model, settings, kind=kind, id=id)
+        result = onnxruntime.measure_model(model, settings, kind=kind, id=id)
         result["backend_requested"] = tvm_backend.BACKEND
-        result["fallback"] = harness.one_line(exc if arrays is not None else f"inputs: {exc}")
+        result["fallback"] = one_line(exc if arrays is not None else f"inputs: {exc}")
         return result
     compile_s = time.perf_counter() - start - tasks.get("tune_s", 0.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,8 +156,8 @@ def measure_model(model: onnx.ModelProto, settings: harness.Settings, *, kind: s
         try:
             tvm_backend.export(executable, path)
         except Exception as exc:  # noqa: BLE001
-            return harness.error_result(kind=kind, id=id, error=exc, settings=settings,
-                                        backend=tvm_backend.BACKEND)
+            return error_result(kind=kind, id=id, error=exc, settings=settings,
+                                backend=tvm_backend.BACKEND)
         import tvm
 
         extra = {"target": target, "tvm": tvm.__version__, "compile_s": compile_s, **tasks}

@@ -3,8 +3,8 @@
 Checks, each a one-line finding:
 - structure: the expected files only, suite.json consistent, bricks sorted by digest and each
   file named by its SPEC's digest (so brick order cannot depend on model order);
-- the fixed files (harness, runner, schema, Makefile, README, requirements, suite.json) are
-  byte-identical to what dlbricks-gen writes for this suite id and brick list;
+- the fixed files (the runtime package dlbricks_runtime/, Makefile, README, requirements,
+  suite.json) are byte-identical to what dlbricks-gen writes for this suite id and brick list;
 - every brick program is byte-identical to the template rendered around its own SPEC, and the
   SPEC names its tensors only in the generated pattern: a brick holds its SPEC and nothing else;
 - with the models: no file name, graph name, doc string, producer, metadata, node or tensor name,
@@ -236,7 +236,7 @@ def _inferred_types(spec: dict, known: dict[str, str]) -> dict[str, str]:
     inner = {n for node in spec["nodes"] for n in node["outputs"] if n and n not in known}
     if not inner:
         return {}
-    from ..runtime.harness import build_model
+    from ..runtime.core.spec import build_model
 
     try:
         graph = onnx.shape_inference.infer_shapes(build_model(weightless(spec)), data_prop=True).graph

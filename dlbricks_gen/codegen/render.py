@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -20,13 +21,21 @@ import jinja2
 from .. import __version__
 from ..ir.spec import brick_spec
 from ..passes.partition import Partition
+from ..runtime.suite import SUITE_VERSION  # suite.json: the version the runtime reads
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
-RUNTIME_FILES = {"harness.py": "harness.py", "runner.py": "run.py", "result.schema.json": "result.schema.json"}
 
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"  # the package shipped in suites
+RUNTIME_PACKAGE = "dlbricks_runtime"  # its name in a suite: never the name of a home package
+# The runtime of suite format 1, top-level scripts: removed when a suite is written again.
+OLD_RUNTIME_FILES = ("harness.py", "run.py", "result.schema.json", "tvm_backend.py")
+
+
+def suite_command(*args: str) -> list[str]:
+    """`make run`'s command (run it with cwd = the suite folder): this Python, no bytecode."""
+    return [sys.executable, "-B", "-m", RUNTIME_PACKAGE, *args]
 
 
 def suite_id(digests: list[str]) -> str:
@@ -119,12 +128,22 @@ def fixed_files(env: jinja2.Environment, info: SuiteInfo,
     context = {"suite_id": info.suite, "generator_version": __version__, "brick_count": len(info.bricks)}
     files = {name: env.get_template(f"{name}.j2").render(**context) for name in ("Makefile", "README.md")}
     files["requirements.txt"] = requirements()
-    suite = {"version": 1, "suite": info.suite, "generator": __version__, "bricks": list(info.bricks)}
+    suite = {"version": SUITE_VERSION, "suite": info.suite, "generator": __version__, "bricks": list(info.bricks)}
     if backends != ("onnxruntime",):  # the backends `make run` measures (default: ORT only)
         suite["backends"] = list(backends)
     files["suite.json"] = json.dumps(suite, indent=2, sort_keys=True) + "\n"
-    for source, target in RUNTIME_FILES.items():
-        files[target] = (RUNTIME_DIR / source).read_text(encoding="utf-8")
+    files.update(runtime_files())
+    return files
+
+
+def runtime_files() -> dict[str, str]:
+    """The runtime package, verbatim, as dlbricks_runtime/...: its .py and .json files in
+    sorted order (no __pycache__ or other local files)."""
+    files = {}
+    for path in sorted(RUNTIME_DIR.rglob("*")):
+        rel = path.relative_to(RUNTIME_DIR)
+        if path.is_file() and path.suffix in (".py", ".json") and "__pycache__" not in rel.parts:
+            files[f"{RUNTIME_PACKAGE}/{rel.as_posix()}"] = path.read_text(encoding="utf-8")
     return files
 
 
@@ -132,17 +151,19 @@ def requirements() -> str:
     """What the vendor installs: the ONNX Runtime that the user measures with, pinned."""
     ort = metadata.version("onnxruntime")
     onnx_version = metadata.version("onnx")
+    jsonschema = metadata.version("jsonschema")
     return (
         "# Pinned to the versions dlbricks-gen generated this suite with, so that results\n"
         "# compare with the user's own end-to-end measurements.\n"
-        f"onnxruntime=={ort}\nonnx=={onnx_version}\nnumpy>=1.24\n"
+        f"onnxruntime=={ort}\nonnx=={onnx_version}\nnumpy>=1.24\njsonschema=={jsonschema}\n"
     )
 
 
 def write_suite(files: dict[str, str], out_dir: Path) -> None:
     """Write the files; remove brick programs that are no longer part of the suite.
 
-    Files whose content is unchanged are not rewritten. results/ is left alone: the runner
+    Runtime files that are no longer part of the runtime go too (also those of the suite format
+    1 layout). Files whose content is unchanged are not rewritten. results/ is left alone: the runner
     ignores results whose suite id differs.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +172,11 @@ def write_suite(files: dict[str, str], out_dir: Path) -> None:
         for stale in bricks.glob("*.py"):
             if f"bricks/{stale.name}" not in files:
                 stale.unlink()
+    runtime = out_dir / RUNTIME_PACKAGE
+    old = [out_dir / name for name in OLD_RUNTIME_FILES]
+    for stale in old + sorted(runtime.rglob("*.py")) + sorted(runtime.rglob("*.json")):
+        if stale.is_file() and stale.relative_to(out_dir).as_posix() not in files:
+            stale.unlink()
     for rel, text in files.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 from ..ir import Model, TensorType
-from ..runtime import harness
+from ..runtime.core.data import random_array
 from .errors import FrontendError
 from .fold import Known, fold, probe_types
 from .load import numel, read_model
@@ -91,7 +91,7 @@ def _all_typed(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dict
 
 def _probe_value(name: str, t: TensorType) -> np.ndarray:
     role = "input" if t.dtype in ("INT64", "INT32", "BOOL") else "weight"
-    return harness.random_array(name, t.dtype, list(t.shape), role)
+    return random_array(name, t.dtype, list(t.shape), role)
 
 
 def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[str, Known],

@@ -139,12 +139,6 @@ class Brick:
     wiring: tuple[tuple[Ref | None, ...], ...]  # per layer, per operand: source of activations
     outputs: tuple[LayerOutput, ...]  # visible outside the brick, sorted
 
-    def digest(self) -> str:
-        # canonical.py reads these classes, so it is imported when first needed
-        from .canonical import brick_digest
-
-        return brick_digest(self)
-
     @property
     def ops(self) -> tuple[str, ...]:
         return tuple(layer.qualified_op for layer in self.layers)

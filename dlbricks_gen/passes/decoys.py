@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 from ..frontend import ShapeOptions, lower_proto
 from ..ir import Brick
 from ..ir.spec import brick_spec, weightless
-from ..runtime.harness import build_model
+from ..runtime.core.spec import build_model
 from .partition import Partition, plan_model
 
 ATTEMPTS_PER_DECOY = 20

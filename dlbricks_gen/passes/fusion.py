@@ -18,7 +18,7 @@ import onnxruntime as ort
 from ..ir import Model, Node
 from ..ir.order import depth_first_order
 from ..ir.spec import brick_spec
-from ..runtime.harness import build_model
+from ..runtime.core.spec import build_model
 from .partition import consumers, make_brick
 
 Units = tuple[tuple[int, int], ...]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import Brick, BrickInput, Kind, LayerOutput, Model, ModelPlan, Ref, TensorType
+from ..ir.canonical import brick_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def plan_model(model: Model, granularity: int,
     owner = {}
     for k, (begin, end) in enumerate(spans):
         brick = make_brick(model, begin, end, used_by)
-        digest = brick.digest()
+        digest = brick_digest(brick)
         bricks[digest] = brick
         instances.append(digest)
         for i in range(begin, end):

@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from ..runtime.harness import validate_result
+from ..runtime.core.results import validate_result
 
 # A real result holds a few hundred numbers; anything this large is not one.
 MAX_RESULT_BYTES = 16 << 20

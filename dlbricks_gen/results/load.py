@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime.harness import validate_result
+from ..runtime.core.results import validate_result
 from .files import fingerprint, read_json_file, read_result_file
 from .machine import DEFAULT_BACKEND, identity, identity_key, section_of
 

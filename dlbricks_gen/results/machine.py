@@ -11,10 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..runtime.runner import BACKENDS
-
-DEFAULT_BACKEND = BACKENDS[0]  # what results without a "backend" field were measured with
-
 MACHINE_FIELDS = ("cpu_model", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
 SETTINGS_FIELDS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
 

@@ -19,7 +19,11 @@ from .. import __version__
 from ..frontend import FrontendError, ShapeOptions, find_models, model_name
 from ..frontend.roles import weight_names
 from ..frontend.shapes import bind_inputs
-from ..runtime import harness
+from ..runtime.backends import DEFAULT
+from ..runtime.backends.onnxruntime import measure_model
+from ..runtime.core.data import random_array
+from ..runtime.core.results import error_result
+from ..runtime.core.settings import Settings
 
 E2E_VERSION = 1
 
@@ -31,7 +35,7 @@ def randomize_weights(model: onnx.ModelProto) -> None:
         if tensor.name not in weights:
             continue
         dtype = onnx.TensorProto.DataType.Name(tensor.data_type)
-        array = harness.random_array(tensor.name, dtype, list(tensor.dims), "weight")
+        array = random_array(tensor.name, dtype, list(tensor.dims), "weight")
         model.graph.initializer[index].CopyFrom(numpy_helper.from_array(array, tensor.name))
 
 
@@ -46,12 +50,12 @@ def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
     return model
 
 
-def measure_all(root: Path, options: ShapeOptions, settings: harness.Settings,
+def measure_all(root: Path, options: ShapeOptions, settings: Settings,
                 progress: Callable[[str], None] | None = None, skip: AbstractSet[str] = frozenset(),
                 measure: Callable | None = None) -> dict:
     """{"version", "kind": "e2e", "models": {name: result}}; failures become error results.
     `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime)."""
-    measure = measure or harness.measure_model
+    measure = measure or measure_model
     models = {}
     for path in find_models(root):
         name = model_name(path, root)
@@ -62,7 +66,8 @@ def measure_all(root: Path, options: ShapeOptions, settings: harness.Settings,
         try:
             model = prepare(path, root, options)
         except FrontendError as exc:
-            models[name] = harness.error_result(kind="model", id=name, error=str(exc), settings=settings)
+            models[name] = error_result(kind="model", id=name, error=str(exc), settings=settings,
+                                        backend=DEFAULT)
             continue
         models[name] = measure(model, settings, kind="model", id=name)
     shapes = {"batch": options.batch, "dims": dict(options.dims),

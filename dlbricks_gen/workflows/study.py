@@ -4,7 +4,7 @@
 
 Layout of the study directory (every step resumes from what is already there):
     e2e.json                 whole-model measurements (one entry per model, kept when re-run)
-    H<h>/suite/              the suite for granularity h, run with its own run.py
+    H<h>/suite/              the suite for granularity h, run with its own runtime
     H<h>/suite.plan.json     its plan
     H<h>/run.json            wall time of the completed suite run, for that suite id
     study.json, study.md     the per-H table and per-model ratios
@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..codegen.render import suite_command
 from ..estimate.model import estimate, geometric_mean
 from ..frontend import ShapeOptions
 from ..ir import Model
 from ..passes.plan import load_plan
 from ..results.load import BrickResult, load_results
-from ..runtime import harness
+from ..runtime.core.settings import Settings
 from . import e2e as e2e_mod
 from .compile import Recipe, Units, assemble, fusion_groups, lower_all, write_assembled
 
@@ -49,8 +49,7 @@ def measure_e2e(models_dir: Path, path: Path, options: StudyOptions,
     """Whole-model results, resuming: models already measured with status ok are kept."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     done = {k: v for k, v in data.get("models", {}).items() if v.get("status") == "ok"}
-    settings = harness.Settings(intra_op_threads=options.threads, quick=options.quick,
-                                min_runs=options.runs)
+    settings = Settings(intra_op_threads=options.threads, quick=options.quick, min_runs=options.runs)
     fresh = e2e_mod.measure_all(models_dir, options.shapes, settings, progress=lambda n: echo(f"e2e {n}"),
                                 skip=set(done))
     fresh["models"] = {**fresh["models"], **done}
@@ -66,7 +65,7 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, echo: Callable
         saved = json.loads(record.read_text())
         if saved.get("suite") == suite:
             return float(saved["wall_s"])
-    args = [sys.executable, "run.py", "--threads", str(options.threads), "--timeout", str(options.timeout)]
+    args = suite_command("--threads", str(options.threads), "--timeout", str(options.timeout))
     if options.quick:
         args.append("--quick")
     if options.runs:

@@ -1,7 +1,7 @@
 """The TVM backend of a dlbricks-gen suite: brick SPEC -> Relax -> kernels/<digest>.so -> timed.
 
-Copied into a suite compiled with `--backend tvm` (or `all`) as tvm_backend.py, beside
-harness.py. It imports tvm only inside its functions, so harness.py and run.py work without it.
+Part of every suite's runtime; used when the suite was compiled with `--backend tvm` (or
+`all`). It imports tvm only inside its functions, so the rest of the runtime works without it.
 Facts it relies on (apache-tvm 0.27, docs/tvm-notes.md):
 
 - Only the SPEC's random float weights become runtime parameters: they are moved from the
@@ -13,12 +13,12 @@ Facts it relies on (apache-tvm 0.27, docs/tvm-notes.md):
   with `export_library` (needs a C compiler). Running it needs only the TVM runtime
   (`TVM_USE_RUNTIME_LIB=1`, `tvm.runtime.load_module`, `relax.VirtualMachine`).
 - The timed call is the VM's saved closure (`save_function` binds the arguments once), timed by
-  the harness's own loop, like ONNX Runtime's io_binding call.
-- Tuning (`make tune`, `python tvm_backend.py tune`) is meta-schedule on the legalized and fused
-  module, with a one-worker builder that skips meta-schedule's 15 s tensor-intrinsic import.
+  core/timing.py's loop, like ONNX Runtime's io_binding call.
+- Tuning (`make tune`) is meta-schedule on the legalized and fused module, with a one-worker
+  builder that skips meta-schedule's 15 s tensor-intrinsic import.
 
-    python tvm_backend.py tune --trials 64 [--total N] [--only id,...]   # `make tune`
-    python tvm_backend.py probe                                          # used by `make check`
+    python -m dlbricks_runtime.backends.tvm tune --trials 64 [--total N] [--only id,...]
+    python -m dlbricks_runtime.backends.tvm probe     # `make check` runs this
 """
 
 from __future__ import annotations
@@ -36,24 +36,26 @@ import time
 import warnings
 from pathlib import Path
 
-BACKEND = "tvm"
+import numpy as np
+import onnx
+
+from ..core.child import package_root, python_module
+from ..core.data import FLOAT_DTYPES, input_feeds, random_array
+from ..core.machine import quiet_warnings
+from ..core.results import base_record, error_result, one_line
+from ..core.spec import build_model, load_spec
+from ..core.timing import measure_call
+from . import TVM as BACKEND
+from . import onnxruntime
+
 INFO_FILE = "tvm.json"  # kernels/tvm.json: target, versions, per-brick kernel status
 INFO_VERSION = 1
 TUNING_DIR = Path("results") / "tuning"  # the meta-schedule database, travels with `make pack`
 PROGRESS_FILE = "progress.json"
 POPULATION = 512  # meta-schedule's default evolutionary population
 RESULT_SUFFIX = ".tvm.json"  # results/<digest>.tvm.json: the TVM run of a brick
-
-
-def load_harness():
-    """harness.py beside this file in a suite; the package's copy when imported from it."""
-    try:
-        import harness
-    except ModuleNotFoundError as exc:
-        if exc.name != "harness":
-            raise
-        from dlbricks_gen.runtime import harness
-    return harness
+# This module's import name, also when it runs as __main__ (`python -m ...backends.tvm`).
+MODULE = __spec__.name if __spec__ is not None else __name__
 
 
 def import_tvm(threads: int = 1, runtime_only: bool = False):
@@ -110,16 +112,14 @@ def write_info(kernel_dir: Path, info: dict) -> None:
 
 # --- import and compile ---------------------------------------------------------------------
 
-def spec_weights(spec: dict, harness) -> list[str]:
+def spec_weights(spec: dict) -> list[str]:
     """The names of a SPEC's runtime parameters: random float weights, in SPEC order."""
     return [t["name"] for t in spec["initializers"]
-            if t["data"] == "random" and t["dtype"] in harness.FLOAT_DTYPES]
+            if t["data"] == "random" and t["dtype"] in FLOAT_DTYPES]
 
 
 def weights_as_inputs(model, names: list[str]) -> None:
     """Move these initializers to the end of the graph inputs, in place, in this order."""
-    import onnx
-
     moved = {t.name: t for t in model.graph.initializer if t.name in set(names)}
     keep = [t for t in model.graph.initializer if t.name not in moved]
     del model.graph.initializer[:]
@@ -172,9 +172,8 @@ def export(executable, path: Path) -> None:
 
 def build_brick(spec: dict, target: dict, path: Path, database_dir: Path | None = None) -> dict:
     """Compile one brick to `path`; {"import_s", "compile_s"}. Raises on any failure."""
-    harness = load_harness()
     start = time.perf_counter()
-    mod = to_relax(harness.build_model(spec), spec_weights(spec, harness))
+    mod = to_relax(build_model(spec), spec_weights(spec))
     imported = time.perf_counter()
     export(build(mod, target, database_dir), path)
     return {"import_s": imported - start, "compile_s": time.perf_counter() - imported}
@@ -195,21 +194,19 @@ def load_vm(path: Path, threads: int = 1):
     return tvm, VirtualMachine(tvm.runtime.load_module(str(path)), tvm.cpu(0))
 
 
-def brick_arrays(spec: dict, harness) -> list:
+def brick_arrays(spec: dict) -> list:
     """The kernel's arguments in parameter order: inputs, then the weights (random, seeded)."""
-    feeds = harness.input_feeds(spec["inputs"])
+    feeds = input_feeds(spec["inputs"])
     arrays = [feeds[t["name"]] for t in spec["inputs"]]
     by_name = {t["name"]: t for t in spec["initializers"]}
-    for name in spec_weights(spec, harness):
+    for name in spec_weights(spec):
         t = by_name[name]
-        arrays.append(harness.random_array(name, t["dtype"], t["shape"], "weight"))
+        arrays.append(random_array(name, t["dtype"], t["shape"], "weight"))
     return arrays
 
 
 def bound_vm_call(tvm, vm, arrays: list):
     """(call, keepalive): the VM's main with its arguments bound once (save_function)."""
-    import numpy as np
-
     device = tvm.cpu(0)
     args = [tvm.runtime.tensor(np.ascontiguousarray(a), device) for a in arrays]
     vm.save_function("main", "main_bound", *args)
@@ -220,22 +217,21 @@ def measure_kernel(path: Path, arrays: list, settings, *, kind: str, id: str,
                    suite: str | None = None, extra: dict | None = None) -> dict:
     """A complete result (format v1, backend "tvm") of a kernel library; failures become an
     error result."""
-    harness = load_harness()
     start = time.perf_counter()
-    warnings = harness.quiet_warnings(settings.intra_op_threads)
+    warnings = quiet_warnings(settings.intra_op_threads)
     try:
         tvm, vm = load_vm(path, settings.intra_op_threads)
         call, keepalive = bound_vm_call(tvm, vm, arrays)
         setup_s = time.perf_counter() - start
-        part = harness.measure_call(call, settings)
+        part = measure_call(call, settings)
         del keepalive
     except Exception as exc:  # noqa: BLE001 - any failure is this brick's result
-        result = harness.error_result(kind=kind, id=id, error=exc, settings=settings, suite=suite,
+        result = error_result(kind=kind, id=id, error=exc, settings=settings, suite=suite,
                                       backend=BACKEND, wall_s=time.perf_counter() - start,
                                       warnings=warnings)
         return {**result, "tvm": extra or {}}
     timing = {"wall_s": time.perf_counter() - start, "setup_s": setup_s, **part["timing"]}
-    return {**harness._base(kind, id, suite, BACKEND, settings), "status": "ok", "error": None,
+    return {**base_record(kind, id, suite, BACKEND, settings), "status": "ok", "error": None,
             "stats": part["stats"], "values": part["values"], "tvm": extra or {},
             "warnings": warnings + part["warnings"], "timing": timing}
 
@@ -243,7 +239,6 @@ def measure_kernel(path: Path, arrays: list, settings, *, kind: str, id: str,
 def measure_brick(spec: dict, settings, kernel_dir: Path, *, suite: str | None = None) -> dict:
     """The TVM run of a brick: its kernel when it has one, else ONNX Runtime as the fallback
     (recorded: backend "onnxruntime", backend_requested "tvm", fallback = why)."""
-    harness = load_harness()
     brick = str(spec.get("brick", "unknown"))
     info = read_info(kernel_dir)
     entry = info.get("kernels", {}).get(brick, {})
@@ -254,17 +249,17 @@ def measure_brick(spec: dict, settings, kernel_dir: Path, *, suite: str | None =
                  "kernel_sha256": sha256_file(path)}
         start = time.perf_counter()
         try:
-            arrays = brick_arrays(spec, harness)
+            arrays = brick_arrays(spec)
         except Exception as exc:  # noqa: BLE001
-            return harness.error_result(kind="brick", id=brick, settings=settings, suite=suite,
+            return error_result(kind="brick", id=brick, settings=settings, suite=suite,
                                         backend=BACKEND, wall_s=time.perf_counter() - start,
-                                        error=f"cannot make the inputs: {harness.one_line(exc)}")
+                                        error=f"cannot make the inputs: {one_line(exc)}")
         return measure_kernel(path, arrays, settings, kind="brick", id=brick, suite=suite,
                               extra=extra)
     reason = entry.get("error") or f"no TVM kernel kernels/{brick}.so"
-    result = harness.measure_spec(spec, settings, suite=suite)
+    result = onnxruntime.measure_spec(spec, settings, suite=suite)
     result["backend_requested"] = BACKEND
-    result["fallback"] = harness.one_line(reason)
+    result["fallback"] = one_line(reason)
     return result
 
 
@@ -371,7 +366,6 @@ def tune_suite(suite_dir: Path, trials: int, total: int | None = None,
     """`make tune`: per brick with a kernel, up to `trials` trials (less what earlier runs
     spent: resumable), at most `total` in this run; rebuild its kernel from the database and
     drop its stale TVM result. Exit code 0, or 2 when the suite has no TVM kernels."""
-    harness = load_harness()
     kernel_dir = suite_dir / "kernels"
     info = read_info(kernel_dir)
     if not info:
@@ -397,12 +391,12 @@ def tune_suite(suite_dir: Path, trials: int, total: int | None = None,
         left -= budget
         try:
             spec = _spec(suite_dir, brick)
-            mod = to_relax(harness.build_model(spec), spec_weights(spec, harness))
+            mod = to_relax(build_model(spec), spec_weights(spec))
             stats = tune_module(mod, info["target"], work_dir, budget, population=population)
             export(build(mod, info["target"], work_dir), kernel_dir / f"{brick}.so")
         except Exception as exc:  # noqa: BLE001 - one brick's failure never stops the others
             echo(f"[{index}/{len(bricks)}] {brick[:16]}: tuning failed, kernel kept: "
-                 f"{harness.one_line(exc)}")
+                 f"{one_line(exc)}")
             continue
         info["kernels"][brick]["tuned_trials"] = done + budget
         write_info(kernel_dir, info)
@@ -423,11 +417,6 @@ def tune_suite(suite_dir: Path, trials: int, total: int | None = None,
 
 
 def _spec(suite_dir: Path, brick: str) -> dict:
-    sys.path.insert(0, str(suite_dir))
-    try:
-        from run import load_spec
-    except ModuleNotFoundError:
-        from dlbricks_gen.runtime.runner import load_spec
     return load_spec(suite_dir / "bricks" / f"{brick}.py")
 
 
@@ -442,27 +431,27 @@ def probe(kernel_dir: Path) -> list[str]:
     ok = sorted(d for d, e in info.get("kernels", {}).items() if e.get("status") == "ok")
     if not ok:
         return []
-    command = [sys.executable, str(Path(__file__).resolve()), "probe-one", ok[0],
-               "--suite-dir", str(Path(kernel_dir).parent)]
+    command = python_module(MODULE, "probe-one", ok[0],
+                            "--suite-dir", str(Path(kernel_dir).resolve().parent))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(command, cwd=package_root(MODULE, __file__), capture_output=True,
+                              text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
         return ["loading a TVM kernel timed out"]
     if done.returncode == 0:
         return []
     if done.returncode < 0 and -done.returncode == signal.SIGILL:
-        return [f"the TVM kernels were compiled for {json.dumps(info.get('target'))} and use "
-                f"instructions this CPU lacks (SIGILL): recompile with a matching --tvm-target"]
+        return [(f"the TVM kernels were compiled for {json.dumps(info.get('target'))} and use "
+                f"instructions this CPU lacks (SIGILL): recompile with a matching --tvm-target")]
     tail = (done.stderr.strip().splitlines() or ["?"])[-1]
     return [f"a TVM kernel does not load or run here: {tail[:200]}"]
 
 
 def _probe_one(suite_dir: Path, brick: str) -> int:
     """Load one brick's kernel and call it once."""
-    harness = load_harness()
     spec = _spec(suite_dir, brick)
     tvm, vm = load_vm(suite_dir / "kernels" / f"{brick}.so")
-    call, _ = bound_vm_call(tvm, vm, brick_arrays(spec, harness))
+    call, _ = bound_vm_call(tvm, vm, brick_arrays(spec))
     call()
     print(f"ok: kernel {brick[:16]} loads and runs (tvm {tvm.__version__})")
     return 0
@@ -471,7 +460,8 @@ def _probe_one(suite_dir: Path, brick: str) -> int:
 # --- command line ---------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tvm_backend.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}",
+                                     description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("command", choices=["tune", "probe", "probe-one"])
     parser.add_argument("brick", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--trials", type=int, default=64, help="trials per brick (64)")
@@ -480,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=POPULATION,
                         help=f"evolutionary search population ({POPULATION}; less is faster, "
                              f"for smoke tests)")
-    parser.add_argument("--suite-dir", type=Path, default=Path(__file__).resolve().parent,
+    parser.add_argument("--suite-dir", type=Path, default=Path(__file__).resolve().parents[2],
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "tune":

@@ -1,0 +1,101 @@
+"""Calibration: what a brick pays that the whole model does not, measured in the same run.
+
+A brick pays one session call (the runtime's fixed per-run overhead) and, around NCHWc kernels,
+layout reorders at its inputs and outputs. Both are measured here and recorded in each result's
+"calibration", so that the estimator can remove them.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
+
+from .session import bound_call, make_session, measure_session
+from .settings import Settings
+
+BOUNDARY_OPS = ("ReorderInput", "ReorderOutput")
+PROFILE_CALLS = 4
+PROFILE_BUDGET_S = 0.01
+
+
+def _chain_seconds(nodes: int, settings: Settings) -> float:
+    """Median time of one call of a session running `nodes` chained Neg ops on one float."""
+    names = [f"v{i}" for i in range(nodes + 1)]
+    graph = helper.make_graph(
+        [helper.make_node("Neg", [a], [b]) for a, b in itertools.pairwise(names)], "null",
+        [helper.make_tensor_value_info(names[0], onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info(names[-1], onnx.TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    session = make_session(model.SerializeToString(), settings)
+    part = measure_session(session, {names[0]: np.zeros(1, np.float32)}, settings)
+    return part["stats"]["median"]
+
+
+CHAIN_NODES = 9
+
+
+@functools.cache
+def call_costs(intra: int, inter: int, level: str) -> dict:
+    """The runtime's fixed costs, measured once per process: `null_call_s`, one call of a
+    one-node session that does nothing, and `node_s`, what each further node adds (from a
+    chain of CHAIN_NODES). A whole model pays the per-node part for every layer, as its
+    bricks do, but the rest of the null call only once."""
+    settings = Settings(intra_op_threads=intra, inter_op_threads=inter,
+                        graph_optimization_level=level, quick=True, max_time_s=0.05)
+    one = _chain_seconds(1, settings)
+    chain = _chain_seconds(CHAIN_NODES, settings)
+    node = min(max((chain - one) / (CHAIN_NODES - 1), 0.0), one)
+    return {"null_call_s": one, "node_s": node}
+
+
+# Ops from which ONNX Runtime's NCHWc layout pass starts (it then spreads to neighbours such
+# as Add, Concat, Relu): a graph without any of them pays no reorders and is not profiled.
+NCHWC_SEEDS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
+                         "GlobalMaxPool", "Resize", "Upsample"})
+NO_PROFILE = {"calls": 0, "run_s": 0.0, "kernels_s": {}, "boundary_s": 0.0}
+
+
+def profile_calls(session: ort.InferenceSession, feeds: dict) -> dict:
+    """On a session made with profiling on: one cold call, then PROFILE_CALLS profiled calls
+    (fewer for slow graphs), and the kernel time per call by op type from ONNX Runtime's
+    profiler. Profiling is ended before any timed call, so its cost never enters the measured
+    values; the first (cold) run is not used. A fixed, small count keeps the profile (and the
+    JSON that ONNX Runtime writes and this parses) small for microsecond bricks."""
+    call, keepalive = bound_call(session, feeds)
+    start = time.perf_counter()
+    for count in range(1 + PROFILE_CALLS):
+        call()
+        if count >= 2 and time.perf_counter() - start > PROFILE_BUDGET_S:  # slow graphs
+            break
+    del keepalive
+    return read_profile(session.end_profiling())
+
+
+def read_profile(path: str) -> dict:
+    """Kernel seconds per call by op type, from a profile whose first run was the cold one."""
+    with open(path, encoding="utf-8") as handle:
+        events = json.load(handle)
+    os.remove(path)
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    if len(runs) < 2:
+        return dict(NO_PROFILE)
+    after = runs[0][1]
+    kernels: dict[str, float] = {}
+    for e in events:
+        kernel = e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
+        if kernel and e["ts"] >= after:
+            op = e.get("args", {}).get("op_name", "?")
+            kernels[op] = kernels.get(op, 0.0) + e["dur"] * 1e-6 / (len(runs) - 1)
+    run_s = sum(b - a for a, b in runs[1:]) * 1e-6 / (len(runs) - 1)
+    return {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
+            "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
+

@@ -1,0 +1,81 @@
+"""The random data policy v2 (docs/FORMATS.md): every input and weight is drawn from a
+generator seeded by the tensor's name, so it is the same on every run and machine."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import onnx
+from onnx import helper
+
+FLOAT_DTYPES = frozenset({
+    "FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16", "COMPLEX64", "COMPLEX128",
+    "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "FLOAT4E2M1",
+})
+NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def seed_of(name: str) -> int:
+    """First 8 bytes of sha256(name), big-endian (docs/FORMATS.md, random data policy)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big")
+
+
+def element_type(dtype: str) -> int:
+    try:
+        return onnx.TensorProto.DataType.Value(dtype)
+    except ValueError:
+        raise ValueError(f"unknown dtype {dtype!r}") from None
+
+
+def numpy_dtype(dtype: str) -> np.dtype:
+    return np.dtype(helper.tensor_dtype_to_np_dtype(element_type(dtype)))
+
+
+def _bounds(shape: tuple[int, ...], role: str) -> tuple[float, float]:
+    if role == "input":
+        return -1.0, 1.0
+    if len(shape) >= 2:
+        fan_in = math.prod(shape[1:])
+        return (-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in)) if fan_in else (-1.0, 1.0)
+    return 0.5, 1.5  # scales, biases, BatchNorm variances: positive
+
+
+def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.ndarray:
+    """The data policy v2: seeded by the tensor name, the same on every run and machine."""
+    if role not in ("input", "weight"):
+        raise ValueError(f"role must be 'input' or 'weight', not {role!r}")
+    dims = tuple(int(d) for d in shape)
+    np_type = numpy_dtype(dtype)
+    if dtype == "STRING":
+        return np.full(dims, "", dtype=object)
+    if dtype not in FLOAT_DTYPES:  # integers are zeros (always valid indices), BOOL is False
+        return np.zeros(dims, dtype=np_type)
+    rng = np.random.default_rng(seed_of(name))
+    low, high = _bounds(dims, role)
+    if np_type == np.float32:  # most weights: drawn in float32 directly, twice as fast
+        array = rng.random(size=dims, dtype=np.float32)
+        array *= np.float32(high - low)
+        array += np.float32(low)
+        return array
+    return rng.uniform(low, high, size=dims).astype(np_type)
+
+
+def literal_array(dtype: str, shape: Iterable[int], data: list) -> np.ndarray:
+    """A constant given literally in a SPEC (flat, row-major; non-finite floats as strings)."""
+    np_type = numpy_dtype(dtype)
+    if dtype == "STRING":
+        array = np.array(data, dtype=object)
+    elif dtype in FLOAT_DTYPES:
+        array = np.array([NON_FINITE[v] if isinstance(v, str) else v for v in data],
+                         dtype=np.float64).astype(np_type)
+    else:
+        array = np.array(data, dtype=np_type)
+    return array.reshape(tuple(int(d) for d in shape))
+
+
+def input_feeds(inputs: list[dict]) -> dict[str, np.ndarray]:
+    """Seeded random data for graph inputs given as [{"name", "dtype", "shape"}]."""
+    return {t["name"]: random_array(t["name"], t["dtype"], t["shape"], "input") for t in inputs}

@@ -1,0 +1,116 @@
+"""Brick SPECs (format 1, docs/FORMATS.md): read from a brick file without executing it, and
+built into an ONNX model whose weights follow the random data policy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import helper, numpy_helper
+
+from .data import NON_FINITE, element_type, literal_array, random_array
+
+SPEC_FORMAT = 1
+# The oldest IR version that can hold these element types (older ones reject them).
+MIN_IR_FOR_DTYPE = {"FLOAT8E4M3FN": 9, "FLOAT8E4M3FNUZ": 9, "FLOAT8E5M2": 9, "FLOAT8E5M2FNUZ": 9,
+                    "INT4": 10, "UINT4": 10, "FLOAT4E2M1": 11}
+
+
+def load_spec(path: Path) -> dict:
+    """The SPEC literal of a brick file, read with ast.literal_eval: never executed."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "SPEC"
+                                                for t in node.targets):
+            spec = ast.literal_eval(node.value)
+            if not isinstance(spec, dict):
+                raise ValueError("SPEC is not a dict")
+            return spec
+    raise ValueError("no `SPEC = {...}` assignment")
+
+
+def make_tensor(name: str, tensor: dict) -> onnx.TensorProto:
+    """A SPEC tensor ({"dtype", "shape", "data"}) as a TensorProto."""
+    dtype, shape, data = tensor["dtype"], tensor["shape"], tensor["data"]
+    if data == "random":
+        array = random_array(name, dtype, shape, "weight")
+    elif isinstance(data, list):
+        array = literal_array(dtype, shape, data)
+    else:
+        raise ValueError(f"tensor {name}: data must be 'random' or a list")
+    proto = numpy_helper.from_array(array, name)
+    proto.data_type = element_type(dtype)
+    return proto
+
+
+def _attribute_value(name: str, kind: str, value: Any) -> Any:
+    if kind == "FLOAT":
+        return NON_FINITE.get(value, value) if isinstance(value, str) else float(value)
+    if kind == "FLOATS":
+        return [NON_FINITE[v] if isinstance(v, str) else float(v) for v in value]
+    if kind == "TENSOR":
+        return make_tensor(name, value)
+    if kind in ("INT", "STRING", "INTS", "STRINGS"):
+        return value
+    raise ValueError(f"attribute {name}: type {kind} is not supported in a SPEC")
+
+
+def make_attribute(attr: dict) -> onnx.AttributeProto:
+    kind = attr["type"]
+    code = onnx.AttributeProto.AttributeType.Value(kind)
+    return helper.make_attribute(attr["name"], _attribute_value(attr["name"], kind, attr["value"]),
+                                 attr_type=code)
+
+
+def build_model(spec: dict) -> onnx.ModelProto:
+    """The ONNX model of a brick SPEC (format 1), weights filled by the random data policy.
+
+    ir_version is the oldest one that can hold the model's opsets and types, so any ONNX
+    Runtime that supports those opsets loads it.
+    """
+    if spec.get("format") != SPEC_FORMAT:
+        raise ValueError(f"brick SPEC format {spec.get('format')!r} is not supported "
+                         f"(this harness reads format {SPEC_FORMAT})")
+    inputs = [helper.make_tensor_value_info(t["name"], element_type(t["dtype"]), t["shape"])
+              for t in spec["inputs"]]
+    outputs = [helper.make_tensor_value_info(t["name"], element_type(t["dtype"]), t["shape"])
+               for t in spec["outputs"]]
+    initializers = [make_tensor(t["name"], t) for t in spec["initializers"]]
+    nodes = []
+    for index, n in enumerate(spec["nodes"]):
+        node = helper.make_node(n["op_type"], n["inputs"], n["outputs"], name=f"n{index}",
+                                domain=n.get("domain", ""))
+        node.attribute.extend(make_attribute(a) for a in n.get("attributes", []))
+        nodes.append(node)
+    graph = helper.make_graph(nodes, "brick", inputs, outputs, initializers)
+    opsets = [helper.make_opsetid(domain, int(version))
+              for domain, version in sorted(spec["opset_imports"].items())]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="dlbricks-gen harness")
+    dtypes = {t["dtype"] for t in [*spec["inputs"], *spec["outputs"], *spec["initializers"]]}
+    # IR 4 at least: before it, initializers had to be listed as graph inputs too.
+    model.ir_version = max([4, helper.find_min_ir_version_for(opsets, ignore_unknown=True),
+                            *(MIN_IR_FOR_DTYPE.get(d, 3) for d in dtypes)])
+    return model
+
+
+def model_inputs(model: onnx.ModelProto) -> list[dict]:
+    """The graph inputs of a model with static shapes, as SPEC-style dicts."""
+    constant = {t.name for t in model.graph.initializer}
+    inputs = []
+    for value in model.graph.input:
+        if value.name in constant:
+            continue
+        if not value.type.HasField("tensor_type"):
+            raise ValueError(f"input {value.name} is not a tensor")
+        tensor = value.type.tensor_type
+        shape = []
+        for dim in tensor.shape.dim:
+            if not dim.HasField("dim_value"):
+                raise ValueError(f"input {value.name} has a symbolic dimension "
+                                 f"{dim.dim_param or '?'}: bind it before measuring")
+            shape.append(dim.dim_value)
+        inputs.append({"name": value.name, "shape": shape,
+                       "dtype": onnx.TensorProto.DataType.Name(tensor.elem_type)})
+    return inputs

@@ -1,0 +1,130 @@
+"""`make run`: measure every brick (of a shard, of --only) with every backend asked for into
+results/, skipping results already done with the same settings, so a run resumes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .backends import DEFAULT, result_name, summary_line
+from .core.machine import quiet_warnings
+from .core.results import error_result, validate_result, write_result
+from .core.settings import Settings, parse_cpus, settings_record
+from .suite import RunBroken, backends_to_run, read_suite, select, shard
+from .worker import BrickTimeout, Worker, WorkerDied, make_settings
+
+
+def is_done(path: Path, brick: str, suite: str, settings: dict, retry_errors: bool) -> bool:
+    """A valid result of this brick, suite and settings exists (corrupt or partial: no)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if validate_result(data):
+        return False
+    if data["id"] != brick or data["suite"] != suite or data["settings"] != settings:
+        return False
+    return not (retry_errors and data["status"] == "error")
+
+
+def clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _todo(args: argparse.Namespace, suite: dict, settings: Settings
+          ) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(bricks, every (brick, backend) of this run, those not done yet)."""
+    bricks = sorted(suite["bricks"])
+    if args.shard:
+        bricks = shard(bricks, *args.shard)
+    bricks = select(bricks, args.only)
+    wanted = settings_record(settings)
+    results = args.suite_dir / "results"
+    runs = [(b, backend) for backend in backends_to_run(suite, args) for b in bricks]
+    todo = [(b, backend) for b, backend in runs
+            if not is_done(results / result_name(b, backend), b, suite["suite"], wanted,
+                           args.retry_errors)]
+    return bricks, runs, todo
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        settings = make_settings(args)
+        parse_cpus(args.taskset or "0")
+    except ValueError as exc:
+        raise RunBroken(str(exc)) from None
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    suite = read_suite(args.suite_dir)
+    settings = _settings(args)
+    results = args.suite_dir / "results"
+    results.mkdir(exist_ok=True)
+    for stale in results.glob(".*.tmp"):  # left by a run killed while writing
+        stale.unlink()
+    bricks, runs, todo = _todo(args, suite, settings)
+    skipped = len(runs) - len(todo)
+    backends = backends_to_run(suite, args)
+    print(f"suite {suite['suite']}: {len(bricks)} bricks"
+          f"{f' (shard {args.shard[0]}/{args.shard[1]})' if args.shard else ''}, "
+          f"{skipped} already done, {len(todo)} to run; threads={args.threads}"
+          f"{'' if backends == [DEFAULT] else ', backends ' + '+'.join(backends)}"
+          f"{', quick' if args.quick else ''}, timeout {args.timeout:g} s", flush=True)
+    for warning in quiet_warnings(args.threads):
+        print(f"warning: {warning}", flush=True)
+    start = time.perf_counter()
+    try:
+        failures, measured = _loop(args, settings, suite["suite"], todo, skipped, len(runs))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after {clock(time.perf_counter() - start)}: run the same command "
+              f"again to continue", flush=True)
+        return 130
+    print(f"done in {clock(time.perf_counter() - start)}: {measured} measured, "
+          f"{len(failures)} failed, {skipped} skipped (already done), {len(runs)} in total; "
+          f"results in {results}")
+    for failure in failures[:20]:
+        print(f"  failed: {failure}")
+    if len(failures) > 20:
+        print(f"  ... and {len(failures) - 20} more (status \"error\" in results/)")
+    return 0
+
+
+def _loop(args: argparse.Namespace, settings: Settings, suite: str,
+          todo: list[tuple[str, str]], skipped: int, total: int) -> tuple[list[str], int]:
+    """Measure `todo` in one worker: (failure summaries, how many were measured)."""
+    failures: list[str] = []
+    worker = Worker(args.suite_dir, args, suite)
+    start = time.perf_counter()
+    try:
+        for index, (brick, backend) in enumerate(todo, 1):
+            status, summary = _run_one(worker, brick, backend, args, settings, suite)
+            if status != "ok":
+                failures.append(summary)
+            elapsed = time.perf_counter() - start
+            left = elapsed / index * (len(todo) - index)
+            print(f"[{skipped + index}/{total}] {summary}  ({clock(elapsed)} elapsed, "
+                  f"~{clock(left)} left)", flush=True)
+    except KeyboardInterrupt:
+        worker.kill()
+        raise
+    finally:
+        worker.stop()
+    return failures, len(todo) - len(failures)
+
+
+def _run_one(worker: Worker, brick: str, backend: str, args: argparse.Namespace,
+             settings: Settings, suite: str) -> tuple[str, str]:
+    """(status, summary line) of one brick; a crash or timeout is written as its error result."""
+    start = time.perf_counter()
+    try:
+        reply = worker.measure(brick, backend, args.timeout)
+        return reply["status"], reply["summary"]
+    except (WorkerDied, BrickTimeout) as exc:
+        result = error_result(kind="brick", id=brick, error=str(exc), settings=settings,
+                              suite=suite, backend=backend, wall_s=time.perf_counter() - start)
+        write_result(result, args.suite_dir / "results" / result_name(brick, backend))
+        return "error", summary_line(result)

@@ -1,0 +1,175 @@
+"""The long-lived measuring process of a run, and the parent's handle on it.
+
+One worker (`python -m dlbricks_runtime worker`) measures brick after brick, so process start,
+imports and library initialisation are paid once, not per brick. A brick that crashes the
+worker (even a segfault) or runs past --timeout gets an error result, the worker is restarted
+and the run goes on. The worker reads each SPEC with ast.literal_eval and never executes the
+brick files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO
+
+from .backends import DEFAULT, result_name, summary_line
+from .brick import measure
+from .core.child import package_root, python_module
+from .core.results import error_result, one_line, write_result
+from .core.settings import Settings, pin_cpus
+from .core.spec import load_spec
+from .suite import RunBroken
+
+WORKER_START_TIMEOUT_S = 300.0
+MODULE = __spec__.name if __spec__ is not None else __name__
+PACKAGE = MODULE.rpartition(".")[0]  # `python -m PACKAGE worker`: __main__.py -> runner.main
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class BrickTimeout(Exception):
+    pass
+
+
+def make_settings(args: argparse.Namespace) -> Settings:
+    return Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
+                    min_runs=args.runs)
+
+
+class Worker:
+    """The parent's handle on one worker process, restarted after a crash/timeout."""
+
+    def __init__(self, suite_dir: Path, args: argparse.Namespace, suite: str):
+        self.command = python_module(PACKAGE, "worker", "--suite-dir", str(suite_dir.resolve()),
+                                     "--suite", suite, "--threads", str(args.threads))
+        self.command += ["--quick"] if args.quick else []
+        self.command += ["--runs", str(args.runs)] if args.runs else []
+        self.command += ["--taskset", args.taskset] if args.taskset else []
+        self.cwd = package_root(MODULE, __file__)  # the suite folder, in a suite
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lines: queue.Queue[bytes | None] = queue.Queue()
+        self.log: IO[bytes] | None = None
+        self.log_mark = 0  # where the current brick's stderr starts in the log
+
+    def start(self) -> None:
+        if self.log is not None:
+            self.log.close()
+        # Lives as long as this worker process: the tail explains a crash.
+        self.log, self.log_mark = tempfile.TemporaryFile(), 0  # noqa: SIM115
+        self.lines = queue.Queue()
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, cwd=self.cwd)
+        threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True).start()
+        try:
+            reply = self._reply(WORKER_START_TIMEOUT_S)
+        except (WorkerDied, BrickTimeout) as exc:
+            self.stop()
+            raise RunBroken(f"the worker process did not start: {exc}") from None
+        if not reply.get("ready"):
+            raise RunBroken(f"the worker process did not start: {reply}")
+
+    def measure(self, brick: str, backend: str, timeout: float) -> dict:
+        """The worker's reply for one brick; raises WorkerDied or BrickTimeout."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        assert self.proc is not None and self.proc.stdin is not None and self.log is not None
+        self.log_mark = self.log.seek(0, io.SEEK_END)
+        try:
+            message = json.dumps({"brick": brick, "backend": backend}) + "\n"
+            self.proc.stdin.write(message.encode())
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the worker is gone: _reply reports how it ended
+        return self._reply(timeout)
+
+    def _reply(self, timeout: float) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise BrickTimeout(f"timed out after {timeout:g} s (--timeout)") from None
+        if line is None:
+            assert self.proc is not None
+            raise WorkerDied(self._death(self.proc.wait()))
+        return json.loads(line)
+
+    def _death(self, code: int) -> str:
+        if code < 0 and -code in signal.valid_signals():
+            how = f"killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with code {code}"
+        detail = ""
+        if self.log is not None:
+            self.log.seek(self.log_mark)
+            text = self.log.read().decode("utf-8", "replace")
+            tail = [ln for ln in text.splitlines() if ln.strip()]
+            detail = f": {' '.join(tail[-1].split())[:200]}" if tail else ""
+        self.proc = None
+        return f"the worker process {how} while measuring this brick{detail}"
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def _pump(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backend: str) -> dict:
+    try:
+        spec = load_spec(args.suite_dir / "bricks" / f"{brick}.py")
+        if spec.get("brick") != brick:
+            raise ValueError(f"the SPEC is of brick {spec.get('brick')!r}")
+    except Exception as exc:  # noqa: BLE001 - an unreadable brick is this brick's result
+        return error_result(kind="brick", id=brick, settings=settings, suite=args.suite,
+                            backend=DEFAULT, error=f"cannot read the SPEC: {one_line(exc)}")
+    return measure(spec, settings, backend=backend, suite=args.suite,
+                   kernel_dir=args.suite_dir / "kernels")
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    """`worker`: read {"brick": id} lines, measure, write the result, reply a line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the replies
+    settings = make_settings(args)
+    pin_cpus(settings)
+    results = args.suite_dir / "results"
+    replies.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        message = json.loads(line)
+        brick, backend = message["brick"], message.get("backend", DEFAULT)
+        result = _measure_one(args, settings, brick, backend)
+        write_result(result, results / result_name(brick, backend))
+        replies.write(json.dumps({"brick": brick, "status": result["status"],
+                                  "summary": summary_line(result)}) + "\n")
+    return 0

@@ -1,0 +1,90 @@
+"""Result files (format 1, docs/FORMATS.md): building them, writing them atomically and
+validating them against result.schema.json (beside this file) with jsonschema."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import jsonschema
+
+from .machine import machine_info
+from .settings import Settings, settings_record
+
+RESULT_VERSION = 1
+SCHEMA_FILE = Path(__file__).resolve().parent / "result.schema.json"
+
+
+def one_line(error: BaseException | str) -> str:
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def base_record(kind: str, id: str, suite: str | None, backend: str, settings: Settings) -> dict:
+    """The fields every result starts with: what was measured, where and how."""
+    return {"version": RESULT_VERSION, "kind": kind, "id": id, "suite": suite, "backend": backend,
+            "settings": settings_record(settings), "machine": machine_info()}
+
+
+def error_result(*, kind: str, id: str, error: BaseException | str, settings: Settings,
+                 backend: str, suite: str | None = None, wall_s: float = 0.0,
+                 warnings: list[str] | None = None) -> dict:
+    """A result with status "error": a one-line error, no stats."""
+    return {**base_record(kind, id, suite, backend, settings), "status": "error",
+            "error": one_line(error), "stats": None, "values": [],
+            "warnings": list(warnings or []), "timing": {"wall_s": wall_s, "measure_s": 0.0}}
+
+
+def write_result(result: dict, path: Path) -> None:
+    """Write atomically (temp file + rename): a killed run never leaves half a result."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def format_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+@functools.lru_cache(maxsize=1)
+def result_schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(result_schema())
+
+
+def validate_result(data: object) -> list[str]:
+    """Problems of a result document (empty list: valid), checked against result.schema.json.
+    An unknown version is reported alone, in one clear line."""
+    if not isinstance(data, dict):
+        return ["not a JSON object"]
+    if "version" not in data:
+        return ["no 'version' field: not a dlbricks-gen result file"]
+    version = data["version"]
+    if version != RESULT_VERSION or isinstance(version, bool):
+        return [(f"result format version {version!r} is not supported (this harness reads "
+                 f"version {RESULT_VERSION}); use the dlbricks-gen release that wrote it")]
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]

@@ -1,0 +1,164 @@
+"""How to run: thread counts, graph optimisation, CPU pinning and the measurement policy.
+
+Measurement policy (numbers in FULL_POLICY / QUICK_POLICY; the loop is core/timing.py):
+  1. warm-up: at least `warmup_calls` calls and `warmup_s` seconds; the first call pays one-off
+     allocations, the later ones calibrate the loop count;
+  2. each timed value runs the model `loops` times back to back, loops chosen so that a value
+     lasts at least `min_value_s` (far above timer resolution and per-call Python overhead);
+  3. values are repeated until at least `min_values` values and `min_runs` timed calls are
+     done, then until the 95% confidence interval of the median is within `ci_target` of the
+     median, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded.
+     Not reaching the target is a warning in the result, never an error.
+
+`min_runs` (100, as in the DLBricks paper) gives every benchmark, brick or whole model, the
+same number of timed calls, so the time a suite spends measuring is proportional to its
+bricks' latencies, just as running every model is proportional to the models' latencies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypedDict, TypeVar
+
+
+class Policy(TypedDict):
+    warmup_s: float
+    warmup_calls: int
+    min_value_s: float
+    min_values: int
+    min_runs: int
+    ci_target: float
+    max_time_s: float
+    max_values: int
+
+
+# Full runs. Warm-up 5 ms and >= 2 calls: the runner's worker keeps the CPU busy between bricks,
+# so a new session only needs its first call (allocations) and a few more (caches). Values of
+# >= 1 ms: about 1000x the timer resolution and 300x ONNX Runtime's per-call overhead. >= 10
+# values: the smallest n whose 95% median interval ([x2, x9]) excludes both extremes. >= 100
+# timed calls (the paper's count), the same for bricks and whole models. Then the 2% target,
+# capped at 1 s of timed repetitions or 500 values. A fast brick costs about 10 ms of values;
+# any benchmark costs at least 100x its own latency, which keeps fixed per-brick costs small.
+FULL_POLICY: Policy = {"warmup_s": 0.005, "warmup_calls": 2, "min_value_s": 0.001,
+                       "min_values": 10, "min_runs": 100, "ci_target": 0.02, "max_time_s": 1.0,
+                       "max_values": 500}
+# Quick runs (tests, smoke runs): the same procedure with tiny budgets, ~10-40 ms per fast brick.
+QUICK_POLICY: Policy = {"warmup_s": 0.002, "warmup_calls": 1, "min_value_s": 0.0002,
+                        "min_values": 6, "min_runs": 1, "ci_target": 0.02, "max_time_s": 0.03,
+                        "max_values": 50}
+# ONNX Runtime's graph optimisation levels, by the names settings and results use.
+OPT_LEVEL_NAMES = ("disable", "basic", "extended", "all")
+
+T = TypeVar("T")
+
+
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+@dataclass(frozen=True, init=False)
+class Settings:
+    """How to run: ONNX Runtime session options plus the measurement policy.
+
+    Policy knobs passed as None (or left out) take the FULL_POLICY or QUICK_POLICY value, by
+    `quick`; every field of a Settings holds its final value.
+    """
+
+    intra_op_threads: int
+    inter_op_threads: int
+    graph_optimization_level: str
+    quick: bool
+    taskset: str | None  # CPU list to pin the process to, e.g. "2" or "0-3"; None: no pinning
+    warmup_s: float
+    warmup_calls: int
+    min_value_s: float
+    min_values: int
+    min_runs: int
+    ci_target: float
+    max_time_s: float
+    max_values: int
+
+    def __init__(self, intra_op_threads: int = 1, inter_op_threads: int = 1,
+                 graph_optimization_level: str = "all", quick: bool = False,
+                 taskset: str | None = None, *, warmup_s: float | None = None,
+                 warmup_calls: int | None = None, min_value_s: float | None = None,
+                 min_values: int | None = None, min_runs: int | None = None,
+                 ci_target: float | None = None, max_time_s: float | None = None,
+                 max_values: int | None = None) -> None:
+        p = QUICK_POLICY if quick else FULL_POLICY
+        values = {
+            "intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
+            "graph_optimization_level": graph_optimization_level, "quick": quick,
+            "taskset": taskset, "warmup_s": _or(warmup_s, p["warmup_s"]),
+            "warmup_calls": _or(warmup_calls, p["warmup_calls"]),
+            "min_value_s": _or(min_value_s, p["min_value_s"]),
+            "min_values": _or(min_values, p["min_values"]),
+            "min_runs": _or(min_runs, p["min_runs"]), "ci_target": _or(ci_target, p["ci_target"]),
+            "max_time_s": _or(max_time_s, p["max_time_s"]),
+            "max_values": _or(max_values, p["max_values"]),
+        }
+        for key, value in values.items():
+            object.__setattr__(self, key, value)  # frozen: the dataclass way to fill fields
+        self._check()
+
+    def _check(self) -> None:
+        if self.graph_optimization_level not in OPT_LEVEL_NAMES:
+            names = ", ".join(OPT_LEVEL_NAMES)
+            raise ValueError(f"graph_optimization_level must be one of {names}")
+        if self.intra_op_threads < 1 or self.inter_op_threads < 1:
+            raise ValueError("thread counts must be >= 1")
+        if self.min_runs < 1:
+            raise ValueError("runs must be >= 1")
+
+    def policy(self) -> dict:
+        return {key: getattr(self, key) for key in FULL_POLICY}
+
+
+def settings_record(settings: Settings) -> dict:
+    """The "settings" part of a result. `taskset` is the pinning asked for, or else the CPU
+    affinity the process was started with when it is narrower than the machine."""
+    return {
+        "intra_op_threads": settings.intra_op_threads,
+        "inter_op_threads": settings.inter_op_threads,
+        "graph_optimization_level": settings.graph_optimization_level,
+        "taskset": settings.taskset or _restricted_affinity(),
+        "quick": settings.quick,
+        "policy": settings.policy(),
+    }
+
+
+def _restricted_affinity() -> str | None:
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return None if len(cpus) >= (os.cpu_count() or 0) else format_cpus(cpus)
+
+
+def parse_cpus(text: str) -> set[int]:
+    """"0-3,6" -> {0, 1, 2, 3, 6} (taskset -c syntax)."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ValueError(f"bad CPU list {text!r} (expected e.g. 2 or 0-3,6)")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def format_cpus(cpus: Iterable[int]) -> str:
+    ranges = []
+    for _, group in itertools.groupby(enumerate(sorted(cpus)), lambda p: p[1] - p[0]):
+        run = [c for _, c in group]
+        ranges.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(ranges)
+
+
+def pin_cpus(settings: Settings) -> None:
+    """Pin this process to settings.taskset (before any session creates its threads)."""
+    if settings.taskset:
+        if not hasattr(os, "sched_setaffinity"):
+            raise OSError("--taskset needs Linux (os.sched_setaffinity)")
+        os.sched_setaffinity(0, parse_cpus(settings.taskset))

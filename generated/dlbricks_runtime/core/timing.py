@@ -1,0 +1,76 @@
+"""The timing loop every backend uses: warm-up, loop-count calibration, repetition until the
+confidence target (the policy in core/settings.py), on any no-argument call."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import math
+import time
+from collections.abc import Callable
+
+from .settings import Settings
+from .stats import MIN_VALUES_FOR_CI, ci95_rel, statistics
+
+
+def _warm_up(call: Callable[[], object], settings: Settings) -> list[float]:
+    """Per-call times of the warm-up calls."""
+    timer = time.perf_counter
+    times: list[float] = []
+    start = timer()
+    while len(times) < settings.warmup_calls or timer() - start < settings.warmup_s:
+        t0 = timer()
+        call()
+        times.append(timer() - t0)
+    return times
+
+
+def _repeat(call: Callable[[], object], loops: int, settings: Settings) -> list[float]:
+    """Timed values (seconds per call) until the CI target, the time cap or max_values."""
+    timer = time.perf_counter
+    values: list[float] = []
+    next_check = settings.min_values
+    start = timer()
+    min_values = max(settings.min_values, math.ceil(settings.min_runs / loops))
+    while len(values) < settings.max_values:
+        t0 = timer()
+        for _ in itertools.repeat(None, loops):
+            call()
+        values.append((timer() - t0) / loops)
+        n = len(values)
+        if n < min_values:
+            continue
+        if n >= next_check:  # sorting is cheap, but not worth doing after every value
+            if n >= MIN_VALUES_FOR_CI and ci95_rel(sorted(values)) <= settings.ci_target:
+                break
+            next_check = n + max(1, n // 10)
+        if timer() - start >= settings.max_time_s:
+            break
+    return values
+
+
+def measure_call(call: Callable[[], object], settings: Settings) -> dict:
+    """Time any no-argument call (an ONNX Runtime binding, a TVM closure) by the policy."""
+    gc_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a collection inside a timed value is not the model's cost
+    try:
+        start = time.perf_counter()
+        warm = _warm_up(call, settings)
+        warmup_s = time.perf_counter() - start
+        per_call = min(warm[1:] or warm)  # the first call pays one-off allocations
+        loops = max(1, math.ceil(settings.min_value_s / per_call)) if per_call > 0 else 1000
+        start = time.perf_counter()
+        values = _repeat(call, loops, settings)
+        measure_s = time.perf_counter() - start
+    finally:
+        if gc_enabled:
+            gc.enable()
+    stats = statistics(values, loops, settings.ci_target)
+    warnings = []
+    if not stats["target_reached"]:
+        warnings.append(
+            f"95% confidence interval of the median is +-{stats['ci95_rel']:.1%}, above the "
+            f"{settings.ci_target:.0%} target after {stats['n']} values in {measure_s:.2f} s: "
+            f"the machine is noisy or the time cap too small")
+    return {"stats": stats, "values": values, "warnings": warnings,
+            "timing": {"warmup_s": warmup_s, "measure_s": measure_s}}

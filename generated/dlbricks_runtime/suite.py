@@ -1,0 +1,99 @@
+"""The suite folder as the runner sees it: suite.json (format 2), which bricks to run (shards,
+--only, backends) and the libraries measuring needs. Standard library only, so that `make
+check` can report a missing numpy or onnxruntime instead of failing to start."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from pathlib import Path
+
+from .backends import DEFAULT, NAMES
+
+SUITE_VERSION = 2
+LIBRARIES = ("numpy", "onnx", "onnxruntime", "jsonschema")
+BRICK_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")  # a plain file name, never a path
+
+
+class RunBroken(Exception):
+    """The run itself cannot go on (bad suite, the worker cannot start): exit code 2."""
+
+
+def read_suite(suite_dir: Path) -> dict:
+    path = suite_dir / "suite.json"
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunBroken(f"{path}: cannot read the suite description: {exc}") from None
+    if not isinstance(suite, dict) or suite.get("version") != SUITE_VERSION:
+        version = suite.get("version") if isinstance(suite, dict) else None
+        raise RunBroken(f"{path}: suite format version {version!r} is not supported "
+                        f"(this runtime reads version {SUITE_VERSION}; compile the suite again "
+                        f"with a matching dlbricks-gen)")
+    bricks = suite.get("bricks")
+    if not isinstance(suite.get("suite"), str) or not isinstance(bricks, list):
+        raise RunBroken(f"{path}: no suite id or brick list")
+    if not set(suite.setdefault("backends", [DEFAULT])) <= set(NAMES):
+        raise RunBroken(f"{path}: unknown backends {suite['backends']} (this runtime knows "
+                        f"{', '.join(NAMES)})")
+    for brick in bricks:
+        if not isinstance(brick, str) or not BRICK_ID.match(brick):
+            raise RunBroken(f"{path}: brick id {brick!r} is not a plain file name")
+    return suite
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(
+            f"bad shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
+    return int(k), int(n)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return int(text)
+
+
+def shard(bricks: list[str], k: int, n: int) -> list[str]:
+    """Shard K of N (1-based): every N-th brick of the sorted list, so shards are disjoint,
+    together complete, and similar in size and mix."""
+    return [b for index, b in enumerate(sorted(bricks)) if index % n == k - 1]
+
+
+def select(bricks: list[str], only: str | None) -> list[str]:
+    """--only: full ids or unambiguous prefixes, comma-separated."""
+    if not only:
+        return bricks
+    chosen = []
+    for wanted in filter(None, (w.strip() for w in only.split(","))):
+        matches = [b for b in bricks if b.startswith(wanted)]
+        if len(matches) != 1:
+            raise RunBroken(f"--only {wanted}: {'no' if not matches else 'more than one'} brick "
+                            f"of this suite matches")
+        chosen.append(matches[0])
+    return sorted(set(chosen))
+
+
+def backends_to_run(suite: dict, args: argparse.Namespace) -> list[str]:
+    """--backend, else every backend the suite was compiled for."""
+    if not args.backend:
+        return list(suite["backends"])
+    if args.backend not in suite["backends"]:
+        raise RunBroken(f"--backend {args.backend}: this suite was compiled for "
+                        f"{', '.join(suite['backends'])}")
+    return [args.backend]
+
+
+def require_libraries() -> None:
+    """Import what measuring needs; a missing one stops the run with one line."""
+    for name in LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise RunBroken(f"{exc}: install the requirements first "
+                            f"({sys.executable} -m pip install -r requirements.txt)") from None
