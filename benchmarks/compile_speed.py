@@ -75,8 +75,8 @@ def main() -> None:
     tmp = None
     root = args.models
     if root is None:
-        from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
         from dlbricks_gen.workflows.zoo_files import write_models
+        from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
 
         tmp = tempfile.TemporaryDirectory()
         root = Path(tmp.name)
@@ -85,8 +85,8 @@ def main() -> None:
     print(f"{'model':<28}{'MB':>8}{'floor s':>10}{'compile s':>11}{'ratio':>7}")
     total_floor = total_ours = 0.0
     for path in paths:
-        t_floor = best_of(args.repeat, lambda: floor(path))
-        t_ours = best_of(args.repeat, lambda: load_model(path, root, OPTIONS))
+        t_floor = best_of(args.repeat, lambda path=path: floor(path))
+        t_ours = best_of(args.repeat, lambda path=path: load_model(path, root, OPTIONS))
         total_floor += t_floor
         total_ours += t_ours
         size = path.stat().st_size / 1e6

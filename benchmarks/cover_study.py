@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 from dlbricks_gen.estimate.model import geometric_mean
-from dlbricks_gen.results.load import load_results
 from dlbricks_gen.passes.plan import Plan, load_plan
+from dlbricks_gen.results.load import load_results
 
 STATISTIC = "trimmed_mean_20"
 

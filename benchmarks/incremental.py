@@ -31,17 +31,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dlbricks_gen.workflows.e2e import measure_all
+from dlbricks_gen.codegen.render import suite_command
 from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.passes.partition import partition
-from dlbricks_gen.workflows.compile import compile_models, lower_all
 from dlbricks_gen.passes.plan import load_plan
-from dlbricks_gen.codegen.render import suite_command
-from dlbricks_gen.runtime.core.settings import Settings
 from dlbricks_gen.results.machine import identity, identity_key
 from dlbricks_gen.results.store import Store, read_records, select_machine
-from dlbricks_gen.zoo import ZooOptions
+from dlbricks_gen.runtime.core.settings import Settings
+from dlbricks_gen.workflows.compile import compile_models, lower_all
+from dlbricks_gen.workflows.e2e import measure_all
 from dlbricks_gen.workflows.zoo_files import select, write_models
+from dlbricks_gen.zoo import ZooOptions
 
 STAT = "trimmed_mean_20"
 

@@ -34,8 +34,6 @@ from dlbricks_gen.codegen.render import (
     suite_command,
 )
 
-
-
 # --- hand-written SPECs (format 1) ----------------------------------------------------------
 
 def _t(name: str, shape: list[int], dtype: str = "FLOAT") -> dict:

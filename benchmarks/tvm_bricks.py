@@ -103,12 +103,12 @@ def tasks(args) -> None:
     those of each whole model: what tuning the bricks once costs against tuning every model."""
     import onnx
 
-    from dlbricks_gen.frontend.roles import weight_names
-    from dlbricks_gen.workflows.e2e import prepare
     from dlbricks_gen.frontend import ShapeOptions, find_models, model_name
+    from dlbricks_gen.frontend.roles import weight_names
     from dlbricks_gen.ir.spec import brick_spec
     from dlbricks_gen.passes.partition import partition
     from dlbricks_gen.workflows.compile import lower_all
+    from dlbricks_gen.workflows.e2e import prepare
 
     target = json.loads(args.tvm_target) if args.tvm_target else host_target()
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
-
 import tvm  # noqa: E402
 from tvm import relax  # noqa: E402
 from tvm.relax.frontend.onnx import from_onnx  # noqa: E402
@@ -224,7 +223,7 @@ def main(argv=None) -> int:
                 print(f"{op:10s} TVM FAILED: {type(error).__name__}: "
                       f"{str(error).strip().splitlines()[-1][:200]}")
                 continue
-        diff = max(float(np.max(np.abs(e - g))) for e, g in zip(expected, got))
+        diff = max(float(np.max(np.abs(e - g))) for e, g in zip(expected, got, strict=True))
         ratio = tvm_result["median"] / ort_result["median"]
         print(f"{op:10s} ORT {ort_result['median'] * 1e3:9.4f} ms | "
               f"TVM {tvm_result['median'] * 1e3:9.4f} ms (time_evaluator "

@@ -31,10 +31,16 @@ Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime int
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
 Runs = Annotated[int | None, typer.Option(
     "--runs", min=1, help="Timed calls per model at least (default 100, as the suite's bricks).")]
-StoreMachine = Annotated[str | None, typer.Option("--machine", help="Machine fingerprint (or a unique prefix) in the results store; needed when the store holds several.")]
-Granularity = Annotated[str, typer.Option("-H", "--granularity", help="H, the most layers per benchmark: one value (compile, estimate) or several, 1..6 or 1,2,4 (study, inspect).")]
+StoreMachine = Annotated[str | None, typer.Option("--machine",
+    help="Machine fingerprint (or a unique prefix) in the results store; needed when the store "
+    "holds several.")]
+Granularity = Annotated[str, typer.Option("-H", "--granularity",
+    help="H, the most layers per benchmark: one value (compile, estimate) or several, 1..6 or "
+    "1,2,4 (study, inspect).")]
 Backend = Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}.")]
-Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion", help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H then counts fused kernels.")]
+Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion",
+    help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H"
+    " then counts fused kernels.")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -83,21 +89,32 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 
 @app.command("compile")
 def compile_cmd(
-    models: Annotated[Path, typer.Argument(exists=True, help="Folder of *.onnx files (searched recursively) or one file.")],
+    models: Annotated[Path, typer.Argument(exists=True,
+        help="Folder of *.onnx files (searched recursively) or one file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Suite directory to write.")],
     granularity: Granularity = "1",
-    plan: Annotated[Path | None, typer.Option("--plan", help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
+    plan: Annotated[Path | None, typer.Option("--plan",
+        help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
     fusion: Fusion = False,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
-    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more bytes.")] = DEFAULT_MAX_BYTES,
-    decoys: Annotated[int, typer.Option("--decoys", min=0, help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set does not identify the models; only the plan marks them.")] = 0,
-    audit: Annotated[bool, typer.Option("--audit/--no-audit", help="Audit the suite against the models before it is shipped (default); fail if anything of theirs is in it.")] = True,
-    have: Annotated[Path | None, typer.Option("--have", dir_okay=False, help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1,
+        help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more "
+        "bytes.")] = DEFAULT_MAX_BYTES,
+    decoys: Annotated[int, typer.Option("--decoys", min=0,
+        help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set "
+        "does not identify the models; only the plan marks them.")] = 0,
+    audit: Annotated[bool, typer.Option("--audit/--no-audit",
+        help="Audit the suite against the models before it is shipped (default); fail if anything of "
+        "theirs is in it.")] = True,
+    have: Annotated[Path | None, typer.Option("--have", dir_okay=False,
+        help="Results store: leave out bricks it already has a valid result for (on --machine).")] = None,
     machine: StoreMachine = None,
     backend: Backend = backends.DEFAULT,
-    tvm_target: Annotated[str | None, typer.Option("--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' (default: this machine).')] = None,
+    tvm_target: Annotated[str | None, typer.Option(
+        "--tvm-target", help='TVM target as JSON, e.g. \'{"kind": "llvm", "mcpu": "znver4", "num-cores": 1}\' '
+        "(default: this machine).")] = None,
 ) -> None:
     """Compile a folder of ONNX models into a benchmark suite and a private plan.
 
@@ -119,7 +136,7 @@ def compile_cmd(
         known = frozenset(d for d, r in latest.items() if r.get("status") == "ok")
         h = one_granularity(granularity)
         result = compile_models(models, output, plan_path, h, options, fusion,
-                                progress=lambda p: typer.echo(p if p.startswith("TVM kernel ") else f"reading {p!r}"[:300], err=True),
+                                progress=echo_progress,
                                 audit=audit, decoys=decoys, exclude=known,
                                 backends=chosen_backends, tvm_target=target)
     except ValueError as exc:
@@ -151,6 +168,10 @@ def compile_cmd(
     typer.echo(f"suite {result.suite}: {output}/  (ship this)")
 
 
+def echo_progress(item: str) -> None:
+    typer.echo(item if item.startswith("TVM kernel ") else f"reading {item!r}"[:300], err=True)
+
+
 def report_audit(report, brief: bool) -> None:
     """Print an audit; exit 1 (loudly) when it found a leak or a problem."""
     from .codegen.audit import format_report
@@ -167,7 +188,9 @@ def report_audit(report, brief: bool) -> None:
 @app.command("audit")
 def audit_cmd(
     suite: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Suite directory written by compile.")],
-    models: Annotated[Path | None, typer.Option("--models", exists=True, help="The models it was compiled from: search the suite for their names, texts and weight bytes.")] = None,
+    models: Annotated[Path | None, typer.Option("--models", exists=True,
+        help="The models it was compiled from: search the suite for their names, texts and weight "
+        "bytes.")] = None,
 ) -> None:
     """Check a suite before shipping it, and print what it reveals (layer signatures).
 
@@ -221,25 +244,37 @@ def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | No
 
 @app.command()
 def estimate(
-    plan: Annotated[list[Path] | None, typer.Option("--plan", exists=True, dir_okay=False, help="The plan written by compile (repeatable: one per batch size).")] = None,
-    results: Annotated[list[Path] | None, typer.Option("--results", exists=True, file_okay=False, help="Results directory (repeatable).")] = None,
-    e2e: Annotated[list[Path] | None, typer.Option("--e2e", exists=True, dir_okay=False, help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
-    statistic: Annotated[str, typer.Option("--stat", help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
+    plan: Annotated[list[Path] | None, typer.Option("--plan", exists=True, dir_okay=False,
+        help="The plan written by compile (repeatable: one per batch size).")] = None,
+    results: Annotated[list[Path] | None, typer.Option("--results", exists=True, file_okay=False,
+        help="Results directory (repeatable).")] = None,
+    e2e: Annotated[list[Path] | None, typer.Option("--e2e", exists=True, dir_okay=False,
+        help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
+    statistic: Annotated[str, typer.Option("--stat",
+        help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_path: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
-    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Remove per-brick call overhead and edge layout reorders, measured in the same run (default).")] = True,
-    per_machine: Annotated[bool, typer.Option("--per-machine", help="Group results by machine and settings instead of refusing to mix them.")] = False,
-    store: Annotated[Path | None, typer.Option("--store", exists=True, dir_okay=False, help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate",
+        help="Remove per-brick call overhead and edge layout reorders, measured in the same run "
+        "(default).")] = True,
+    per_machine: Annotated[bool, typer.Option("--per-machine",
+        help="Group results by machine and settings instead of refusing to mix them.")] = False,
+    store: Annotated[Path | None, typer.Option("--store", exists=True, dir_okay=False,
+        help="Results store to read instead of --results (see `dlbricks-gen store`).")] = None,
     machine: StoreMachine = None,
-    model: Annotated[Path | None, typer.Option("--model", exists=True, help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", exists=True,
+        help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
     granularity: Granularity = "1",
     fusion: Fusion = False,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
-    emit_missing: Annotated[Path | None, typer.Option("--emit-missing", help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}; all (default): one estimate per backend found in the results, then a side-by-side table (with --store: onnxruntime unless tvm).")] = backends.ALL,
+    emit_missing: Annotated[Path | None, typer.Option("--emit-missing",
+        help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
+    backend: Annotated[str, typer.Option("--backend",
+        help=f"Backend: {backends.HELP}; all (default): one estimate per backend found in the results, "
+        f"then a side-by-side table (with --store: onnxruntime unless tvm).")] = backends.ALL,
 ) -> None:
     """Estimate per-model latency from brick results and the private plan.
 
@@ -386,10 +421,15 @@ def e2e(
     threads: Threads = 1,
     quick: Quick = False,
     runs: Runs = None,
-    backend: Annotated[str, typer.Option("--backend", help="onnxruntime (default; alias ort) or tvm: compiled like the suite's TVM bricks.")] = backends.DEFAULT,
-    tvm_target: Annotated[str | None, typer.Option("--tvm-target", help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
-    tuning_db: Annotated[Path | None, typer.Option("--tuning-db", file_okay=False, help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
-    tune_trials: Annotated[int, typer.Option("--tune-trials", min=0, help="With --tuning-db: first tune each model's tasks that have no records there, N trials per task (written to that database).")] = 0,
+    backend: Annotated[str, typer.Option("--backend",
+        help="onnxruntime (default; alias ort) or tvm: compiled like the suite's TVM bricks.")] = backends.DEFAULT,
+    tvm_target: Annotated[str | None, typer.Option("--tvm-target",
+        help="TVM target as JSON (default: this machine); use the suite's (kernels/tvm.json).")] = None,
+    tuning_db: Annotated[Path | None, typer.Option("--tuning-db", file_okay=False,
+        help="Meta-schedule database to build with, e.g. a copy of a suite's results/tuning.")] = None,
+    tune_trials: Annotated[int, typer.Option("--tune-trials", min=0,
+        help="With --tuning-db: first tune each model's tasks that have no records there, N trials per"
+        " task (written to that database).")] = 0,
 ) -> None:
     """Measure each whole model with the suite's harness, settings and random weights.
 
@@ -438,12 +478,15 @@ def e2e(
 def zoo(
     directory: Annotated[Path | None, typer.Argument(help="Folder to write the models to.")] = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the models and exit.")] = False,
-    models: Annotated[str | None, typer.Option("--models", help="Comma-separated ids (default: the demo set; 'all' for every model).")] = None,
+    models: Annotated[str | None, typer.Option("--models",
+        help="Comma-separated ids (default: the demo set; 'all' for every model).")] = None,
     batch: Annotated[int, typer.Option("--batch", min=1)] = 1,
     image_size: Annotated[int | None, typer.Option("--image-size", min=8)] = None,
     seq_len: Annotated[int, typer.Option("--seq-len", min=1)] = 128,
-    tiny: Annotated[bool, typer.Option("--tiny", help="Divide channels and hidden sizes down (same structure).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print each model's size and the total, write nothing.")] = False,
+    tiny: Annotated[bool, typer.Option("--tiny",
+        help="Divide channels and hidden sizes down (same structure).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+        help="Print each model's size and the total, write nothing.")] = False,
 ) -> None:
     """Write built-in example models (real architectures, random weights) as ONNX files.
 
@@ -533,7 +576,8 @@ app.add_typer(store_app, name="store")
 @store_app.command("import")
 def store_import(
     store: Annotated[Path, typer.Argument(dir_okay=False, help="SQLite results store (created when missing).")],
-    results: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Results directories or suite directories (shards from any machine).")],
+    results: Annotated[list[Path], typer.Argument(exists=True, file_okay=False,
+        help="Results directories or suite directories (shards from any machine).")],
 ) -> None:
     """Merge brick results into the store; results of identical machines merge, others stay apart.
 

@@ -84,8 +84,8 @@ def models_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory) -> Path:
     """The demo models at --tiny scale, written once per test session."""
-    from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
     from dlbricks_gen.workflows.zoo_files import write_models
+    from dlbricks_gen.zoo import DEMO_MODELS, ZooOptions
 
     d = tmp_path_factory.mktemp("zoo")
     write_models(d, list(DEMO_MODELS), ZooOptions(tiny=True), echo=lambda _: None)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from conftest import branchy_mlp, const, make_model, residual_cnn
+from onnx import TensorProto, helper, numpy_helper
 
 # Strings that must never appear in a generated file, nor run if they did.
 SENTINEL = "dlbricks_pwned"
@@ -66,7 +65,7 @@ def hostile_valid() -> onnx.ModelProto:
     model.graph.name = next(h)
     model.doc_string, model.graph.doc_string = next(h), next(h)
     model.producer_name, model.producer_version, model.domain = next(h), next(h), next(h)
-    for key, value in zip(HOSTILE, reversed(HOSTILE)):
+    for key, value in zip(HOSTILE, reversed(HOSTILE), strict=True):
         model.metadata_props.add(key=key, value=value)
     renames = {}
     for node in model.graph.node:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import onnx
 import pytest
+from conftest import branchy_mlp, residual_cnn
 from typer.testing import CliRunner
 
-from conftest import branchy_mlp, residual_cnn
-from dlbricks_gen.workflows import compile as pipeline
-from dlbricks_gen.codegen.audit import audit_suite, format_report
 from dlbricks_gen.cli import app
+from dlbricks_gen.codegen.audit import audit_suite, format_report
+from dlbricks_gen.workflows import compile as pipeline
 
 runner = CliRunner()
 

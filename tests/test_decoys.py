@@ -9,13 +9,13 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from dlbricks_gen.estimate import model as est
-from dlbricks_gen.results import load as rl
 from dlbricks_gen.codegen.audit import audit_suite, brick_spec_of
+from dlbricks_gen.estimate import model as est
 from dlbricks_gen.frontend import ShapeOptions
-from dlbricks_gen.workflows.compile import compile_models
 from dlbricks_gen.passes.plan import load_plan
+from dlbricks_gen.results import load as rl
 from dlbricks_gen.runtime.core.spec import build_model
+from dlbricks_gen.workflows.compile import compile_models
 
 
 def compile_with_decoys(models: Path, out: Path, decoys: int):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dlbricks_gen.estimate import model as est
-from dlbricks_gen.results import load as rl
 from dlbricks_gen.estimate import report
 from dlbricks_gen.ir import ModelPlan
 from dlbricks_gen.passes.plan import BrickInfo, Plan
+from dlbricks_gen.results import load as rl
 
 SUITE = "0123456789abcdef"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import onnx
 import onnxruntime as ort
 import pytest
-
 from conftest import FIXTURES
+
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.passes.partition import partition

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import branchy_mlp, const, make_model, residual_cnn, weight
 from onnx import TensorProto, helper
 
-from conftest import branchy_mlp, const, make_model, residual_cnn, weight
 from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model, lower_proto
 from dlbricks_gen.ir import Kind
 from dlbricks_gen.passes.partition import partition
@@ -188,10 +188,11 @@ def test_model_local_functions_are_inlined(tmp_path: Path):
 
 
 def test_the_newest_opset_lowers_and_its_bricks_load():
+    import onnxruntime as ort
+
     from dlbricks_gen.ir.spec import brick_spec
     from dlbricks_gen.passes.partition import partition
     from dlbricks_gen.runtime.core.spec import build_model
-    import onnxruntime as ort
 
     newest = onnx.defs.onnx_opset_version()
     model = lower(residual_cnn())  # opset 13 model ...

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import make_model, weight
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from conftest import make_model, weight
 from dlbricks_gen.cli import app
 
 runner = CliRunner()

@@ -10,15 +10,15 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import make_model, residual_cnn
 from onnx import TensorProto, helper
 
-from conftest import make_model, residual_cnn
-from dlbricks_gen.frontend import ShapeOptions, find_models, load_model, lower_proto
 from dlbricks_gen.codegen.render import pyliteral, render_suite
+from dlbricks_gen.frontend import ShapeOptions, find_models, load_model, lower_proto
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.passes.partition import partition
-from dlbricks_gen.workflows.compile import compile_models
 from dlbricks_gen.runtime.core.spec import build_model
+from dlbricks_gen.workflows.compile import compile_models
 
 GOLDEN = Path(__file__).parent / "golden"
 B1 = ShapeOptions(batch=1)

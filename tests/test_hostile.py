@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile import HOSTILE, MARKERS, SENTINEL, write_corpus
 from typer.testing import CliRunner
 
-from hostile import HOSTILE, MARKERS, SENTINEL, write_corpus
-from dlbricks_gen.codegen.audit import audit_suite, format_report
 from dlbricks_gen.cli import app
+from dlbricks_gen.codegen.audit import audit_suite, format_report
 
 runner = CliRunner()
 

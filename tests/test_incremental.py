@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dlbricks_gen.cli import app
-from dlbricks_gen.zoo import ZooOptions
 from dlbricks_gen.workflows.zoo_files import write_models
+from dlbricks_gen.zoo import ZooOptions
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ The stage order and the import graph come from benchmarks/layout.py, which print
 
 from __future__ import annotations
 
-from layout import STAGES, PACKAGE, cycles, graph, stage_of, upward
+from layout import PACKAGE, STAGES, cycles, graph, stage_of, upward
 
 
 def test_every_module_sits_in_a_stage_folder():

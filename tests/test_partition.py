@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import branchy_mlp, residual_cnn
-from dlbricks_gen.frontend import ShapeOptions, lower_proto
-from dlbricks_gen.frontend import find_models, load_model
+
+from dlbricks_gen.frontend import ShapeOptions, find_models, load_model, lower_proto
 from dlbricks_gen.ir import LayerOutput, Model
 from dlbricks_gen.passes.partition import consumers, make_brick, partition, windows
 

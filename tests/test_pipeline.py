@@ -10,9 +10,9 @@ import venv
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, venv_python
 from typer.testing import CliRunner
 
-from conftest import ROOT, venv_python
 from dlbricks_gen.cli import app
 
 runner = CliRunner()

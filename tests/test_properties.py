@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from dlbricks_gen.frontend import FrontendError, ShapeOptions, lower_proto
 from dlbricks_gen.codegen.render import environment, pyliteral, render_brick, render_suite
+from dlbricks_gen.frontend import FrontendError, ShapeOptions, lower_proto
 from dlbricks_gen.passes.partition import partition
 
 BUDGET = settings(max_examples=100, deadline=None, derandomize=True, database=None,

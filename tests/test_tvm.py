@@ -12,17 +12,17 @@ from pathlib import Path
 
 import onnx
 import pytest
+from conftest import make_model, weight
 from onnx import TensorProto, helper
 
-from conftest import make_model, weight
 from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.runtime.core.results import validate_result
 from dlbricks_gen.runtime.core.settings import Settings
 
 tvm = pytest.importorskip("tvm")
 
-from dlbricks_gen.workflows.compile import compile_models  # noqa: E402
 from dlbricks_gen.runtime.backends import tvm as tvm_backend  # noqa: E402
+from dlbricks_gen.workflows.compile import compile_models  # noqa: E402
 
 TARGET = {"kind": "llvm", "num-cores": 1}  # generic x86-64: any CI machine runs it
 

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_estimate import PLAN, SUITE, result, write_results
 from typer.testing import CliRunner
 
-from test_estimate import PLAN, SUITE, result, write_results
-from dlbricks_gen.estimate import model as est
-from dlbricks_gen.results import load as rl
 from dlbricks_gen.cli import app
+from dlbricks_gen.results import load as rl
 from dlbricks_gen.results.files import MAX_RESULT_BYTES
 
 KNOWN = set(PLAN.bricks)

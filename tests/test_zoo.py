@@ -81,7 +81,7 @@ def test_tiny_model_checks_infers_static_shapes_and_runs(model_id: str):
     assert dims(model.graph.input[0])[0] == 1
     sess = session(model)
     outputs = sess.run(None, feeds(sess))
-    for out, declared in zip(outputs, model.graph.output):
+    for out, declared in zip(outputs, model.graph.output, strict=True):
         assert list(out.shape) == dims(declared)
         assert np.isfinite(out).all()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ..runtime.backends import DEFAULT, NAMES, TVM
 
+__all__ = ["ALIASES", "ALL", "CHOICES", "DEFAULT", "HELP", "NAMES", "TVM", "parse"]
+
 ALL = "all"
 ALIASES = {"ort": DEFAULT}
 CHOICES = (*NAMES, ALL)

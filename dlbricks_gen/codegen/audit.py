@@ -269,7 +269,8 @@ def format_report(report: AuditReport, top: int = 30) -> str:
     ops: Counter[str] = Counter()
     for sig, count in report.signatures:
         ops[sig.split("(", 1)[0]] += count
-    lines.append("layers by op: " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))))
+    by_count = sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines.append("layers by op: " + ", ".join(f"{op} {n}" for op, n in by_count))
     lines += [f"PROBLEM: {p}" for p in report.problems]
     lines += [f"LEAK: {leak}" for leak in report.leaks[:SHOWN_LEAKS]]
     if len(report.leaks) > SHOWN_LEAKS:

@@ -2,7 +2,8 @@
 
 DLBricks suggests hiding the model set among dummy models. A decoy is a real brick of the suite
 rebuilt at a spatial size (rank-4 inputs: height and width) or sequence length (rank-3 inputs)
-that real bricks starting with the same op have, with an input no larger than theirs, lowered by the frontend like any model, so it is a
+that real bricks starting with the same op have, with an input no larger than theirs, lowered
+by the frontend like any model, so it is a
 valid layer sequence with the shapes of a real one. Decoys are drawn with a generator seeded by
 the real bricks' digests: the same models give the same decoys, byte for byte. Only the private
 plan says which bricks are decoys; the suite treats them like the others.

@@ -10,9 +10,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
 from ..runtime.core.results import validate_result
 from .files import fingerprint, read_json_file, read_result_file
-from .machine import DEFAULT_BACKEND, identity, identity_key, section_of
+from .machine import identity, identity_key, section_of
 
 STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
 

@@ -2,7 +2,8 @@
 
 A result is keyed by brick digest, backend and machine fingerprint. The fingerprint is a
 digest of what the result itself records about the machine and the settings that change
-latency (machine.py: the one definition of machine identity, shared with the estimator), so results from identical machines
+latency (machine.py: the one definition of machine identity, shared with the estimator), so
+results from identical machines
 (suite shards run on several copies of one machine type) share a fingerprint and merge, and
 results from machines that differ are kept apart. Every import adds rows (history is kept);
 re-importing the same result is a no-op. The estimator uses, per brick, the latest valid
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
 from .files import read_result_file
 from .load import BrickResult, brick_result
-from .machine import DEFAULT_BACKEND, identity, identity_key, machine_label
+from .machine import identity, identity_key, machine_label
 
 SCHEMA_VERSION = 1
 
