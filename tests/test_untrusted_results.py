@@ -98,3 +98,42 @@ def test_bad_e2e_files_are_one_line_errors(tmp_path: Path, content: str):
     (tmp_path / "e2e.json").write_text(content)
     with pytest.raises(ValueError, match="e2e.json"):
         rl.load_e2e(tmp_path / "e2e.json", "median")
+
+
+def test_devices_fifos_and_oversized_files_are_refused_without_reading(tmp_path: Path):
+    import os
+    d = write_results(tmp_path / "r", [result("a", 1.0)])
+    (d / "zero.json").symlink_to("/dev/zero")
+    os.mkfifo(d / "fifo.json")
+    (d / "dir.json").mkdir()
+    out = load(d)  # must return: /dev/zero read whole exhausts memory, a FIFO blocks forever
+    assert set(out.results) == {"a"}
+    for name, kind in [("zero.json", "character device"), ("fifo.json", "FIFO"), ("dir.json", "directory")]:
+        assert any(f"/{name}:" in p and kind in p for p in out.problems), (name, out.problems)
+    assert rl.backends_in([d]) == ["onnxruntime"]
+
+
+def test_a_file_growing_past_its_stat_size_is_read_only_to_the_limit(tmp_path: Path, monkeypatch):
+    from dlbricks_gen.results import files
+    (tmp_path / "big.json").write_text(json.dumps(result("a", 1.0)))
+    monkeypatch.setattr(files, "MAX_RESULT_BYTES", 100)  # the file is larger than this
+    with pytest.raises(ValueError, match="big.json: .*100"):
+        files.read_json_file(tmp_path / "big.json")
+
+
+def test_stats_that_do_not_summarise_the_values_are_refused(tmp_path: Path):
+    edited = result("a", 1.0)
+    edited["stats"] = {**edited["stats"], "trimmed_mean_20": 0.5}  # values untouched
+    miscounted = result("b", 1.0)
+    miscounted["stats"] = {**miscounted["stats"], "n": 50}
+    d = write_results(tmp_path / "r", [edited, miscounted, result("c", 1.0)])
+    out = load(d)
+    assert set(out.results) == {"c"}
+    assert any("a.json" in p and "stats/trimmed_mean_20" in p for p in out.problems), out.problems
+    assert any("b.json" in p and "stats/n" in p for p in out.problems), out.problems
+
+
+def test_results_without_a_suite_do_not_count_for_a_plan(tmp_path: Path):
+    d = write_results(tmp_path / "r", [{**result("a", 1.0), "suite": None}, result("b", 1.0)])
+    out = load(d)
+    assert set(out.results) == {"b"} and any("a.json" in p for p in out.problems)

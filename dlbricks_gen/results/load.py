@@ -6,7 +6,6 @@ Every file is untrusted (files.py reads it); results are grouped by machine iden
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +29,9 @@ def backends_in(dirs: list[Path]) -> list[str]:
     for directory in dirs:
         for path in directory.glob("*.json"):
             try:
-                found.add(run_backend(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, AttributeError):
-                continue
+                found.add(run_backend(read_json_file(path)))
+            except (ValueError, AttributeError):
+                continue  # reported, naming the file, when the results are loaded
     return sorted(found, key=lambda b: (b != DEFAULT_BACKEND, b))
 
 
@@ -151,7 +150,7 @@ _OTHER_SUITE = "(another suite)"
 
 def _foreign(path: Path, data: dict, suite: str | None, known: set[str] | None) -> str | None:
     """Why a valid result does not belong to this plan, or None."""
-    if suite is not None and data.get("suite") not in (None, suite):
+    if suite is not None and data.get("suite") != suite:
         return f"{path}: result of suite {data.get('suite')}, the plan is for suite {suite} {_OTHER_SUITE}"
     if known is not None and data["id"] not in known:
         return f"{path}: id {data['id'][:80]!r} is not a brick of this plan"
@@ -183,8 +182,8 @@ def brick_result(data: dict, statistic: str) -> BrickResult:
 def e2e_batch(path: Path) -> int | None:
     """The --batch an e2e file was measured with (None when not recorded)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("shapes", {}).get("batch")
-    except (OSError, ValueError, AttributeError):
+        return read_json_file(path, "e2e file").get("shapes", {}).get("batch")
+    except (ValueError, AttributeError):
         return None
 
 
