@@ -208,7 +208,10 @@ def stored_results(store: Path, machine: str | None, backend: str):
     db = Store.open(store)
     try:
         chosen = select_machine(db.machines(backend), machine)
-        return chosen, (db.latest(chosen.fingerprint, backend) if chosen else {})
+        latest = db.latest(chosen.fingerprint, backend) if chosen else {}
+        for problem in db.problems:
+            typer.echo(f"warning: skipped {problem}", err=True)
+        return chosen, latest
     finally:
         db.close()
 
@@ -595,6 +598,8 @@ def store_import(
     try:
         added = db.add(records)
         machines = db.machines()
+    except ValueError as exc:
+        fail(str(exc))
     finally:
         db.close()
     typer.echo(f"{added} new results ({len(records) - added} already in the store) into {store}")

@@ -94,3 +94,65 @@ def test_estimate_and_compile_say_which_sources_they_need(tmp_path: Path, models
     assert machine.exit_code == 2 and "give --have STORE" in machine.output
     absent = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s"), "--have", str(tmp_path / "no.db")])
     assert absent.exit_code == 1 and "no.db: no such results store" in absent.output
+
+
+def test_two_different_results_for_one_brick_in_one_import_are_both_refused(tmp_path: Path):
+    one = write_results(tmp_path / "one", [result("a", 1.0), result("b", 2.0)])
+    two = write_results(tmp_path / "two", [result("a", 9.0), result("b", 2.0)])  # b: the same
+    records, problems = read_records([one, two])
+    assert sorted(r.brick for r in records) == ["b", "b"]
+    assert len(problems) == 1 and "a.json" in problems[0] and "both refused" in problems[0]
+
+
+def test_quick_results_get_their_own_fingerprint(tmp_path: Path):
+    real = result("a", 1.0)
+    real["settings"] = {**real["settings"], "quick": False}
+    db = imported(tmp_path / "s.db", write_results(tmp_path / "q", [result("a", 0.5)]),
+                  write_results(tmp_path / "real", [real]))
+    assert len(db.machines()) == 2
+
+
+def rows_edited(store: Path, sql: str) -> None:
+    db = sqlite3.connect(store)
+    with db:
+        db.execute(sql)
+    db.close()
+
+
+@pytest.mark.parametrize("edit, reason", [
+    ("json_remove(result, '$.stats')", "stats"),
+    ("replace(result, '\"median\":1.0', '\"median\":NaN')", "NaN"),
+    ("json_set(result, '$.stats.median', -1.0, '$.values', json('[-1.0]'))", "minimum"),
+])
+def test_the_store_validates_what_it_reads(tmp_path: Path, edit: str, reason: str):
+    imported(tmp_path / "s.db", write_results(tmp_path / "r", [result("a", 1.0), result("b", 2.0)])).close()
+    rows_edited(tmp_path / "s.db", f"UPDATE results SET result = {edit} WHERE brick = 'a'")
+    db = Store.open(tmp_path / "s.db")
+    (machine,) = db.machines()
+    assert sorted(db.latest(machine.fingerprint)) == ["b"]
+    assert len(db.problems) == 1 and "brick a" in db.problems[0] and reason in db.problems[0], db.problems
+
+
+def test_a_read_only_store_is_a_one_line_error(tmp_path: Path):
+    import os
+    imported(tmp_path / "s.db", write_results(tmp_path / "r", [result("a", 1.0)])).close()
+    os.chmod(tmp_path / "s.db", 0o444)
+    if os.access(tmp_path / "s.db", os.W_OK):
+        pytest.skip("running as root: a read-only file is still writable")
+    run = runner.invoke(app, ["store", "import", str(tmp_path / "s.db"),
+                              str(write_results(tmp_path / "r2", [result("b", 1.0)]))])
+    assert run.exit_code == 1 and "s.db" in run.output and "read" in run.output.lower(), run.output
+    assert run.exception is None or isinstance(run.exception, SystemExit)
+
+
+def test_a_store_another_process_holds_locked_is_a_one_line_error(tmp_path: Path):
+    imported(tmp_path / "s.db", write_results(tmp_path / "r", [result("a", 1.0)])).close()
+    holder = sqlite3.connect(tmp_path / "s.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        run = runner.invoke(app, ["store", "import", str(tmp_path / "s.db"),
+                                  str(write_results(tmp_path / "r2", [result("b", 1.0)]))])
+    finally:
+        holder.rollback()
+        holder.close()
+    assert run.exit_code == 1 and "s.db" in run.output and "locked" in run.output, run.output

@@ -12,7 +12,8 @@ import hashlib
 import json
 
 MACHINE_FIELDS = ("cpu_model", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
-SETTINGS_FIELDS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level")
+# `quick` (smoke-test timings) is a setting: quick and real results never merge nor mix.
+SETTINGS_FIELDS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level", "quick")
 
 
 def identity(result: dict) -> dict:
@@ -40,4 +41,5 @@ def machine_label(fields: dict) -> str:
     return (f"{fields.get('cpu_model')}, {fields.get('cores')} cores/{fields.get('logical_cores')} "
             f"threads, {fields.get('arch')}, onnxruntime {fields.get('onnxruntime')}, "
             f"intra_op_threads={threads} inter_op_threads={fields.get('inter_op_threads')} "
-            f"opt={fields.get('graph_optimization_level')}")
+            f"opt={fields.get('graph_optimization_level')}"
+            f"{', QUICK (smoke-test timings, not measurements)' if fields.get('quick') else ''}")

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
-from .files import read_result_file
+from ..runtime.core.results import validate_result
+from .files import MAX_RESULT_BYTES, fingerprint, inconsistency, parse_strict, read_result_file
 from .load import BrickResult, brick_result
 from .machine import identity, identity_key, machine_label
 
@@ -88,7 +89,37 @@ def read_records(dirs: list[Path]) -> tuple[list[Record], list[str]]:
                 problems.append(f"{path}: a {data.get('kind')!r} result, not a brick result")
                 continue
             records.append(record_of(data, path.as_posix()))
-    return records, problems
+    return refuse_conflicts(records, problems)
+
+
+def refuse_conflicts(records: list[Record], problems: list[str]) -> tuple[list[Record], list[str]]:
+    """Leave out, as one problem each, bricks that one import holds two different results of
+    for one machine and backend (which of them is right cannot be told; --results refuses
+    both too)."""
+    first: dict[tuple[str, str, str], Record] = {}
+    conflicting: set[tuple[str, str, str]] = set()
+    for rec in records:
+        key = (rec.machine, rec.backend, rec.brick)
+        if key in first and fingerprint(first[key].data) != fingerprint(rec.data):
+            if key not in conflicting:
+                problems.append(f"{rec.source}: brick {rec.brick} already has different results in "
+                                f"{first[key].source}: both refused")
+            conflicting.add(key)
+        first.setdefault(key, rec)
+    kept = [rec for rec in records if (rec.machine, rec.backend, rec.brick) not in conflicting]
+    return kept, problems
+
+
+def stored_result(text: str) -> dict:
+    """A result as the store holds it, checked as a result file is (the store is a file too:
+    anyone may have edited it); ValueError naming the problem otherwise."""
+    if len(text) > MAX_RESULT_BYTES:
+        raise ValueError(f"{len(text)} characters, more than a result can be")
+    data = parse_strict(text)
+    problems = validate_result(data) or inconsistency(data)
+    if problems:
+        raise ValueError(" ".join(problems[0].split())[:300])
+    return data
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -107,6 +138,7 @@ class Store:
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.db, self.path = connection, path
+        self.problems: list[str] = []  # rows left out by `latest`, one line each
 
     @classmethod
     def open(cls, path: Path, create: bool = False) -> Store:
@@ -132,6 +164,12 @@ class Store:
 
     def add(self, records: list[Record], now: datetime | None = None) -> int:
         """Insert the records; returns how many were new (identical results are kept once)."""
+        try:
+            return self._add(records, now)
+        except sqlite3.Error as exc:  # read-only file, locked by another process, disk full
+            raise ValueError(f"{self.path}: cannot write to the results store: {exc}") from None
+
+    def _add(self, records: list[Record], now: datetime | None) -> int:
         stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
         added = 0
         with self.db:
@@ -163,7 +201,10 @@ class Store:
         rows = self.db.execute("SELECT brick, status, result FROM results WHERE machine=? AND backend=?"
                                " ORDER BY (status='ok'), row", (machine, backend))
         for brick, _, text in rows:  # errors first, then ok results: the last one wins
-            found[brick] = json.loads(text)
+            try:
+                found[brick] = stored_result(text)
+            except ValueError as exc:
+                self.problems.append(f"{self.path}: row of brick {brick[:80]}: invalid result: {exc}")
         return found
 
     def history(self, brick: str) -> list[tuple[str, str, str, str, float | None, str]]:
