@@ -233,3 +233,31 @@ def test_brick_ids_must_be_plain_file_names(tmp_path: Path):
         {"version": 2, "suite": SUITE, "bricks": ["ab12", "../../etc/passwd"]}))
     with pytest.raises(suites.RunBroken, match="not a plain file name"):
         suites.read_suite(tmp_path)
+
+
+def test_one_run_per_suite_at_a_time_and_its_temp_files_are_left_alone(suite):
+    import fcntl
+    directory, bricks = suite
+    (directory / "results").mkdir(exist_ok=True)
+    in_flight = directory / "results" / f".{bricks[0]}.x.tmp"
+    in_flight.write_text("being written by the first run")
+    with open(directory / "results" / ".run.lock", "a") as lock:  # a run in progress holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        second = run_py(directory, "--quick")
+    assert second.returncode == 2 and "another run" in second.stderr, second.stderr
+    assert in_flight.exists() and not list((directory / "results").glob("*.json"))
+    after = run_py(directory, "--quick")  # the lock dies with its holder
+    assert after.returncode == 0 and "3 measured" in after.stdout, after.stderr
+
+
+def test_a_quick_run_never_replaces_real_results(suite):
+    directory, bricks = suite
+    assert run_py(directory, "--quick").returncode == 0
+    real = result(directory, bricks[0])
+    real["settings"]["quick"] = False  # as a full run writes it (its timings do not matter here)
+    (directory / "results" / f"{bricks[0]}.json").write_text(json.dumps(real))
+    (directory / "results" / f"{bricks[1]}.json").unlink()
+    again = run_py(directory, "--quick", "--retry-errors")
+    assert again.returncode == 0, again.stderr
+    assert result(directory, bricks[0]) == real and "real result" in again.stdout, again.stdout
+    assert result(directory, bricks[1])["settings"]["quick"] is True
