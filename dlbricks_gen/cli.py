@@ -349,6 +349,9 @@ def estimate(
         if len(tables) > 1 and not (as_json or as_csv):
             typer.echo(f"== side by side{f', {label}' if len(plans) > 1 else ''}")
             typer.echo(report.side_by_side(tables), nl=False)
+    if report.nothing_estimated([t for tables in side_by_side.values() for t in tables.values()]):
+        fail("nothing could be estimated: no result of the plan's bricks was found (an empty results "
+             "folder, results of another suite, or a plan from another suite)")
 
 
 def _estimate_backends(name: str, found: list[str]) -> list[str]:

@@ -137,3 +137,22 @@ def test_results_without_a_suite_do_not_count_for_a_plan(tmp_path: Path):
     d = write_results(tmp_path / "r", [{**result("a", 1.0), "suite": None}, result("b", 1.0)])
     out = load(d)
     assert set(out.results) == {"b"} and any("a.json" in p for p in out.problems)
+
+
+def plan_file(tmp_path: Path) -> Path:
+    plan = {"version": 1, "suite": SUITE, "granularity": 1,
+            "bricks": {d: {"layers": b.layers, "ops": list(b.ops)} for d, b in PLAN.bricks.items()},
+            "models": [{"name": m.name, "file": m.file, "layers": m.layers,
+                        "instances": [{"brick": i} for i in m.instances], "edges": [list(e) for e in m.edges]}
+                       for m in PLAN.models], "failed": []}
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    return tmp_path / "p.json"
+
+
+@pytest.mark.parametrize("results", [[], [result(x, 1.0, suite="ffffffffffffffff") for x in "abcd"]])
+def test_nothing_estimated_is_a_failure_and_claims_no_zero_estimate(tmp_path: Path, results: list[dict]):
+    d = write_results(tmp_path / "r", results)
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d), "--json"])
+    assert run.exit_code == 1 and "nothing could be estimated" in run.stderr, run.output
+    rows = json.loads(run.stdout)["models"]
+    assert all(r["estimate_ms"] is None and r["coverage"] == 0 for r in rows), rows

@@ -28,7 +28,7 @@ def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate:
             "layers": est.layers,
             "bricks": est.instances,
             "coverage": round(est.covered_layers / est.layers, 4) if est.layers else 1.0,
-            "estimate_ms": chosen * 1e3,
+            "estimate_ms": chosen * 1e3 if est.covered_layers else None,  # nothing measured
             "estimate_kind": "calibrated" if use_calibration else "sequential",
             "sequential_ms": est.sequential * 1e3,
             "calibrated_ms": None if est.calibrated is None else est.calibrated * 1e3,
@@ -40,6 +40,12 @@ def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate:
             "missing": list(est.missing),
         })
     return out
+
+
+def nothing_estimated(tables: list[list[dict]]) -> bool:
+    """No model of any table has a single measured layer: the job failed (wrong plan, empty or
+    foreign results), whatever was printed."""
+    return not any(r["coverage"] > 0 for table in tables for r in table)
 
 
 def summary(table: list[dict]) -> dict:
