@@ -181,8 +181,10 @@ def report_audit(report, brief: bool) -> None:
     if brief:  # the headline, the search and the verdict; `audit` prints the signatures
         lines = [line for line in lines if not line.startswith(("  ", "what the suite", "layers by op"))]
     typer.echo("\n".join(lines), err=not report.ok)
-    if not report.ok:
+    if report.leaks:
         fail("the audit found model data in the suite (see above): do not ship it")
+    if not report.ok:
+        fail("the suite is not as dlbricks-gen wrote it (see above): do not ship it")
 
 
 @app.command("audit")

@@ -38,7 +38,7 @@ def test_a_compiled_suite_passes_and_the_report_lists_layer_signatures(models_di
     (lambda s: _append(s / "README.md", "trained by team_a on confidential_resnet"), "LEAK: README.md"),
     (lambda s: _append(_first_brick(s), "# secret-exporter"), "holds more than its SPEC"),
     (lambda s: _append(_first_brick(s), "# secret-exporter"), "a producer name of team_a/confidential_resnet.onnx"),
-    (lambda s: (s / "notes.txt").write_text("SECRET DOC"), "unexpected files in the suite: ['notes.txt']"),
+    (lambda s: (s / "notes.txt").write_text("SECRET DOC"), "notes.txt: unexpected file (dlbricks-gen did not write it)"),
     (lambda s: (s / "w.bin").write_bytes(_weight_bytes()), "initializer data of private_mlp.onnx"),
     (lambda s: _append(s / "dlbricks_runtime" / "core" / "results.py", "# x"),
      "dlbricks_runtime/core/results.py: differs from what dlbricks-gen writes"),
@@ -123,3 +123,42 @@ def test_weight_bytes_in_external_data_files_are_searched_too(tmp_path: Path):
     (suite / "bricks" / "stolen.bin").write_bytes(data[: len(data) // 3])
     report = audit_suite(suite, models)
     assert any(leak.kind == "initializer data" and leak.file == "bricks/stolen.bin" for leak in report.leaks)
+
+
+def _as_tvm_suite(suite: Path) -> None:
+    """The files compile --backend all adds: kernels, their info, the TVM requirements."""
+    meta = json.loads((suite / "suite.json").read_text())
+    meta["backends"] = ["onnxruntime", "tvm"]
+    (suite / "suite.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (suite / "kernels").mkdir()
+    for digest in meta["bricks"]:
+        (suite / "kernels" / f"{digest}.so").write_bytes(b"\x7fELF kernel")
+    (suite / "kernels" / "tvm.json").write_text('{"version": 1}\n')
+    (suite / "requirements-tvm.txt").write_text("apache-tvm==0.0\n")
+
+
+def test_a_tvm_suite_passes_and_stray_files_are_unexpected_not_model_data(models_dir: Path, tmp_path: Path):
+    suite = compiled(models_dir, tmp_path / "suite")
+    _as_tvm_suite(suite)
+    result = runner.invoke(app, ["audit", str(suite), "--models", str(models_dir)])
+    assert result.exit_code == 0 and "audit: passed" in result.output, result.output
+    (suite / ".venv" / "bin").mkdir(parents=True)
+    (suite / ".venv" / "bin" / "python").write_text("#!/bin/sh\n")
+    (suite / "kernels" / "other.so").write_bytes(b"x")
+    result = runner.invoke(app, ["audit", str(suite), "--models", str(models_dir)])
+    assert result.exit_code == 1, result.output
+    assert ".venv/bin/python: unexpected file" in result.output and "kernels/other.so: unexpected file" in result.output
+    assert "model data" not in result.output and "not as dlbricks-gen wrote it" in result.output
+
+
+def test_names_match_whole_tokens_and_numbers_identify_nothing():
+    from dlbricks_gen.codegen.audit import find_leaks
+    from dlbricks_gen.frontend.private import Secret
+
+    files = {"bricks/ab1001cd.py": b"SPEC = {'brick': 'ab1001cd', 'shape': [1, 1032], 'x': 'conv_1_weight'}\n"}
+    secrets = [Secret("tensor name", b"1001", "m.onnx"), Secret("tensor name", b"1032", "m.onnx"),
+               Secret("node name", b"conv_1", "m.onnx"), Secret("node name", b"onv_1_weigh", "m.onnx"),
+               Secret("tensor name", b"conv_1_weight", "m.onnx")]
+    leaks, ambiguous = find_leaks(files, secrets, set())
+    assert [leak.text for leak in leaks] == ["'conv_1_weight'"]
+    assert {"1001", "1032"} <= ambiguous

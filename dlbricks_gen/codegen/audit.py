@@ -31,6 +31,13 @@ from .render import TEMPLATES_DIR, SuiteInfo, environment, fixed_files, render_b
 
 TENSOR_NAME = re.compile(r"(in\d+|t\d+_\d+|[wc]\d+_\d+)")
 SHOWN_LEAKS = 20
+WORD = re.compile(r"\w", re.ASCII)
+# A name this short, or a plain number (TorchScript exports name values '1001'), is in every
+# suite's shapes and digests by chance: it identifies nothing, so it counts as ambiguous.
+MIN_NAME_CHARS = 3
+BYTE_SAMPLES = "initializer data"  # raw bytes, not text: no token boundaries
+# What compile --backend tvm|all adds (backends/tvm.py writes them; the audit cannot import it).
+TVM_FIXED = ("kernels/tvm.json", "requirements-tvm.txt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +134,18 @@ def _check_fixed(files: dict[str, bytes], specs: dict[str, dict], problems: list
         problems.append("suite.json: bricks are not sorted by digest (order could follow the models)")
     if set(listed) != set(specs):
         problems.append(f"suite.json lists {len(listed)} bricks, bricks/ holds {len(specs)} programs")
-    expected = fixed_files(environment(), SuiteInfo(suite, tuple(listed)))
+    backends = tuple(map(str, meta.get("backends") or ("onnxruntime",)))
+    expected = fixed_files(environment(), SuiteInfo(suite, tuple(listed)), backends)
     for rel, text in expected.items():
         if files.get(rel) != text.encode("utf-8"):
             problems.append(f"{rel}: differs from what dlbricks-gen writes for suite {suite}")
-    extra = sorted(set(files) - set(expected) - {f"bricks/{d}.py" for d in specs})
-    if extra:
-        problems.append(f"unexpected files in the suite: {extra[:5]}")
+    known = set(expected) | {f"bricks/{d}.py" for d in specs}
+    if "tvm" in backends:
+        known |= {*TVM_FIXED, *(f"kernels/{d}.so" for d in listed)}
+    extra = sorted(set(files) - known)
+    problems += [f"{rel}: unexpected file (dlbricks-gen did not write it)" for rel in extra[:SHOWN_LEAKS]]
+    if len(extra) > SHOWN_LEAKS:
+        problems.append(f"... and {len(extra) - SHOWN_LEAKS} more unexpected files")
     return suite
 
 
@@ -175,21 +187,45 @@ def find_leaks(files: dict[str, bytes], secrets: list[Secret], vocabulary: set[s
     automaton = ahocorasick.Automaton()
     ambiguous = set()
     for secret in secrets:
+        if _identifies_nothing(secret):
+            ambiguous.add(secret.data.decode("utf-8", "replace"))
+            continue
         for form in _forms(secret.data):
             if form in reference:
                 ambiguous.add(secret.data.decode("utf-8", "replace"))
                 break
         else:
             for form in _forms(secret.data):
-                automaton.add_word(form, secret)
+                automaton.add_word(form, (secret, form))
     if not len(automaton):
         return [], ambiguous
     automaton.make_automaton()
     leaks: dict[tuple[str, Secret], Leak] = {}
     for rel, data in files.items():
-        for _, secret in automaton.iter(data.decode("latin-1")):
+        text = data.decode("latin-1")
+        for end, (secret, form) in automaton.iter(text):
+            if not _whole_token(text, end, form, secret):
+                continue
             leaks.setdefault((rel, secret), Leak(rel, secret.kind, secret.source, _preview(secret.data)))
     return sorted(leaks.values(), key=lambda leak: (leak.file, leak.kind, leak.text)), ambiguous
+
+
+def _identifies_nothing(secret: Secret) -> bool:
+    if secret.kind == BYTE_SAMPLES:
+        return False
+    text = secret.data.decode("utf-8", "replace").strip()
+    return len(text) < MIN_NAME_CHARS or text.isdigit()
+
+
+def _whole_token(text: str, end: int, form: str, secret: Secret) -> bool:
+    """The match at text[..end] (inclusive) is not part of a longer word: a name '1001' inside
+    a hex digest, or 'conv_1' inside 'conv_1_weight', is not that name."""
+    if secret.kind == BYTE_SAMPLES:
+        return True
+    start = end - len(form) + 1
+    before = start > 0 and WORD.match(form[0]) and WORD.match(text[start - 1])
+    after = end + 1 < len(text) and WORD.match(form[-1]) and WORD.match(text[end + 1])
+    return not (before or after)
 
 
 def _forms(data: bytes) -> set[str]:

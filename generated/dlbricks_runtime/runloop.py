@@ -4,8 +4,11 @@ results/, skipping results already done with the same settings, so a run resumes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .backends import DEFAULT, result_name, summary_line
@@ -29,6 +32,41 @@ def is_done(path: Path, brick: str, suite: str, settings: dict, retry_errors: bo
     return not (retry_errors and data["status"] == "error")
 
 
+def is_real(path: Path, brick: str, suite: str) -> bool:
+    """A valid result of this brick and suite measured by a full run (not --quick): a quick
+    run must never replace it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (not validate_result(data) and data["id"] == brick and data["suite"] == suite
+            and data["settings"].get("quick") is False)
+
+
+@contextlib.contextmanager
+def run_lock(results: Path) -> Iterator[None]:
+    """One run per suite at a time: two runs would time their bricks against each other and
+    delete each other's files in flight. The kernel drops the lock when its holder dies, so a
+    crashed run never leaves the suite locked."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    with open(results / ".run.lock", "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise RunBroken(f"another run is measuring this suite ({handle.read(40).strip() or 'pid unknown'}): "
+                            "wait for it to finish (two runs at once time their bricks against "
+                            "each other)") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+
+
 def clock(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -47,6 +85,11 @@ def _todo(args: argparse.Namespace, suite: dict, settings: Settings
     todo = [(b, backend) for b, backend in runs
             if not is_done(results / result_name(b, backend), b, suite["suite"], wanted,
                            args.retry_errors)]
+    if args.quick:
+        real = [run for run in todo if is_real(results / result_name(*run), run[0], suite["suite"])]
+        if real:
+            print(f"{len(real)} bricks keep their real result (a quick run never replaces one)", flush=True)
+        todo = [run for run in todo if run not in real]
     return bricks, runs, todo
 
 
@@ -60,10 +103,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    results = args.suite_dir / "results"
+    read_suite(args.suite_dir)
+    results.mkdir(exist_ok=True)
+    with run_lock(results):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     suite = read_suite(args.suite_dir)
     settings = _settings(args)
     results = args.suite_dir / "results"
-    results.mkdir(exist_ok=True)
     for stale in results.glob(".*.tmp"):  # left by a run killed while writing
         stale.unlink()
     bricks, runs, todo = _todo(args, suite, settings)
