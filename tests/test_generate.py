@@ -112,3 +112,39 @@ def test_brick_program_matches_its_golden_file(request):
     diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
                                         "golden", "generated"))
     assert not diff, f"generated brick changed (refresh: pytest --update-golden):\n{diff}"
+
+
+def _files(suite_id: str, bricks: dict[str, str]) -> dict[str, str]:
+    """A minimal file set as render_suite returns it."""
+    meta = {"version": 2, "suite": suite_id, "bricks": sorted(bricks)}
+    return {"suite.json": json.dumps(meta) + "\n", **{f"bricks/{d}.py": t for d, t in bricks.items()}}
+
+
+def test_recompiling_removes_only_what_dlbricks_gen_wrote_and_sets_stale_results_aside(tmp_path: Path):
+    from dlbricks_gen.codegen.render import write_suite
+
+    out = tmp_path / "suite"
+    write_suite(_files("1" * 16, {"a" * 64: "A\n", "b" * 64: "B\n"}), out)
+    (out / "bricks" / "mine.py").write_text("a user's file\n")
+    (out / "results").mkdir()
+    (out / "results" / f"{'a' * 64}.json").write_text("{}")
+    write_suite(_files("1" * 16, {"a" * 64: "A\n"}), out)  # same suite id: results stay
+    assert (out / "results" / f"{'a' * 64}.json").exists()
+    write_suite(_files("2" * 16, {"c" * 64: "C\n"}), out)
+    assert sorted(p.name for p in (out / "bricks").iterdir()) == [f"{'c' * 64}.py", "mine.py"]
+    assert not list((out / "results").glob("*.json"))  # another suite's results are not this one's
+    assert (out / "results" / f"previous-{'1' * 16}" / f"{'a' * 64}.json").exists()
+
+
+def test_an_interrupted_write_leaves_a_folder_that_says_it_is_incomplete(tmp_path: Path):
+    from dlbricks_gen.codegen.render import write_suite
+    from dlbricks_gen.runtime.suite import RunBroken, read_suite
+
+    out = tmp_path / "suite"
+    write_suite(_files("1" * 16, {"a" * 64: "A\n"}), out)
+    (out / "bricks" / f"{'c' * 64}.py").mkdir()  # the new brick cannot be written
+    with pytest.raises(OSError):
+        write_suite(_files("2" * 16, {"b" * 64: "B\n", "c" * 64: "C\n"}), out)
+    assert not (out / "suite.json").exists()
+    with pytest.raises(RunBroken, match="incomplete"):
+        read_suite(out)

@@ -21,7 +21,7 @@ import jinja2
 from .. import __version__
 from ..ir.spec import brick_spec
 from ..passes.partition import Partition
-from ..runtime.suite import SUITE_VERSION  # suite.json: the version the runtime reads
+from ..runtime.suite import BRICK_ID, INCOMPLETE, SUITE_VERSION  # suite.json: the version the runtime reads
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -160,25 +160,51 @@ def requirements() -> str:
 
 
 def write_suite(files: dict[str, str], out_dir: Path) -> None:
-    """Write the files; remove brick programs that are no longer part of the suite.
+    """Write the files so that the folder holds a complete suite or says it does not.
 
-    Runtime files that are no longer part of the runtime go too (also those of the suite format
-    1 layout). Files whose content is unchanged are not rewritten. results/ is left alone: the runner
-    ignores results whose suite id differs.
+    An INCOMPLETE marker stands in for suite.json while the other files are written, and goes
+    once suite.json is written last. Of the old suite, only what dlbricks-gen wrote goes: brick
+    programs its suite.json listed and runtime files (also those of the suite format 1 layout);
+    anything else (a user's file) stays, and the audit reports it. Results of another suite id
+    are set aside in results/previous-<id>/. Unchanged files are not rewritten.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    bricks = out_dir / "bricks"
-    if bricks.is_dir():
-        for stale in bricks.glob("*.py"):
-            if f"bricks/{stale.name}" not in files:
-                stale.unlink()
+    old_id, old_bricks = _old_suite(out_dir)
+    (out_dir / INCOMPLETE).write_text("compile is writing this suite, or was interrupted: compile again\n")
+    (out_dir / "suite.json").unlink(missing_ok=True)
     runtime = out_dir / RUNTIME_PACKAGE
-    old = [out_dir / name for name in OLD_RUNTIME_FILES]
-    for stale in old + sorted(runtime.rglob("*.py")) + sorted(runtime.rglob("*.json")):
+    ours = [out_dir / "bricks" / f"{d}.py" for d in old_bricks] + [out_dir / n for n in OLD_RUNTIME_FILES]
+    for stale in ours + sorted(runtime.rglob("*.py")) + sorted(runtime.rglob("*.json")):
         if stale.is_file() and stale.relative_to(out_dir).as_posix() not in files:
             stale.unlink()
-    for rel, text in files.items():
+    for rel, text in sorted(files.items(), key=lambda kv: kv[0] == "suite.json"):
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8", newline="\n")
+    new_id = json.loads(files["suite.json"]).get("suite") if "suite.json" in files else None
+    if old_id and old_id != new_id:
+        _set_results_aside(out_dir / "results", old_id)
+    (out_dir / INCOMPLETE).unlink()
+
+
+def _old_suite(out_dir: Path) -> tuple[str | None, list[str]]:
+    """(suite id, brick ids) of the suite.json a folder holds (none: (None, []))."""
+    try:
+        meta = json.loads((out_dir / "suite.json").read_text(encoding="utf-8"))
+        bricks = [b for b in meta["bricks"] if isinstance(b, str) and BRICK_ID.match(b)]
+        return str(meta["suite"]), bricks
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, []
+
+
+def _set_results_aside(results: Path, old_id: str) -> None:
+    """Move another suite's result files into results/previous-<id>/ (never read as this
+    suite's; nothing is lost)."""
+    old = sorted(results.glob("*.json")) if results.is_dir() else []
+    if not old or not BRICK_ID.match(old_id):
+        return
+    aside = results / f"previous-{old_id}"
+    aside.mkdir(exist_ok=True)
+    for path in old:
+        path.replace(aside / path.name)

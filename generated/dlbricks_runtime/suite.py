@@ -22,8 +22,16 @@ class RunBroken(Exception):
     """The run itself cannot go on (bad suite, the worker cannot start): exit code 2."""
 
 
+# Present while compile writes a suite (suite.json is written last): a folder holds a
+# complete suite or says it does not.
+INCOMPLETE = "INCOMPLETE"
+
+
 def read_suite(suite_dir: Path) -> dict:
     path = suite_dir / "suite.json"
+    if (suite_dir / INCOMPLETE).exists():
+        raise RunBroken(f"{suite_dir}: this suite is incomplete (compile was interrupted while "
+                        "writing it): compile it again")
     try:
         suite = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
