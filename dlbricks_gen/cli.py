@@ -249,10 +249,11 @@ def _backends(name: str, target: str | None) -> tuple[tuple[str, ...], dict | No
 
 @app.command()
 def estimate(
+    ctx: typer.Context,
     plan: Annotated[list[Path] | None, typer.Option("--plan", exists=True, dir_okay=False,
         help="The plan written by compile (repeatable: one per batch size).")] = None,
-    results: Annotated[list[Path] | None, typer.Option("--results", exists=True, file_okay=False,
-        help="Results directory (repeatable).")] = None,
+    results: Annotated[list[Path] | None, typer.Option("--results", exists=True,
+        help="Results directory, or the results-<suite>.tar.gz `make pack` writes (repeatable).")] = None,
     e2e: Annotated[list[Path] | None, typer.Option("--e2e", exists=True, dir_okay=False,
         help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
     statistic: Annotated[str, typer.Option("--stat",
@@ -294,7 +295,7 @@ def estimate(
     if statistic not in rl.STATISTICS:
         fail(f"--stat must be one of {', '.join(rl.STATISTICS)}", 2)
     check_estimate_sources(plan, results, store, model, emit_missing)
-    plan, results = plan or [], results or []
+    plan, results = plan or [], opened_results(ctx, results or [])
     try:
         sections = []
         if store is not None:
@@ -376,6 +377,17 @@ def from_store(store: Path, machine: str | None, backend: str, statistic: str):
         fail(f"{store}: the results store is empty")
     typer.echo(f"estimating for machine {chosen.fingerprint}: {chosen.label}", err=True)
     return latest, ResultSet(brick_results(latest, statistic))
+
+
+def opened_results(ctx: typer.Context, paths: list[Path]) -> list[Path]:
+    """Results folders, archives unpacked (checked) into temporary folders removed when the
+    command ends."""
+    from .results.archive import results_folders
+
+    try:
+        return ctx.with_resource(results_folders(paths))
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def check_estimate_sources(plan, results, store, model, emit_missing) -> None:
@@ -583,9 +595,11 @@ app.add_typer(store_app, name="store")
 
 @store_app.command("import")
 def store_import(
+    ctx: typer.Context,
     store: Annotated[Path, typer.Argument(dir_okay=False, help="SQLite results store (created when missing).")],
-    results: Annotated[list[Path], typer.Argument(exists=True, file_okay=False,
-        help="Results directories or suite directories (shards from any machine).")],
+    results: Annotated[list[Path], typer.Argument(exists=True,
+        help="Results directories, suite directories or results-<suite>.tar.gz archives `make pack` "
+        "writes (shards from any machine).")],
 ) -> None:
     """Merge brick results into the store; results of identical machines merge, others stay apart.
 
@@ -593,7 +607,7 @@ def store_import(
     """
     from .results.store import Store, read_records
 
-    records, problems = read_records(results)
+    records, problems = read_records(opened_results(ctx, results))
     for problem in problems:
         typer.echo(f"warning: skipped {problem}", err=True)
     try:

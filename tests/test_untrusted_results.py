@@ -156,3 +156,55 @@ def test_nothing_estimated_is_a_failure_and_claims_no_zero_estimate(tmp_path: Pa
     assert run.exit_code == 1 and "nothing could be estimated" in run.stderr, run.output
     rows = json.loads(run.stdout)["models"]
     assert all(r["estimate_ms"] is None and r["coverage"] == 0 for r in rows), rows
+
+
+def packed(tmp_path: Path, results: list[dict]) -> Path:
+    """The archive the suite's `make pack` writes (the runtime's own pack)."""
+    import argparse
+
+    from dlbricks_gen.runtime.pack import pack
+
+    suite = tmp_path / "suite"
+    write_results(suite / "results", results)
+    (suite / "suite.json").write_text(json.dumps({"version": 2, "suite": SUITE, "bricks": sorted(KNOWN)}))
+    pack(argparse.Namespace(suite_dir=suite, output=None, threads=1))
+    return suite / f"results-{SUITE}.tar.gz"
+
+
+def test_the_archive_make_pack_writes_is_accepted_packed_and_unpacked(tmp_path: Path):
+    import tarfile
+    archive = packed(tmp_path, [result(x, 1.0) for x in "abcd"])
+    for given in (archive, tmp_path / "unpacked" / f"results-{SUITE}"):
+        if not given.exists():
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp_path / "unpacked", filter="data")
+        run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(given), "--json"])
+        assert run.exit_code == 0 and "warning" not in run.stderr, run.output
+        assert all(r["status"] == "complete" for r in json.loads(run.stdout)["models"])
+    run = CliRunner().invoke(app, ["store", "import", str(tmp_path / "s.db"), str(archive)])
+    assert run.exit_code == 0 and "4 new results" in run.stdout, run.output
+
+
+def _hostile_archive(path: Path, kind: str) -> Path:
+    import io
+    import tarfile
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo({"outside": "../../evil.json", "absolute": "/tmp/evil.json"}.get(kind, "r/results/a.json"))
+        if kind == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/dev/zero"
+            tar.addfile(info)
+        elif kind == "huge":
+            info.size = MAX_RESULT_BYTES + 1
+            tar.addfile(info, io.BytesIO(b" " * info.size))
+        else:
+            tar.addfile(info, io.BytesIO(b"{}"))
+    return path
+
+
+@pytest.mark.parametrize("kind, reason", [("link", "link"), ("outside", "outside"), ("absolute", "outside"),
+                                          ("huge", "bytes")])
+def test_hostile_archives_are_refused_naming_the_member(tmp_path: Path, kind: str, reason: str):
+    archive = _hostile_archive(tmp_path / "results-x.tar.gz", kind)
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(archive)])
+    assert run.exit_code == 1 and "results-x.tar.gz" in run.stderr and reason in run.stderr, run.output
+    assert not (tmp_path.parent / "evil.json").exists()

@@ -133,6 +133,13 @@ def inconsistency(data: dict) -> list[str]:
     return []
 
 
+def results_folder(directory: Path) -> Path:
+    """Where the result files of a folder given as results are: a suite folder or an unpacked
+    `make pack` archive (both hold suite.json and results/) keep them in results/."""
+    inner = directory / "results"
+    return inner if (directory / "suite.json").is_file() and inner.is_dir() else directory
+
+
 def fingerprint(data: dict) -> str:
     """What must agree between two files that claim the same brick on the same machine."""
     return json.dumps([data.get("status"), data.get("stats"), data.get("values")], sort_keys=True)

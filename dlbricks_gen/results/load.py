@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
 from ..runtime.core.results import validate_result
-from .files import fingerprint, read_json_file, read_result_file
+from .files import fingerprint, read_json_file, read_result_file, results_folder
 from .machine import identity, identity_key, section_of
 
 STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
@@ -27,7 +27,7 @@ def backends_in(dirs: list[Path]) -> list[str]:
     """The run backends found among the result files (ONNX Runtime first)."""
     found = set()
     for directory in dirs:
-        for path in directory.glob("*.json"):
+        for path in results_folder(directory).glob("*.json"):
             try:
                 found.add(run_backend(read_json_file(path)))
             except (ValueError, AttributeError):
@@ -108,7 +108,7 @@ def load_grouped(dirs: list[Path], suite: str | None, statistic: str,
     seen: dict[tuple[str, str], tuple[Path, str]] = {}
     conflicting: set[tuple[str, str]] = set()
     for directory in dirs:
-        for path in sorted(directory.glob("*.json")):
+        for path in sorted(results_folder(directory).glob("*.json")):
             try:
                 data = read_result_file(path)
             except ValueError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
 from ..runtime.core.results import validate_result
-from .files import MAX_RESULT_BYTES, fingerprint, inconsistency, parse_strict, read_result_file
+from .files import MAX_RESULT_BYTES, fingerprint, inconsistency, parse_strict, read_result_file, results_folder
 from .load import BrickResult, brick_result
 from .machine import identity, identity_key, machine_label
 
@@ -75,7 +75,7 @@ def read_records(dirs: list[Path]) -> tuple[list[Record], list[str]]:
     Unreadable or invalid files are reported, one line each, and left out."""
     records, problems = [], []
     for directory in dirs:
-        folder = directory / "results" if (directory / "suite.json").is_file() else directory
+        folder = results_folder(directory)
         if not folder.is_dir():
             problems.append(f"{directory}: not a results directory")
             continue
