@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -46,6 +47,19 @@ Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion",
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def check_output_file(path: Path | None, option: str) -> None:
+    """Refuse, before any long work, an output file that could not be written at the end."""
+    if path is None:
+        return
+    folder = path.parent
+    if path.is_dir():
+        fail(f"{option} {path}: is a folder, give a file name", 2)
+    if not folder.is_dir():
+        fail(f"{option} {path}: no folder {folder} (create it first)", 2)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        fail(f"{option} {path}: not writable", 2)
 
 
 def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None) -> ShapeOptions:
@@ -295,6 +309,9 @@ def estimate(
     if statistic not in rl.STATISTICS:
         fail(f"--stat must be one of {', '.join(rl.STATISTICS)}", 2)
     check_estimate_sources(plan, results, store, model, emit_missing)
+    if as_json and as_csv:
+        fail("--json and --csv cannot be combined: choose one output format", 2)
+    check_output_file(html_path, "--html")
     plan, results = plan or [], opened_results(ctx, results or [])
     try:
         sections = []
@@ -458,6 +475,7 @@ def e2e(
     from .runtime.core.settings import Settings
     from .workflows.e2e import measure_all
 
+    check_output_file(output, "-o")
     options = shape_options(batch, input_shape, dim)
     settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs)
     measure = None

@@ -104,3 +104,22 @@ def test_zoo_writes_selected_models_and_dry_run_writes_nothing(tmp_path: Path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["bert_base.onnx", "resnet18.onnx"]
     result = runner.invoke(app, ["zoo", str(tmp_path / "m"), "--models", "nope"])
     assert result.exit_code == 2 and "unknown zoo model" in result.stderr
+
+
+def test_output_paths_are_checked_before_any_measurement(models_dir: Path, tmp_path: Path):
+    run = runner.invoke(app, ["e2e", str(models_dir), "-o", str(tmp_path / "missing" / "e.json"), "--quick"])
+    assert run.exit_code == 2 and "missing" in run.stderr and "measuring" not in run.stderr, run.output
+    (tmp_path / "p.json").write_text("{}")
+    run = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path),
+                              "--html", str(tmp_path / "missing" / "r.html")])
+    assert run.exit_code == 2 and "--html" in run.stderr, run.output
+
+
+def test_usage_errors_exit_2_and_raw_errors_are_named(models_dir: Path, tmp_path: Path):
+    (tmp_path / "p.json").write_text("not json")
+    both = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path), "--json", "--csv"])
+    assert both.exit_code == 2 and "--json" in both.stderr and "--csv" in both.stderr, both.output
+    plan = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path)])
+    assert plan.exit_code == 1 and "p.json" in plan.stderr and "Traceback" not in plan.output, plan.output
+    h = runner.invoke(app, ["inspect", str(models_dir), "-H", "abc"])
+    assert h.exit_code == 2 and "-H" in h.stderr and "abc" in h.stderr, h.output
