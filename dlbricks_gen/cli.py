@@ -348,7 +348,7 @@ def estimate(
         comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
         side_by_side.setdefault(the_plan.label, {})[key] = table
-        breakdowns = {m.name: est.breakdown(m, the_plan, loaded.results) for m in the_plan.models}
+        breakdowns = report.headline_views(table, the_plan, loaded.results)
         for row in table:
             row["breakdown"] = breakdowns[row["model"]]
             row["batch"] = the_plan.batch

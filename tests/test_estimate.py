@@ -154,3 +154,33 @@ def test_calibration_removes_reorders_and_all_but_the_per_node_part_of_each_call
     assert diamond.calibrated == pytest.approx(0.67 + 1.92 + 4.92 + 0.4 + 0.08)
     assert chain.calibrated == pytest.approx(1.92 * 2 + 0.67 + 0.08)
     assert diamond.sequential == pytest.approx(8.5)  # the plain sum is still reported
+
+
+def calibrated_results() -> dict[str, rl.BrickResult]:
+    """Every brick of PLAN with a calibration: 1 ms measured, 0.4 ms of it the brick's own call
+    and edges, 0.1 ms the call a whole model pays once."""
+    return {d: rl.BrickResult(d, True, 1e-3, None, result(d, 1e-3), null_call=1e-4, boundary=3e-4)
+            for d in PLAN.bricks}
+
+
+def test_every_view_of_the_report_shows_the_headline_estimate():
+    import re
+
+    from dlbricks_gen.estimate import model as est
+    from dlbricks_gen.estimate import report
+    from dlbricks_gen.estimate.html import estimate_report
+
+    results = calibrated_results()
+    table = report.rows(est.estimate(PLAN, results), {})
+    breakdowns = report.headline_views(table, PLAN, results)
+    for row in table:
+        assert row["estimate_kind"] == "calibrated" and row["estimate_ms"] < row["sequential_ms"]
+        assert row["critical_path_ms"] <= row["estimate_ms"] + 1e-12, row
+        by_op = breakdowns[row["model"]]["by_op"]
+        assert sum(by_op.values()) * 1e3 == pytest.approx(row["estimate_ms"]), (by_op, row)
+    diamond = next(r for r in table if r["model"] == "diamond")
+    assert diamond["estimate_ms"] == pytest.approx(4 * 0.6 + 0.1)
+    assert diamond["critical_path_ms"] == pytest.approx(3 * 0.6 + 0.1)  # a -> b -> d
+    page = estimate_report(table, breakdowns)
+    cells = re.findall(r"<td>([^<]*)</td>", page)
+    assert f"{diamond['estimate_ms']:.3f}" in cells and f"{diamond['sequential_ms']:.3f}" not in cells

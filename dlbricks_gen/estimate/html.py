@@ -82,16 +82,16 @@ def plot_breakdown(model: str, by_op: dict[str, float], top: int = 12) -> str:
 def estimate_report(table: list[dict], breakdowns: dict[str, dict]) -> str:
     """The estimate command's --html page: table, estimated vs measured, ratios, breakdowns."""
     rows = [[r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
-             ("" if r["status"] == "complete" else ">=") + _num(r["sequential_ms"]),
+             ("" if r["status"] == "complete" else ">=") + _num(r["estimate_ms"]),
              ("" if r["status"] == "complete" else ">=") + _num(r["critical_path_ms"]),
              _num(r["measured_ms"]), _num(r["ratio"]), r["status"]] for r in table]
-    parts = [_table(["model", "layers", "bricks", "coverage", "sequential ms", "critical path ms",
+    parts = [_table(["model", "layers", "bricks", "coverage", "estimate ms", "critical path ms",
                      "measured ms", "est/meas", "status"], rows)]
     compared = [r for r in table if r["ratio"] is not None]
     if compared:
         names = [r["model"] for r in compared]
         parts.append(_img(plot_estimated_vs_measured(
-            names, [r["sequential_ms"] for r in compared], [r["measured_ms"] for r in compared]),
+            names, [r["estimate_ms"] for r in compared], [r["measured_ms"] for r in compared]),
             "Estimated vs measured latency per model"))
         parts.append(_img(plot_ratios(names, [r["ratio"] for r in compared]),
                           "Estimate / measured per model"))

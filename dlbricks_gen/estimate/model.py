@@ -79,6 +79,25 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     )
 
 
+def brick_seconds(result: BrickResult, calibrated: bool) -> float:
+    """What one use of a measured brick adds to the headline estimate."""
+    return result.calibrated if calibrated and result.calibrated is not None else result.latency
+
+
+def model_call(model: ModelPlan, results: dict[str, BrickResult]) -> float:
+    """The call a whole calibrated model pays once: the median null call of its bricks."""
+    calls = sorted(results[d].null_call or 0.0 for d in model.instances if d in results and results[d].ok)
+    return calls[len(calls) // 2] if calls else 0.0
+
+
+def headline_critical_path(model: ModelPlan, results: dict[str, BrickResult], calibrated: bool) -> float:
+    """The critical path in the same terms as the headline estimate (calibrated bricks and one
+    call of the model, or plain latencies), so it is never longer than the estimate."""
+    weights = [brick_seconds(results[d], calibrated) if d in results and results[d].ok else 0.0
+               for d in model.instances]
+    return critical_path(len(weights), model.edges, weights) + (model_call(model, results) if calibrated else 0.0)
+
+
 def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
     return [estimate_model(m, plan, results) for m in plan.models]
 
@@ -90,9 +109,14 @@ def geometric_mean(values: list[float]) -> float | None:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top: int = 5) -> dict:
+MODEL_CALL = "(one call of the model)"
+
+
+def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top: int = 5,
+              calibrated: bool = False) -> dict:
     """Where a model's estimated time goes: by op type (a multi-layer brick counts under its
-    op sequence, e.g. "Conv>Relu") and the bricks with the largest share."""
+    op sequence, e.g. "Conv>Relu") and the bricks with the largest share; `calibrated`: in the
+    terms of the calibrated estimate (its bars add up to it, the model's one call included)."""
     by_op: dict[str, float] = {}
     by_brick: dict[str, list] = {}
     for digest in model.instances:
@@ -100,10 +124,13 @@ def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top
         if result is None or not result.ok:
             continue
         label = ">".join(plan.bricks[digest].ops)
-        by_op[label] = by_op.get(label, 0.0) + result.latency
+        seconds = brick_seconds(result, calibrated)
+        by_op[label] = by_op.get(label, 0.0) + seconds
         entry = by_brick.setdefault(digest, [label, 0, 0.0])
         entry[1] += 1
-        entry[2] += result.latency
+        entry[2] += seconds
+    if calibrated and by_op:
+        by_op[MODEL_CALL] = model_call(model, results)
     total = sum(by_op.values()) or 1.0
     ranked = sorted(by_brick.items(), key=lambda kv: (-kv[1][2], kv[0]))[:top]
     return {

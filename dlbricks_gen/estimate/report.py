@@ -7,7 +7,8 @@ import io
 import json
 
 from ..results.load import BrickResult
-from .model import ModelEstimate, geometric_mean
+from ..passes.plan import Plan
+from .model import ModelEstimate, breakdown, geometric_mean, headline_critical_path
 
 COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "sequential_ms", "calibrated_ms",
            "critical_path_ms", "measured_ms", "ratio", "status")
@@ -40,6 +41,18 @@ def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate:
             "missing": list(est.missing),
         })
     return out
+
+
+def headline_views(table: list[dict], plan: Plan, results: dict[str, BrickResult]) -> dict[str, dict]:
+    """Put every view of a table in the terms of its headline estimate: the critical path of
+    each row, and the per-model breakdowns it returns (by model name)."""
+    by_name = {m.name: m for m in plan.models}
+    breakdowns = {}
+    for row in table:
+        model, calibrated = by_name[row["model"]], row["estimate_kind"] == "calibrated"
+        row["critical_path_ms"] = headline_critical_path(model, results, calibrated) * 1e3
+        breakdowns[row["model"]] = breakdown(model, plan, results, calibrated=calibrated)
+    return breakdowns
 
 
 def nothing_estimated(tables: list[list[dict]]) -> bool:
