@@ -6,8 +6,8 @@ import csv
 import io
 import json
 
-from ..results.load import BrickResult
 from ..passes.plan import Plan
+from ..results.load import BrickResult
 from .model import ModelEstimate, breakdown, geometric_mean, headline_critical_path
 
 COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "sequential_ms", "calibrated_ms",
