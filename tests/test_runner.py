@@ -196,16 +196,18 @@ def test_make_check_run_pack_help(tmp_path: Path):
     check = make("check")
     assert check.returncode == 0 and "ready" in check.stdout, check.stdout + check.stderr
     assert "onnxruntime" in check.stdout
+    assert check.stdout.rstrip().endswith(f"make run PYTHON={sys.executable}`"), check.stdout
     assert sorted(p.relative_to(directory) for p in directory.rglob("*")) == before  # wrote nothing
 
     done = make("run", "QUICK=1", "THREADS=1", "TIMEOUT=60")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 measured" in done.stdout
+    assert "2 measured" in done.stdout and "expected run time" in done.stdout.splitlines()[1], done.stdout
     measured = sorted(p.stem for p in (directory / "results").glob("*.json"))
     assert measured == sorted(s["brick"] for s in specs)
 
     packed = make("pack")
     assert packed.returncode == 0 and "2 ok" in packed.stdout, packed.stdout + packed.stderr
+    assert "2 of them QUICK" in packed.stdout, packed.stdout
     with tarfile.open(directory / f"results-{SUITE}.tar.gz") as tar:
         names = set(tar.getnames())
         machine = json.load(tar.extractfile(f"results-{SUITE}/machine.json"))
@@ -214,8 +216,9 @@ def test_make_check_run_pack_help(tmp_path: Path):
     assert machine["machine"]["cpu_model"]
 
     helped = make("help")
-    for target in ("make check", "make run", "make pack", "make clean-results", "SHARD=K/N"):
+    for target in ("make check", "make run", "make pack", "make clean-results", "SHARD=K/N", "RUNS="):
         assert target in helped.stdout
+    assert "`RUNS=" in (directory / "README.md").read_text()
     assert make("clean-results").returncode == 0
     assert not (directory / "results").exists()
 

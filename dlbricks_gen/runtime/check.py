@@ -5,6 +5,7 @@ numpy, onnx and onnxruntime only once they are known to be there."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import importlib
 import json
 import os
@@ -21,6 +22,11 @@ MODULE = __spec__.name if __spec__ is not None else __name__
 TVM_MODULE = f"{MODULE.rpartition('.')[0]}.backends.tvm"
 
 
+def next_command(threads: int) -> str:
+    """The exact `make run` to type next, with the Python that passed the check."""
+    return f"make run{f' THREADS={threads}' if threads != 1 else ''} PYTHON={shlex.quote(sys.executable)}"
+
+
 def check(args: argparse.Namespace) -> int:
     problems = _check_python() + _check_libraries(args.suite_dir / "requirements.txt")
     problems += _check_suite(args.suite_dir)
@@ -35,7 +41,7 @@ def check(args: argparse.Namespace) -> int:
             print(f"warning: {warning}")
     for problem in problems:
         print(f"problem: {problem}")
-    print("ready: run `make run`" if not problems else
+    print(f"ready: run `{next_command(args.threads)}`" if not problems else
           f"not ready: fix the problems above "
           f"({sys.executable} -m pip install -r requirements.txt)")
     return 0 if not problems else 1

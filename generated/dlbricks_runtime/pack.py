@@ -16,12 +16,13 @@ from .suite import read_suite
 
 
 def _count(results: list[Path]) -> dict[str, int]:
-    counts = {"ok": 0, "error": 0, "invalid": 0}
+    counts = {"ok": 0, "error": 0, "invalid": 0, "quick": 0}
     for path in results:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             counts["invalid" if validate_result(data) else data["status"]] += 1
-        except (OSError, ValueError):
+            counts["quick"] += data.get("settings", {}).get("quick") is True
+        except (OSError, ValueError, AttributeError):
             counts["invalid"] += 1
     return counts
 
@@ -51,4 +52,7 @@ def pack(args: argparse.Namespace) -> int:
         tar.addfile(info, io.BytesIO(data))
     print(f"wrote {output}: {counts['ok']} ok, {counts['error']} failed, {counts['invalid']} "
           f"invalid result files; {missing} of {len(suite['bricks'])} bricks have no result")
+    if counts["quick"]:
+        print(f"warning: {counts['quick']} of them QUICK (make run QUICK=1: smoke-test timings, "
+              "not measurements; run `make run` without QUICK before sending)")
     return 0

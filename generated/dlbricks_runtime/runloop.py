@@ -67,6 +67,18 @@ def run_lock(results: Path) -> Iterator[None]:
         yield
 
 
+SETUP_S = 0.3  # a session of one brick: build, load, warm up (a fast brick on a laptop)
+
+
+def expected_time(runs: int, settings: Settings) -> str:
+    """Before the run: how long it should take at most, from the time cap of each brick (a
+    brick slower than the cap per call takes longer; most take far less)."""
+    per_run = settings.max_time_s + settings.warmup_s + SETUP_S
+    return (f"expected run time: up to about {clock(runs * per_run)} ({runs} runs x "
+            f"{per_run:.2f} s at most each, bricks slower than {settings.max_time_s:g} s per "
+            f"call excepted)")
+
+
 def clock(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -124,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
           f"{skipped} already done, {len(todo)} to run; threads={args.threads}"
           f"{'' if backends == [DEFAULT] else ', backends ' + '+'.join(backends)}"
           f"{', quick' if args.quick else ''}, timeout {args.timeout:g} s", flush=True)
+    print(expected_time(len(todo), settings), flush=True)
     for warning in quiet_warnings(args.threads):
         print(f"warning: {warning}", flush=True)
     start = time.perf_counter()
