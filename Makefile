@@ -1,5 +1,6 @@
 # dlbricks-gen: one command to try it, one to test it.
-#   make demo      set up .venv, write the example models, compile, run the suite, measure, estimate
+#   make demo      set up .venv (the plain install: no TVM, no test tools), write the example
+#                  models, compile, run the suite, measure, estimate; QUICK=1: a minute, smoke-test timings
 #   make test      set up .venv and run the tests (ruff, mypy, pytest)
 #   make lint      ruff and mypy only
 #   make generate  refresh generated/ (the committed example suite)
@@ -10,6 +11,8 @@ BIN     = $(VENV)/bin
 DEMO   ?= demo
 H      ?= 1
 THREADS ?= 1
+QUICK  ?=
+QUICK_FLAG = $(if $(filter-out 0 no false,$(QUICK)),--quick)
 
 .PHONY: setup demo test lint generate clean help
 
@@ -22,13 +25,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The demo needs the package's own dependencies only (not TVM, xgboost or the test tools).
+$(VENV)/.installed-demo: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
 setup: $(VENV)/.installed
 
-demo: setup
+demo: $(VENV)/.installed-demo
 	$(BIN)/dlbricks-gen zoo $(DEMO)/models
 	$(BIN)/dlbricks-gen compile $(DEMO)/models -o $(DEMO)/suite -H $(H)
-	$(MAKE) -C $(DEMO)/suite run THREADS=$(THREADS) PYTHON=$(abspath $(BIN))/python
-	$(BIN)/dlbricks-gen e2e $(DEMO)/models -o $(DEMO)/e2e.json --threads $(THREADS)
+	$(MAKE) -C $(DEMO)/suite run THREADS=$(THREADS) QUICK=$(QUICK) PYTHON=$(abspath $(BIN))/python
+	$(BIN)/dlbricks-gen e2e $(DEMO)/models -o $(DEMO)/e2e.json --threads $(THREADS) $(QUICK_FLAG)
 	$(BIN)/dlbricks-gen estimate --plan $(DEMO)/suite.plan.json --results $(DEMO)/suite/results --e2e $(DEMO)/e2e.json
 
 test: setup lint

@@ -123,3 +123,13 @@ def test_usage_errors_exit_2_and_raw_errors_are_named(models_dir: Path, tmp_path
     assert plan.exit_code == 1 and "p.json" in plan.stderr and "Traceback" not in plan.output, plan.output
     h = runner.invoke(app, ["inspect", str(models_dir), "-H", "abc"])
     assert h.exit_code == 2 and "-H" in h.stderr and "abc" in h.stderr, h.output
+
+
+def test_make_demo_installs_only_the_plain_package_and_has_a_quick_switch(tmp_path: Path):
+    root = Path(__file__).resolve().parent.parent
+    dry = subprocess.run(["make", "-n", "-B", "-C", str(root), "demo", f"VENV={tmp_path}/venv",
+                          f"DEMO={tmp_path}/demo", "QUICK=1", "MAKE=true"], capture_output=True, text=True, check=False)
+    assert dry.returncode == 0, dry.stderr
+    installs = [line for line in dry.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs and all(line.rstrip().endswith("-e .") for line in installs), installs
+    assert "QUICK=1" in dry.stdout and "--quick" in dry.stdout
