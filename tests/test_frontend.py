@@ -206,3 +206,11 @@ def test_the_newest_opset_lowers_and_its_bricks_load():
     for digest, brick in partition([newest_model], 2).bricks:
         ort.InferenceSession(build_model(brick_spec(digest, brick)).SerializeToString(),
                              providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("shape, finding", [((8, 16, 16), "has rank 4, not 3"),
+                                            ((1, 9, 16, 16), "dimension 1 of input 'x' is fixed at 8")])
+def test_input_shapes_may_bind_symbols_not_change_rank_or_fixed_dims(shape, finding: str):
+    with pytest.raises(FrontendError, match=finding) as err:
+        lower(residual_cnn(batch="N"), ShapeOptions(input_shapes=(("x", shape),)))
+    assert "--input-shape x=" in str(err.value)

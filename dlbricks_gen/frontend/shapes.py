@@ -44,6 +44,7 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
             raise FrontendError(display, f"input {value.name!r} is not a tensor (sequence/map)")
         shape = value.type.tensor_type.shape
         if value.name in explicit:
+            _check_explicit(value.name, shape, explicit[value.name], display)
             _set_shape(shape, explicit[value.name])
             continue
         missing = []
@@ -69,6 +70,21 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
             + " (bind them with --batch, --dim NAME=VALUE or --input-shape NAME=DIMS)",
         )
     _bind_outputs(graph, symbols)
+
+
+def _check_explicit(name: str, shape: onnx.TensorShapeProto, dims: tuple[int, ...], display: str) -> None:
+    """--input-shape may bind the symbolic dimensions of an input, not change its rank or a
+    dimension the model fixes (shape inference would fail later, naming something else)."""
+    if not shape.dim:
+        return  # no shape recorded: any shape is the user's to give
+    given = "x".join(map(str, dims))
+    if len(dims) != len(shape.dim):
+        raise FrontendError(display, f"--input-shape {name}={given}: input {name!r} has rank "
+                                     f"{len(shape.dim)}, not {len(dims)}")
+    for index, (dim, value) in enumerate(zip(shape.dim, dims, strict=True)):
+        if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != value:
+            raise FrontendError(display, f"--input-shape {name}={given}: dimension {index} of input "
+                                         f"{name!r} is fixed at {dim.dim_value} by the model")
 
 
 def _set_shape(shape: onnx.TensorShapeProto, dims: tuple[int, ...]) -> None:
