@@ -345,6 +345,10 @@ def estimate(
     for the_plan, key, loaded, run in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
+        quick = rl.quick_results(loaded.results)
+        if quick:
+            typer.echo(f"warning: {quick} of {len(loaded.results)} results are QUICK (make run QUICK=1): "
+                       "smoke-test timings, not an estimate of real latency", err=True)
         comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
         side_by_side.setdefault(the_plan.label, {})[key] = table

@@ -85,8 +85,9 @@ def test_estimate_cli_warns_per_file_and_still_estimates(tmp_path: Path):
     (d / "nan.json").write_text(json.dumps(result("a", 1.0)).replace('"median": 1.0', '"median": NaN'))
     run = CliRunner().invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(d), "--json"])
     assert run.exit_code == 0, run.output
-    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: skipped")]
     assert len(warnings) == 2 and any("evil.json" in w for w in warnings)
+    assert "4 of 4 results are QUICK" in run.stderr  # the fixtures are quick results
     rows = json.loads(run.stdout)["models"]
     assert all(r["status"] == "complete" for r in rows), rows
     assert not (Path.cwd() / "x").exists()
@@ -179,7 +180,7 @@ def test_the_archive_make_pack_writes_is_accepted_packed_and_unpacked(tmp_path: 
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp_path / "unpacked", filter="data")
         run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(given), "--json"])
-        assert run.exit_code == 0 and "warning" not in run.stderr, run.output
+        assert run.exit_code == 0 and "warning: skipped" not in run.stderr, run.output
         assert all(r["status"] == "complete" for r in json.loads(run.stdout)["models"])
     run = CliRunner().invoke(app, ["store", "import", str(tmp_path / "s.db"), str(archive)])
     assert run.exit_code == 0 and "4 new results" in run.stdout, run.output

@@ -179,6 +179,11 @@ def brick_result(data: dict, statistic: str) -> BrickResult:
     return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), latency * share)
 
 
+def quick_results(results: dict[str, BrickResult]) -> int:
+    """How many results come from a quick run (smoke-test budgets: never real latencies)."""
+    return sum((r.data.get("settings") or {}).get("quick") is True for r in results.values())
+
+
 def e2e_batch(path: Path) -> int | None:
     """The --batch an e2e file was measured with (None when not recorded)."""
     try:
