@@ -14,17 +14,13 @@ target's own measured conversion times.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
-
-import onnx
-import onnxruntime as ort
 
 from ..ir import Kind, Model
 from ..ir.spec import brick_spec
 from ..runtime.core.calibration import NCHWC_SEEDS
 from ..runtime.core.spec import build_model
+from .optimized import optimized_graph
 from .partition import Partition, consumers, make_brick
 
 REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
@@ -44,7 +40,7 @@ def conversions(model: Model) -> Conversions | None:
         return None
     spec = brick_spec("model", make_brick(model, 0, len(model.nodes), consumers(model)))
     names = _spec_names(model)
-    optimized = _optimized_graph(build_model(spec))
+    optimized = optimized_graph(build_model(spec), "all")
     into = {names[n.input[0]] for n in optimized.node if n.op_type == REORDER_IN and n.input[0] in names}
     out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
     return Conversions(frozenset(into), frozenset(out_of))
@@ -62,22 +58,6 @@ def _spec_names(model: Model) -> dict[str, str]:
         names.update({f"t{i}_{j}": out for j, out in enumerate(node.outputs) if out})
     names.update({f"in{k}": name for k, name in enumerate(external)})
     return names
-
-
-def _optimized_graph(model: onnx.ModelProto) -> onnx.GraphProto:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "optimized.onnx"
-        options.optimized_model_filepath = str(path)
-        options.add_session_config_entry(
-            "session.optimized_model_external_initializers_file_name", "weights.bin")
-        options.add_session_config_entry(
-            "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        return onnx.load_model(str(path), load_external_data=False).graph
 
 
 def kept_shares(model: Model, spans: tuple[tuple[int, int], ...],
