@@ -79,22 +79,26 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     )
 
 
-def brick_seconds(result: BrickResult, calibrated: bool) -> float:
-    """What one use of a measured brick adds to the headline estimate."""
-    return result.calibrated if calibrated and result.calibrated is not None else result.latency
+def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool) -> float:
+    """What instance k of a model adds to its headline estimate (0 when not measured)."""
+    result = results.get(model.instances[k])
+    if result is None or not result.ok:
+        return 0.0
+    value = result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None) if calibrated else None
+    return result.latency if value is None else value
 
 
 def model_call(model: ModelPlan, results: dict[str, BrickResult]) -> float:
     """The call a whole calibrated model pays once: the median null call of its bricks."""
-    calls = sorted(results[d].null_call or 0.0 for d in model.instances if d in results and results[d].ok)
+    calls = sorted(n for d in model.instances if d in results and results[d].ok
+                   for n in [results[d].null_call] if n is not None)
     return calls[len(calls) // 2] if calls else 0.0
 
 
 def headline_critical_path(model: ModelPlan, results: dict[str, BrickResult], calibrated: bool) -> float:
     """The critical path in the same terms as the headline estimate (calibrated bricks and one
     call of the model, or plain latencies), so it is never longer than the estimate."""
-    weights = [brick_seconds(results[d], calibrated) if d in results and results[d].ok else 0.0
-               for d in model.instances]
+    weights = [instance_seconds(model, k, results, calibrated) for k in range(len(model.instances))]
     return critical_path(len(weights), model.edges, weights) + (model_call(model, results) if calibrated else 0.0)
 
 
@@ -119,12 +123,12 @@ def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top
     terms of the calibrated estimate (its bars add up to it, the model's one call included)."""
     by_op: dict[str, float] = {}
     by_brick: dict[str, list] = {}
-    for digest in model.instances:
+    for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is None or not result.ok:
             continue
         label = ">".join(plan.bricks[digest].ops)
-        seconds = brick_seconds(result, calibrated)
+        seconds = instance_seconds(model, k, results, calibrated)
         by_op[label] = by_op.get(label, 0.0) + seconds
         entry = by_brick.setdefault(digest, [label, 0, 0.0])
         entry[1] += 1
