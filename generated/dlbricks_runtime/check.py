@@ -5,10 +5,10 @@ numpy, onnx and onnxruntime only once they are known to be there."""
 from __future__ import annotations
 
 import argparse
-import shlex
 import importlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from importlib import metadata
