@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -342,6 +343,7 @@ def estimate(
     except ValueError as exc:
         fail(str(exc))
     side_by_side: dict[str, dict[str, list[dict]]] = {}
+    today = datetime.date.today().isoformat()
     for the_plan, key, loaded, run in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
@@ -359,7 +361,10 @@ def estimate(
         header = ", ".join(filter(None, [the_plan.label if len(plans) > 1 else "", key]))
         if header:
             typer.echo(f"== {header}")
-        typer.echo(report.to_json(table, statistic) if as_json else
+        about = report.describe(the_plan, loaded.results, statistic, today)
+        if not (as_json or as_csv):
+            typer.echo(report.about_line(about))
+        typer.echo(report.to_json(table, statistic, about) if as_json else
                    report.to_csv(table) if as_csv else report.to_table(table), nl=False)
         if html_path is not None:
             from .estimate.html import estimate_report
@@ -367,7 +372,7 @@ def estimate(
             index = sections.index((the_plan, key, loaded, run))
             target = html_path if len(sections) == 1 else html_path.with_name(
                 f"{html_path.stem}-{index + 1}{html_path.suffix}")
-            target.write_text(estimate_report(table, breakdowns), encoding="utf-8")
+            target.write_text(estimate_report(table, breakdowns, report.about_line(about)[2:]), encoding="utf-8")
             typer.echo(f"wrote {target}", err=True)
     for label, tables in side_by_side.items():
         if len(tables) > 1 and not (as_json or as_csv):

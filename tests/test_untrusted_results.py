@@ -209,3 +209,19 @@ def test_hostile_archives_are_refused_naming_the_member(tmp_path: Path, kind: st
     run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(archive)])
     assert run.exit_code == 1 and "results-x.tar.gz" in run.stderr and reason in run.stderr, run.output
     assert not (tmp_path.parent / "evil.json").exists()
+
+
+def test_every_output_names_machine_suite_statistic_h_version_and_date(tmp_path: Path):
+    import datetime
+
+    from dlbricks_gen import __version__
+    d = write_results(tmp_path / "r", [result(x, 1.0) for x in "abcd"])
+    base = ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d), "--stat", "median"]
+    table = CliRunner().invoke(app, [*base, "--html", str(tmp_path / "r.html")])
+    about = json.loads(CliRunner().invoke(app, [*base, "--json"]).stdout)["about"]
+    today = datetime.date.today().isoformat()
+    assert about == {"machine": about["machine"], "suite": SUITE, "statistic": "median", "H": 1, "batch": None,
+                     "dlbricks_gen": __version__, "date": today} and "cpu-x" in about["machine"]
+    for text in (table.stdout.splitlines()[0], (tmp_path / "r.html").read_text()):
+        for part in ("cpu-x", SUITE, "median", "H=1", __version__, today):
+            assert part in text, (part, text[:300])

@@ -79,14 +79,16 @@ def plot_breakdown(model: str, by_op: dict[str, float], top: int = 12) -> str:
     return _png(fig)
 
 
-def estimate_report(table: list[dict], breakdowns: dict[str, dict]) -> str:
-    """The estimate command's --html page: table, estimated vs measured, ratios, breakdowns."""
+def estimate_report(table: list[dict], breakdowns: dict[str, dict], about: str = "") -> str:
+    """The estimate command's --html page: what it describes (`about`), table, estimated vs
+    measured, ratios, breakdowns."""
     rows = [[r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
              ("" if r["status"] == "complete" else ">=") + _num(r["estimate_ms"]),
              ("" if r["status"] == "complete" else ">=") + _num(r["critical_path_ms"]),
              _num(r["measured_ms"]), _num(r["ratio"]), r["status"]] for r in table]
-    parts = [_table(["model", "layers", "bricks", "coverage", "estimate ms", "critical path ms",
-                     "measured ms", "est/meas", "status"], rows)]
+    parts = [f"<p>{html.escape(about)}</p>"] if about else []
+    parts.append(_table(["model", "layers", "bricks", "coverage", "estimate ms", "critical path ms",
+                         "measured ms", "est/meas", "status"], rows))
     compared = [r for r in table if r["ratio"] is not None]
     if compared:
         names = [r["model"] for r in compared]

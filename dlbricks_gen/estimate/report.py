@@ -75,9 +75,28 @@ def summary(table: list[dict]) -> dict:
     }
 
 
-def to_json(table: list[dict], statistic: str) -> str:
+def to_json(table: list[dict], statistic: str, about: dict | None = None) -> str:
+    extra = {"about": about} if about is not None else {}
     return json.dumps({"version": 1, "statistic": statistic, "models": table,
-                       "summary": summary(table)}, indent=2, sort_keys=True) + "\n"
+                       "summary": summary(table), **extra}, indent=2, sort_keys=True) + "\n"
+
+
+def describe(plan: Plan, results: dict[str, BrickResult], statistic: str, today: str) -> dict:
+    """What an estimate describes, for every output to name: the machine the results were
+    measured on, the suite, the statistic, H, the dlbricks-gen version and the date."""
+    from .. import __version__
+    from ..results.machine import identity, machine_label
+
+    first = next((r for r in results.values() if r.ok), None)
+    return {"machine": machine_label(identity(first.data)) if first else None, "suite": plan.suite,
+            "statistic": statistic, "H": plan.granularity, "batch": plan.batch,
+            "dlbricks_gen": __version__, "date": today}
+
+
+def about_line(about: dict) -> str:
+    return (f"# machine {about['machine'] or 'unknown (no results)'}; suite {about['suite']}, "
+            f"H={about['H']}, statistic {about['statistic']}; dlbricks-gen {about['dlbricks_gen']}, "
+            f"{about['date']}")
 
 
 def to_csv(table: list[dict]) -> str:
