@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from . import __version__, backends
-from .frontend import ShapeOptions
+from .frontend import ShapeOptions, find_models
 from .frontend.shapes import DEFAULT_MAX_BYTES
 
 app = typer.Typer(
@@ -150,10 +154,11 @@ def compile_cmd(
         chosen, latest = stored_results(have, machine, "onnxruntime") if have else (None, {})
         known = frozenset(d for d, r in latest.items() if r.get("status") == "ok")
         h = one_granularity(granularity)
-        result = compile_models(models, output, plan_path, h, options, fusion,
-                                progress=echo_progress,
-                                audit=audit, decoys=decoys, exclude=known,
-                                backends=chosen_backends, tvm_target=target)
+        with progress_bar("compile", len(find_models(models)), echo_progress) as progress:
+            result = compile_models(models, output, plan_path, h, options, fusion,
+                                    progress=progress,
+                                    audit=audit, decoys=decoys, exclude=known,
+                                    backends=chosen_backends, tvm_target=target)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -185,6 +190,42 @@ def compile_cmd(
 
 def echo_progress(item: str) -> None:
     typer.echo(item if item.startswith("TVM kernel ") else f"reading {item!r}"[:300], err=True)
+
+
+@contextlib.contextmanager
+def progress_bar(what: str, total: int, line: Callable[[str], None],
+                 console: Console | None = None) -> Iterator[Callable[[str], None]]:
+    """A callback for long work over `total` items: on a terminal a rich progress bar with
+    counts, elapsed time and ETA; otherwise (logs, pipes, tests) `line` per item."""
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield line
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[item]}"))
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(what, total=total, item="")
+        started = False
+
+        def advance(item: str) -> None:
+            nonlocal started
+            if item.startswith("TVM kernel "):  # a second phase, not counted
+                bar.console.print(item)
+                return
+            bar.update(task, advance=1 if started else 0, item=escape(item[-60:]))
+            started = True
+
+        yield advance
+        bar.update(task, completed=total)
 
 
 def report_audit(report, brief: bool) -> None:
@@ -505,8 +546,9 @@ def e2e(
         from .backends.tvm import measure_function
 
         measure = measure_function(target, tuning_db, tune_trials)
-    data = measure_all(models, options, settings, measure=measure,
-                       progress=lambda n: typer.echo(f"measuring {n}", err=True))
+    with progress_bar("e2e", len(find_models(models)),
+                      lambda n: typer.echo(f"measuring {n}", err=True)) as progress:
+        data = measure_all(models, options, settings, measure=measure, progress=progress)
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
     output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -133,3 +133,21 @@ def test_make_demo_installs_only_the_plain_package_and_has_a_quick_switch(tmp_pa
     installs = [line for line in dry.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
     assert installs and all(line.rstrip().endswith("-e .") for line in installs), installs
     assert "QUICK=1" in dry.stdout and "--quick" in dry.stdout
+
+
+def test_long_work_shows_a_bar_with_counts_and_eta_on_a_terminal_and_lines_elsewhere():
+    import io
+
+    from rich.console import Console
+
+    from dlbricks_gen.cli import progress_bar
+
+    screen = io.StringIO()
+    lines: list[str] = []
+    with progress_bar("compile", 3, lines.append, Console(file=screen, force_terminal=True, width=120)) as step:
+        for name in ("a.onnx", "b.onnx", "c.onnx"):
+            step(name)
+    assert "3/3" in screen.getvalue() and "ETA" in screen.getvalue() and not lines
+    with progress_bar("compile", 2, lines.append, Console(file=io.StringIO(), force_terminal=False)) as step:
+        step("a.onnx")
+    assert lines == ["a.onnx"]
