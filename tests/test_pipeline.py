@@ -87,9 +87,10 @@ def test_missing_results_are_reported_as_incomplete(models_dir: Path, tmp_path: 
     suite = tmp_path / "suite"
     invoke("compile", str(models_dir), "-o", str(suite), "--batch", "1")
     (suite / "results").mkdir()
-    out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results"))
+    out = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results")])
     assert "incomplete" not in out.stdout  # the table says it with >= and a note
     assert ">=0.000" in out.stdout and "without results" in out.stdout
+    assert out.exit_code == 1 and "nothing could be estimated" in out.stderr  # no result at all
 
 
 def test_the_committed_example_suite_is_fresh():
