@@ -74,12 +74,7 @@ def test_huge_result_files_are_refused_without_reading_them(tmp_path: Path):
 
 
 def test_estimate_cli_warns_per_file_and_still_estimates(tmp_path: Path):
-    plan = {"version": 1, "suite": SUITE, "granularity": 1,
-            "bricks": {d: {"layers": b.layers, "ops": list(b.ops)} for d, b in PLAN.bricks.items()},
-            "models": [{"name": m.name, "file": m.file, "layers": m.layers,
-                        "instances": [{"brick": i} for i in m.instances], "edges": [list(e) for e in m.edges]}
-                       for m in PLAN.models], "failed": []}
-    (tmp_path / "p.json").write_text(json.dumps(plan))
+    plan_file(tmp_path)
     d = write_results(tmp_path / "r", [result(x, 1.0) for x in "abcd"])
     (d / "evil.json").write_text('{"version": 1, "id": "__import__(\'os\').system(\'touch x\')"}')
     (d / "nan.json").write_text(json.dumps(result("a", 1.0)).replace('"median": 1.0', '"median": NaN'))
