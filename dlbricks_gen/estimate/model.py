@@ -53,11 +53,12 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     covered = measured = 0
     failed: dict[str, str] = {}
     missing: dict[str, bool] = {}
+    cold = is_cold(model, results)
     for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is not None and result.ok:
             weights.append(result.latency)
-            calibrated.append(result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None))
+            calibrated.append(calibrated_instance(model, k, result, cold))
             covered += plan.bricks[digest].layers
             measured += 1
         else:
@@ -79,12 +80,17 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     )
 
 
+def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: bool) -> float | None:
+    """The calibrated latency of instance k (None when its result carries no calibration)."""
+    return result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None, cold)
+
+
 def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool) -> float:
     """What instance k of a model adds to its headline estimate (0 when not measured)."""
     result = results.get(model.instances[k])
     if result is None or not result.ok:
         return 0.0
-    value = result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None) if calibrated else None
+    value = calibrated_instance(model, k, result, is_cold(model, results)) if calibrated else None
     return result.latency if value is None else value
 
 
@@ -100,6 +106,13 @@ def headline_critical_path(model: ModelPlan, results: dict[str, BrickResult], ca
     call of the model, or plain latencies), so it is never longer than the estimate."""
     weights = [instance_seconds(model, k, results, calibrated) for k in range(len(model.instances))]
     return critical_path(len(weights), model.edges, weights) + (model_call(model, results) if calibrated else 0.0)
+
+
+def is_cold(model: ModelPlan, results: dict[str, BrickResult]) -> bool:
+    """Whether the model's weights exceed the L2 cache of the machine its results were measured
+    on: then each brick reads its weights from further away, as its cold measurement does."""
+    l2 = next((r.l2_bytes for d in model.instances if (r := results.get(d)) is not None and r.ok), 0)
+    return bool(l2) and model.weight_bytes > l2
 
 
 def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
