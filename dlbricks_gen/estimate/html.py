@@ -82,11 +82,16 @@ def plot_breakdown(model: str, by_op: dict[str, float], top: int = 12) -> str:
 def estimate_report(table: list[dict], breakdowns: dict[str, dict]) -> str:
     """The estimate command's --html page: table, estimated vs measured, ratios, breakdowns."""
     rows = [[r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
+             ("" if r["status"] == "complete" else ">=") + _num(r["estimate_ms"]),
+             _num(r.get("estimate_pm_ms"), "+-{:.3f}"),
              ("" if r["status"] == "complete" else ">=") + _num(r["sequential_ms"]),
              ("" if r["status"] == "complete" else ">=") + _num(r["critical_path_ms"]),
-             _num(r["measured_ms"]), _num(r["ratio"]), r["status"]] for r in table]
-    parts = [_table(["model", "layers", "bricks", "coverage", "sequential ms", "critical path ms",
-                     "measured ms", "est/meas", "status"], rows)]
+             _num(r["measured_ms"]), _num(r.get("measured_pm_ms"), "+-{:.3f}"), _num(r["ratio"]),
+             _num(r.get("ratio_pm"), "+-{:.3f}"), r.get("verdict") or "-", r["status"]]
+            for r in table]
+    parts = [_table(["model", "layers", "bricks", "coverage", "estimate ms", "+-95%", "sequential ms",
+                     "critical path ms", "measured ms", "+-95%", "est/meas", "+-95%", "verdict",
+                     "status"], rows)]
     compared = [r for r in table if r["ratio"] is not None]
     if compared:
         names = [r["model"] for r in compared]

@@ -91,6 +91,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny time budget per brick (smoke test)")
     p.add_argument("--runs", type=positive_int, metavar="N",
                    help="timed calls per brick at least (default 100; 1 with --quick)")
+    p.add_argument("--processes", type=positive_int, metavar="N",
+                   help="measure every brick in N worker processes, in interleaved orders, and "
+                        "pool the values (default 2; 1 with --quick)")
+    p.add_argument("--pass", dest="pass_index", type=int, metavar="K", help=argparse.SUPPRESS)
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"per-brick time limit, then the brick is an error ({DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--shard", type=parse_shard, metavar="K/N", help="run only shard K of N")

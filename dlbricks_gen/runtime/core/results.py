@@ -14,6 +14,7 @@ import jsonschema
 
 from .machine import machine_info
 from .settings import Settings, settings_record
+from .stats import pooled
 
 RESULT_VERSION = 1
 SCHEMA_FILE = Path(__file__).resolve().parent / "result.schema.json"
@@ -88,3 +89,36 @@ def validate_result(data: object) -> list[str]:
                  f"version {RESULT_VERSION}); use the dlbricks-gen release that wrote it")]
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]
+
+
+def run_entries(result: dict) -> list[dict]:
+    """The per-process parts of an ok result's stats (one when it was measured once)."""
+    stats = result["stats"]
+    if stats.get("runs"):
+        return list(stats["runs"])
+    return [{"median": stats["median"], "n": stats["n"], "loops": stats["loops"],
+             "halfwidth_s": stats.get("halfwidth_s", stats["ci95_rel"] * stats["median"]),
+             "target_reached": stats["target_reached"]}]
+
+
+def passes_done(result: dict) -> int:
+    """How many processes (or sessions) an ok result pools."""
+    return len(run_entries(result)) if result.get("status") == "ok" and result.get("stats") else 1
+
+
+def merge_runs(old: dict, new: dict, settings: Settings) -> dict:
+    """One result pooling two measurements of the same benchmark in different processes: all
+    values, per-process medians in stats.runs, timings added up. An error in either wins."""
+    if old.get("status") != "ok":
+        return old
+    if new.get("status") != "ok":
+        return new
+    values = old["values"] + new["values"]
+    stats = pooled(values, run_entries(old) + run_entries(new), settings.ci_target,
+                   settings.abs_target_s)
+    timing = {k: old["timing"].get(k, 0.0) + new["timing"].get(k, 0.0)
+              for k in sorted({*old["timing"], *new["timing"]})}
+    warnings = list(dict.fromkeys(old["warnings"] + new["warnings"]))
+    references = old.get("reference_s", []) + new.get("reference_s", [])
+    return {**old, "stats": stats, "values": values, "timing": timing, "warnings": warnings,
+            "reference_s": references}
