@@ -24,7 +24,7 @@ def uncertainty(est: ModelEstimate, chosen: float, measured: BrickResult | None)
     meas = measured.latency if measured is not None and measured.ok else None
     meas_hw = measured.halfwidth if measured is not None and measured.ok else None
     ratio = chosen / meas if meas and est.complete else None
-    ratio_hw = ratio_halfwidth(chosen, est.halfwidth, meas, meas_hw) if ratio else None
+    ratio_hw = ratio_halfwidth(chosen, est.halfwidth, meas, meas_hw) if ratio and meas else None
     return {"estimate_pm_ms": _scaled(est.halfwidth), "measured_pm_ms": _scaled(meas_hw),
             "ratio_pm": ratio_hw, "verdict": verdict(ratio, ratio_hw)}
 

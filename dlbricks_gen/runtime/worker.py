@@ -45,8 +45,12 @@ class BrickTimeout(Exception):
 
 
 def make_settings(args: argparse.Namespace) -> Settings:
-    return Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
-                    min_runs=args.runs, processes=args.processes)
+    knobs = {"min_runs": args.runs, "processes": args.processes, **args.policy}
+    try:
+        return Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
+                        **knobs)
+    except TypeError as exc:
+        raise ValueError(f"--policy: {exc}") from None
 
 
 class Worker:
@@ -58,6 +62,9 @@ class Worker:
         self.command += ["--quick"] if args.quick else []
         self.command += ["--runs", str(args.runs)] if args.runs else []
         self.command += ["--processes", str(args.processes)] if args.processes else []
+        if args.policy:
+            policy = ",".join(f"{k}={v!r}" for k, v in sorted(args.policy.items()))
+            self.command += ["--policy", policy]
         self.command += ["--taskset", args.taskset] if args.taskset else []
         self.cwd = package_root(MODULE, __file__)  # the suite folder, in a suite
         self.proc: subprocess.Popen[bytes] | None = None

@@ -110,7 +110,7 @@ def _model_row(est, measured: BrickResult | None, calibrate: bool) -> dict:  # n
     ok = seconds is not None and est.complete
     chosen = est.calibrated if calibrate and est.calibrated is not None else est.sequential
     ratio = chosen / seconds if ok and seconds else None
-    ratio_hw = ratio_halfwidth(chosen, est.halfwidth, seconds, measured_hw) if ratio else None
+    ratio_hw = ratio_halfwidth(chosen, est.halfwidth, seconds, measured_hw) if ratio and seconds else None
     return {"estimate_s": chosen, "sequential_s": est.sequential, "calibrated_s": est.calibrated,
             "critical_path_s": est.critical_path, "measured_s": seconds,
             "estimate_pm_s": est.halfwidth, "measured_pm_s": measured_hw, "ratio_pm": ratio_hw,

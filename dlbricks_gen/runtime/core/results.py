@@ -42,7 +42,9 @@ def error_result(*, kind: str, id: str, error: BaseException | str, settings: Se
 
 
 def write_result(result: dict, path: Path) -> None:
-    """Write atomically (temp file + rename): a killed run never leaves half a result."""
+    """Write atomically (temp file + rename): a killed run never leaves half a result. No
+    fsync: it cost about 7 ms per result (as much as measuring a small brick), and what it
+    guards against, a power cut, leaves at worst an empty file that the next run re-measures."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
@@ -50,8 +52,6 @@ def write_result(result: dict, path: Path) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2, sort_keys=True, allow_nan=False)
             handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
