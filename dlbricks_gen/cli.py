@@ -443,6 +443,7 @@ def e2e(
 
     Example: dlbricks-gen e2e models/ -o e2e.json --batch 1
     """
+    from .results.load import stat_halfwidth
     from .runtime.core.settings import Settings
     from .workflows.e2e import measure_all
 
@@ -475,7 +476,7 @@ def e2e(
     for name, result in data["models"].items():
         if result["status"] == "ok":
             stats = result["stats"]
-            width = stats.get("halfwidth_s", stats["ci95_rel"] * stats["median"])
+            width = stat_halfwidth(result, stats["median"]) or 0.0
             typer.echo(f"{name}: {stats['median'] * 1e3:.3f} ms +-{width * 1e3:.3f} (median of {stats['n']}, "
                        f"{stats.get('processes', 1)} session(s))")
         else:

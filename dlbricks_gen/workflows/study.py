@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..codegen.render import suite_command
-from ..estimate.model import HIT, MISS, NOISE, estimate, geometric_mean, ratio_halfwidth, verdict
+from ..estimate.model import HIT, MISS, NOISE, ModelEstimate, estimate, geometric_mean
+from ..estimate.report import uncertainty
 from ..frontend import ShapeOptions
 from ..ir import Model
 from ..passes.plan import load_plan
@@ -103,18 +104,17 @@ def write_granularity(models: list[Model], units: Units | None, h: int, out: Pat
     return suite.info.suite, suite_dir, plan_path
 
 
-def _model_row(est, measured: BrickResult | None, calibrate: bool) -> dict:  # noqa: ANN001
+def _model_row(est: ModelEstimate, measured: BrickResult | None, calibrate: bool) -> dict:
     """One model's row of a study: estimate, measurement, ratio, their intervals, verdict."""
     seconds = measured.latency if measured is not None and measured.ok else None
-    measured_hw = measured.halfwidth if measured is not None and measured.ok else None
     ok = seconds is not None and est.complete
     chosen = est.calibrated if calibrate and est.calibrated is not None else est.sequential
-    ratio = chosen / seconds if ok and seconds else None
-    ratio_hw = ratio_halfwidth(chosen, est.halfwidth, seconds, measured_hw) if ratio and seconds else None
+    interval = uncertainty(est, chosen, measured)
     return {"estimate_s": chosen, "sequential_s": est.sequential, "calibrated_s": est.calibrated,
             "critical_path_s": est.critical_path, "measured_s": seconds,
-            "estimate_pm_s": est.halfwidth, "measured_pm_s": measured_hw, "ratio_pm": ratio_hw,
-            "ratio": ratio, "verdict": verdict(ratio, ratio_hw),
+            "estimate_pm_s": est.halfwidth, "measured_pm_s": measured.halfwidth if ok and measured else None,
+            "ratio_pm": interval["ratio_pm"], "verdict": interval["verdict"],
+            "ratio": chosen / seconds if ok and seconds else None,
             "ratio_uncalibrated": est.sequential / seconds if ok and seconds else None,
             "complete": est.complete}
 
