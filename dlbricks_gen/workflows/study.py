@@ -30,12 +30,13 @@ from ..estimate.model import HIT, MISS, NOISE, ModelEstimate, estimate, geometri
 from ..estimate.report import uncertainty
 from ..frontend import ShapeOptions
 from ..ir import Model
+from ..passes.layout import Conversions
 from ..passes.plan import load_plan
 from ..results.drift import reference_spread
 from ..results.load import BrickResult, brick_result, load_results
 from ..runtime.core.settings import Settings
 from . import e2e as e2e_mod
-from .compile import Recipe, Units, assemble, fusion_groups, lower_all, write_assembled
+from .compile import Recipe, Units, assemble, fusion_groups, layout_conversions, lower_all, write_assembled
 
 STATISTIC = "trimmed_mean_20"
 
@@ -96,9 +97,10 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, pass_index: in
 
 
 def write_granularity(models: list[Model], units: Units | None, h: int, out: Path,
-                      options: StudyOptions) -> tuple[str, Path, Path]:
+                      options: StudyOptions, layouts: dict[str, Conversions] | None = None
+                      ) -> tuple[str, Path, Path]:
     """Write the suite and plan for granularity h: (suite id, suite folder, plan file)."""
-    suite = assemble(models, Recipe(h, options.shapes), units)
+    suite = assemble(models, Recipe(h, options.shapes), units, layouts=layouts)
     suite_dir, plan_path = out / f"H{h}" / "suite", out / f"H{h}" / "suite.plan.json"
     write_assembled(suite, suite_dir, plan_path)
     return suite.info.suite, suite_dir, plan_path
@@ -165,7 +167,9 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
     if options.fusion:  # learned once: whole models are optimized by ONNX Runtime
         echo("learning fusion groups from ONNX Runtime")
     models, units = fusion_groups(models, options.fusion)
-    written = {h: write_granularity(models, units, h, out, options) for h in options.granularities}
+    layouts = layout_conversions(models)
+    written = {h: write_granularity(models, units, h, out, options, layouts)
+               for h in options.granularities}
     walls = dict.fromkeys(options.granularities, 0.0)
     e2e_data: dict = {"models": {}}
     for k in range(options.settings().processes):  # rounds: every model, then every suite

@@ -8,8 +8,8 @@ Measurement policy (numbers in FULL_POLICY / QUICK_POLICY; the loop is core/timi
   3. values are repeated until at least `min_values` values and `min_runs / processes` timed
      calls are done, then until the half-width of the 95% confidence interval of the median is
      below max(`ci_target` x median, `abs_target_s`), or `max_runs_factor` x those timed
-     calls, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded. Not reaching the target is a warning in the
-     result, never an error;
+     calls, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded.
+     Not reaching the target is a warning in the result, never an error;
   4. all of that is done `processes` times, in separate worker processes (whole models: in
      separate sessions) and in an interleaved order, and the values are pooled (core/stats.py
      `pooled`), so that process-to-process variation and drift over a run enter the interval.

@@ -7,9 +7,9 @@ Measurement policy (numbers in FULL_POLICY / QUICK_POLICY; the loop is core/timi
      lasts at least `min_value_s` (far above timer resolution and per-call Python overhead);
   3. values are repeated until at least `min_values` values and `min_runs / processes` timed
      calls are done, then until the half-width of the 95% confidence interval of the median is
-     below max(`ci_target` x median, `abs_target_s`), or `max_time_s` of timed repetitions, or
-     `max_values`; every value is recorded. Not reaching the target is a warning in the
-     result, never an error;
+     below max(`ci_target` x median, `abs_target_s`), or `max_runs_factor` x those timed
+     calls, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded.
+     Not reaching the target is a warning in the result, never an error;
   4. all of that is done `processes` times, in separate worker processes (whole models: in
      separate sessions) and in an interleaved order, and the values are pooled (core/stats.py
      `pooled`), so that process-to-process variation and drift over a run enter the interval.
@@ -49,6 +49,7 @@ class Policy(TypedDict):
     max_time_s: float
     max_values: int
     processes: int
+    max_runs_factor: int
 
 
 # Full runs. Warm-up 1 ms and >= 2 calls: the runner's worker keeps the CPU busy between bricks,
@@ -57,17 +58,19 @@ class Policy(TypedDict):
 # short enough that a 37 us brick's 10 values are not more than its 100 calls. >= 10 values per
 # process: the smallest n whose 95% median interval ([x2, x9]) excludes both extremes. >= 100
 # timed calls in all (the paper's count), the same for bricks and whole models, split over 2
-# processes. Then max(5%, 1 us) (the module docstring), capped at 0.5 s per process or 500
-# values. Any benchmark costs about 100x its own latency, so the suite's measuring time is
-# proportional to its bricks' latency sum, as running the models is to theirs.
+# processes. Then max(5%, 1 us) (the module docstring), capped at 3x the minimum calls, 0.5 s
+# per process or 500 values. Any benchmark then costs 100-300x its own latency, brick or
+# model (without the 3x cap a noisy 100 us brick ran on to 0.5 s, 5000x), so the suite's
+# measuring time is proportional to its bricks' latency sum, as running the models is to theirs.
 FULL_POLICY: Policy = {"warmup_s": 0.001, "warmup_calls": 2, "min_value_s": 0.0001,
                        "min_values": 10, "min_runs": 100, "ci_target": 0.05,
                        "abs_target_s": 1e-6, "max_time_s": 0.5, "max_values": 500,
-                       "processes": 2}
+                       "processes": 2, "max_runs_factor": 3}
 # Quick runs (tests, smoke runs): the same procedure with tiny budgets, ~10-40 ms per fast brick.
 QUICK_POLICY: Policy = {"warmup_s": 0.002, "warmup_calls": 1, "min_value_s": 0.0002,
                         "min_values": 6, "min_runs": 1, "ci_target": 0.02, "abs_target_s": 0.0,
-                        "max_time_s": 0.03, "max_values": 50, "processes": 1}
+                        "max_time_s": 0.03, "max_values": 50, "processes": 1,
+                        "max_runs_factor": 1000}
 # ONNX Runtime's graph optimisation levels, by the names settings and results use.
 OPT_LEVEL_NAMES = ("disable", "basic", "extended", "all")
 
@@ -101,6 +104,7 @@ class Settings:
     max_time_s: float
     max_values: int
     processes: int
+    max_runs_factor: int
 
     def __init__(self, intra_op_threads: int = 1, inter_op_threads: int = 1,
                  graph_optimization_level: str = "all", quick: bool = False,
@@ -109,7 +113,7 @@ class Settings:
                  min_values: int | None = None, min_runs: int | None = None,
                  ci_target: float | None = None, max_time_s: float | None = None,
                  max_values: int | None = None, abs_target_s: float | None = None,
-                 processes: int | None = None) -> None:
+                 processes: int | None = None, max_runs_factor: int | None = None) -> None:
         p = QUICK_POLICY if quick else FULL_POLICY
         values = {
             "intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
@@ -123,6 +127,7 @@ class Settings:
             "max_values": _or(max_values, p["max_values"]),
             "abs_target_s": _or(abs_target_s, p["abs_target_s"]),
             "processes": _or(processes, p["processes"]),
+            "max_runs_factor": _or(max_runs_factor, p["max_runs_factor"]),
         }
         for key, value in values.items():
             object.__setattr__(self, key, value)  # frozen: the dataclass way to fill fields

@@ -39,7 +39,8 @@ def _repeat(call: Callable[[], object], loops: int, settings: Settings) -> list[
     next_check = settings.min_values
     start = timer()
     min_values = max(settings.min_values, math.ceil(settings.runs_per_process() / loops))
-    while len(values) < settings.max_values:
+    most = max(min_values, math.ceil(settings.max_runs_factor * settings.runs_per_process() / loops))
+    while len(values) < min(settings.max_values, most):
         t0 = timer()
         for _ in itertools.repeat(None, loops):
             call()
