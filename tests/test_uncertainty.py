@@ -113,6 +113,8 @@ def test_runner_measures_every_brick_in_two_processes_and_resumes(tmp_path: Path
         assert validate_result(data) == [] and data["stats"]["processes"] == 2
         assert len(data["values"]) == sum(r["n"] for r in data["stats"]["runs"])
         assert len(data["reference_s"]) == 2 and min(data["reference_s"]) > 0
+        if spec["nodes"][0]["op_type"] == "Conv":  # profiled once, in pass 0, and kept
+            assert data["calibration"]["profile"]["calls"] > 0
     again = subprocess.run(command, cwd=suite, text=True, capture_output=True, check=False)
     assert "6 already done, 0 to run" in again.stdout
 

@@ -153,7 +153,8 @@ def _pump(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
     lines.put(None)
 
 
-def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backend: str) -> dict:
+def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backend: str,
+                 profile: bool = True) -> dict:
     try:
         spec = load_spec(args.suite_dir / "bricks" / f"{brick}.py")
         if spec.get("brick") != brick:
@@ -162,23 +163,21 @@ def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backe
         return error_result(kind="brick", id=brick, settings=settings, suite=args.suite,
                             backend=DEFAULT, error=f"cannot read the SPEC: {one_line(exc)}")
     return measure(spec, settings, backend=backend, suite=args.suite,
-                   kernel_dir=args.suite_dir / "kernels")
+                   kernel_dir=args.suite_dir / "kernels", profile=profile)
 
 
-def _pool(path: Path, result: dict, settings: Settings, pass_index: int) -> dict:
-    """Pass 0's result as it is; a later pass's pooled with the result already in `path`
-    (when that holds exactly the earlier passes: otherwise this pass stands alone)."""
+def _earlier(path: Path, brick: str, pass_index: int) -> dict | None:
+    """The result holding exactly passes 0..pass_index-1 of this brick, to pool this pass
+    with (None for pass 0, or when there is none: this pass then stands alone)."""
     if pass_index == 0:
-        return result
+        return None
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return result
-    if validate_result(old) or old.get("status") != "ok" or old["id"] != result["id"]:
-        return result
-    if len(old["stats"].get("runs") or [None]) != pass_index:
-        return result
-    return merge_runs(old, result, settings)
+        return None
+    if validate_result(old) or old.get("status") != "ok" or old["id"] != brick:
+        return None
+    return old if len(old["stats"].get("runs") or [None]) == pass_index else None
 
 
 def worker_main(args: argparse.Namespace) -> int:
@@ -195,12 +194,13 @@ def worker_main(args: argparse.Namespace) -> int:
     for line in sys.stdin:
         message = json.loads(line)
         brick, backend = message["brick"], message.get("backend", DEFAULT)
+        path = results / result_name(brick, backend)
+        earlier = _earlier(path, brick, int(message.get("pass", 0)))
         reference = clock.latest()
-        result = _measure_one(args, settings, brick, backend)
+        result = _measure_one(args, settings, brick, backend, profile=earlier is None)
         if result["status"] == "ok":
             result["reference_s"] = [reference]
-        path = results / result_name(brick, backend)
-        write_result(_pool(path, result, settings, int(message.get("pass", 0))), path)
+        write_result(result if earlier is None else merge_runs(earlier, result, settings), path)
         replies.write(json.dumps({"brick": brick, "status": result["status"],
                                   "summary": summary_line(result)}) + "\n")
     return 0
