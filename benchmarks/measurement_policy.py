@@ -5,7 +5,8 @@ each policy (the previous one, "legacy", and the current default) measures every
 (`e2e`, in this process) and runs the suite (`make run`'s command with --policy) from scratch,
 then prints wall times, latency sums, both speedups (the paper's latency-sum speedup and the
 wall-time one; the goal is wall >= 0.8 x latency-sum), and per model the estimate / measured
-ratio with its 95% interval and verdict.
+ratio with its 95% interval and verdict, and the same ratios after the reference-benchmark
+drift correction (results/drift.py), to see whether it helps.
 
     taskset -c 1 .venv/bin/python benchmarks/measurement_policy.py                # ~1-2 min
     taskset -c 1 .venv/bin/python benchmarks/measurement_policy.py --models demo  # the demo zoo
@@ -25,7 +26,7 @@ from dlbricks_gen.estimate.model import estimate, geometric_mean
 from dlbricks_gen.estimate.report import rows
 from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.passes.plan import load_plan
-from dlbricks_gen.results.drift import reference_spread
+from dlbricks_gen.results.drift import corrected_all, median_reference, reference_spread
 from dlbricks_gen.results.load import brick_result, load_results
 from dlbricks_gen.runtime.core.settings import Settings
 from dlbricks_gen.workflows.e2e import measure_all
@@ -66,7 +67,10 @@ def run_policy(name: str, knobs: dict, zoo: Path, suite: Path, plan_path: Path) 
     results = load_results([suite / "results"], plan.suite, STATISTIC).results
     measured = {n: brick_result(r, STATISTIC) for n, r in e2e["models"].items()}
     table = rows(estimate(plan, results), measured)
+    baseline = median_reference([*results.values(), *measured.values()]) or 1.0
+    fixed = rows(estimate(plan, corrected_all(results, baseline)), corrected_all(measured, baseline))
     return {"name": name, "e2e_wall": e2e_wall, "suite_wall": suite_wall, "table": table,
+            "corrected": fixed,
             "brick_sum": sum(r.latency for r in results.values() if r.ok),
             "model_sum": sum(r.latency for r in measured.values() if r.ok),
             "drift": reference_spread([*results.values(), *measured.values()])}
@@ -82,10 +86,11 @@ def report(run: dict) -> None:
           f"({run['suite_wall'] / run['brick_sum']:.0f}x its latency sum)")
     print(f"  speedup: latency sums {latency:.2f}x, wall time {wall:.2f}x = {wall / latency:.2f} "
           f"of the latency-sum speedup (goal >= 0.80)")
-    errors = [abs(r["ratio"] - 1) for r in run["table"] if r["ratio"] is not None]
-    print(f"  est/meas: mean |ratio - 1| {sum(errors) / max(1, len(errors)):.3f}, geomean ratio "
-          f"{geometric_mean([r['ratio'] for r in run['table'] if r['ratio']]) or 0:.3f}; "
-          f"reference drift {run['drift'] or 0:.1%}")
+    for label, table in (("est/meas", run["table"]), ("drift-corrected", run["corrected"])):
+        errors = [abs(r["ratio"] - 1) for r in table if r["ratio"] is not None]
+        print(f"  {label}: mean |ratio - 1| {sum(errors) / max(1, len(errors)):.3f}, geomean "
+              f"ratio {geometric_mean([r['ratio'] for r in table if r['ratio']]) or 0:.3f}")
+    print(f"  reference drift over the run {run['drift'] or 0:.1%}")
     for r in run["table"]:
         pm = "" if r["ratio_pm"] is None else f" +-{r['ratio_pm']:.3f}"
         print(f"    {r['model']:<20} est {r['estimate_ms']:8.3f} ms  meas "

@@ -22,7 +22,7 @@ from dlbricks_gen.estimate.report import rows, to_csv, to_json, to_table
 from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.ir import ModelPlan
 from dlbricks_gen.passes.plan import BrickInfo, Plan
-from dlbricks_gen.results.drift import corrected, drift_warning, reference_spread
+from dlbricks_gen.results.drift import corrected, drift_warning, median_reference, reference_spread
 from dlbricks_gen.results.load import brick_result
 from dlbricks_gen.runtime.backends.onnxruntime import measure_spec
 from dlbricks_gen.runtime.core.reference import ReferenceClock, reference_seconds
@@ -192,4 +192,5 @@ def test_reference_drift_is_flagged_and_can_be_corrected():
     slow = brick_result(_result("9" * 64, 1.2e-3, 1e-5, 1.2e-5), "median")
     assert reference_spread([*steady, slow]) == pytest.approx(0.2)
     assert "moved by 20%" in drift_warning([*steady, slow], "results")
-    assert corrected(slow, 1e-5) == pytest.approx(1e-3)
+    assert corrected(slow, 1e-5).latency == pytest.approx(1e-3)
+    assert median_reference([*steady, slow]) == pytest.approx(1e-5)

@@ -14,6 +14,7 @@ it helps.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from .load import BrickResult
 
@@ -39,8 +40,21 @@ def drift_warning(results: Iterable[BrickResult], label: str) -> str | None:
             f"are not the models'")
 
 
-def corrected(result: BrickResult, baseline: float) -> float | None:
-    """The latency rescaled to a machine whose reference takes `baseline` seconds."""
+def corrected(result: BrickResult, baseline: float) -> BrickResult:
+    """The result with its latency (and the reorder times calibration removes) rescaled to a
+    machine whose reference takes `baseline` seconds; unchanged without a reference."""
     if not result.ok or result.reference is None or result.reference <= 0:
-        return result.value
-    return result.latency * baseline / result.reference
+        return result
+    factor = baseline / result.reference
+    boundary = None if result.boundary is None else result.boundary * factor
+    return replace(result, value=result.latency * factor, boundary=boundary,
+                   reorder_in=result.reorder_in * factor, reorder_out=result.reorder_out * factor)
+
+
+def corrected_all(results: dict[str, BrickResult], baseline: float) -> dict[str, BrickResult]:
+    return {key: corrected(r, baseline) for key, r in results.items()}
+
+
+def median_reference(results: Iterable[BrickResult]) -> float | None:
+    times = reference_times(results)
+    return times[len(times) // 2] if times else None
