@@ -96,6 +96,14 @@ def _ms(value: float | None, lower_bound: bool = False) -> str:
     return (">=" if lower_bound else "") + f"{value:.3f}"
 
 
+def ratio_cell(row: dict) -> str:
+    """A model's ratio with its 95% half-width and verdict, e.g. "1.032 +-0.041 hit"."""
+    if row.get("ratio") is None:
+        return "-"
+    width = "" if row.get("ratio_pm") is None else f" +-{row['ratio_pm']:.3f}"
+    return f"{row['ratio']:.3f}{width} {row.get('verdict') or ''}".rstrip()
+
+
 def _pm(value: float | None, width: float | None) -> str:
     """"+-0.012" beside a value; empty when either is unknown."""
     return "" if value is None or width is None else f"+-{width:.3f}"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..codegen.render import suite_command
 from ..estimate.model import HIT, MISS, NOISE, ModelEstimate, estimate, geometric_mean
-from ..estimate.report import uncertainty
+from ..estimate.report import ratio_cell, uncertainty
 from ..frontend import ShapeOptions
 from ..ir import Model
 from ..passes.layout import Conversions
@@ -191,14 +191,6 @@ def _fmt(value, pattern: str = "{:.3f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def _ratio_cell(row: dict) -> str:
-    """"1.032 +-0.041 (hit)": a model's ratio, its 95% half-width and verdict."""
-    if row.get("ratio") is None:
-        return "-"
-    width = "" if row.get("ratio_pm") is None else f" +-{row['ratio_pm']:.3f}"
-    return f"{row['ratio']:.3f}{width} ({row['verdict']})"
-
-
 def format_study(data: dict) -> str:
     lines = ["| H | unique bricks | sequences | geomean est/meas | min | max | within 5% | "
              "within 10% | hits / misses / undecided | reference drift | speedup (latency sums) | "
@@ -213,6 +205,6 @@ def format_study(data: dict) -> str:
     lines += ["", "| model | " + " | ".join(f"H={r['h']}" for r in data["by_h"]) + " |",
               "|---|" + "---|" * len(data["by_h"])]
     for name in data["models"]:
-        cells = [_ratio_cell(r["models"].get(name, {})) for r in data["by_h"]]
+        cells = [ratio_cell(r["models"].get(name, {})) for r in data["by_h"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
