@@ -66,15 +66,13 @@ def measure_all(root: Path, options: ShapeOptions, settings: Settings,
     paths = {model_name(path, root): path for path in find_models(root)}
     models = dict(earlier or {})
     clock = ReferenceClock(settings.intra_op_threads)
-    prepared: dict[str, onnx.ModelProto] = {}
     for k in range(settings.processes) if rounds is None else rounds:
         for name in pass_order(sorted(set(paths) - set(skip)), k, settings.processes):
             if name in models and (models[name]["status"] != "ok" or passes_done(models[name]) > k):
                 continue
             if progress:
                 progress(name if settings.processes == 1 else f"{name} (round {k + 1})")
-            result = _measure_round(paths[name], root, name, options, settings, measure,
-                                    prepared, clock)
+            result = _measure_round(paths[name], root, name, options, settings, measure, clock)
             models[name] = merge_runs(models[name], result, settings) if name in models else result
     shapes = {"batch": options.batch, "dims": dict(options.dims),
               "input_shapes": {n: list(d) for n, d in options.input_shapes}}
@@ -83,15 +81,15 @@ def measure_all(root: Path, options: ShapeOptions, settings: Settings,
 
 
 def _measure_round(path: Path, root: Path, name: str, options: ShapeOptions, settings: Settings,
-                   measure: Callable, prepared: dict[str, onnx.ModelProto],
-                   clock: ReferenceClock) -> dict:
-    """One round of one model: a fresh session, the reference time taken just before."""
+                   measure: Callable, clock: ReferenceClock) -> dict:
+    """One round of one model: a fresh session, the reference time taken just before. The
+    model is prepared again each round rather than kept: a corpus of real models would not fit
+    in memory at once."""
     try:
-        model = prepared.get(name) or prepare(path, root, options)
+        model = prepare(path, root, options)
     except FrontendError as exc:
         return error_result(kind="model", id=name, error=str(exc), settings=settings,
                             backend=DEFAULT)
-    prepared[name] = model
     reference = clock.latest()
     result = measure(model, settings, kind="model", id=name)
     if result["status"] == "ok":
