@@ -89,8 +89,9 @@ def stat_halfwidth(data: dict, value: float | None) -> float | None:
     stats = data.get("stats")
     if value is None or not stats or stats.get("median", 0) <= 0:
         return None
-    width = stats.get("halfwidth_s", stats["ci95_rel"] * stats["median"])
-    return width * value / stats["median"]
+    if "halfwidth_s" in stats:
+        return stats["halfwidth_s"] * value / stats["median"]
+    return stats["ci95_rel"] * value if "ci95_rel" in stats else None
 
 
 def reference_time(data: dict) -> float | None:
