@@ -38,13 +38,15 @@ EXPORTS: dict[str, tuple[str, int]] = {
     "convnext_tiny": ("convnext_tiny", 224),
     "regnet_y_400mf": ("regnet_y_400mf", 224),
     "fcn_resnet50": ("fcn_resnet50", 160),
+    "distilbert": ("distilbert_base", 128),
 }
 NOTE = ("Op counts (Counter of node.op_type) of real exports: torch.onnx.export(dynamo=True, "
-        "opset_version=18, optimize=True) of torchvision models in eval mode, made by the "
-        "real-world corpus script (benchmarks/realworld/make_corpus.py on the corpus branch) "
-        "with {versions}. Regenerate: python benchmarks/zoo_vs_exports.py EXPORTS_DIR --write "
+        "opset_version=18, optimize=True) of torchvision models and transformers' "
+        "DistilBertModel (from its config) in eval mode, made by the real-world corpus script "
+        "(benchmarks/realworld/make_corpus.py on the corpus branch) with {versions}. "
+        "Regenerate: python benchmarks/zoo_vs_exports.py EXPORTS_DIR --write "
         "tests/fixtures/export_op_counts.json")
-VERSIONS = "torch 2.14.1, torchvision 0.29.1, onnxscript 0.7.2, onnx 1.23.2"
+VERSIONS = "torch 2.14.1, torchvision 0.29.1, transformers 5.24.0, onnxscript 0.7.2, onnx 1.23.2"
 
 
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
@@ -65,7 +67,7 @@ def export_counts(exports: Path) -> dict[str, dict]:
     return found
 
 
-def compare(model_id: str, export: dict[str, int], zoo: dict[str, int]) -> list[str]:
+def compare(export: dict[str, int], zoo: dict[str, int]) -> list[str]:
     """One line per op type whose count differs (empty: the histograms agree)."""
     return [f"  {op:<24} zoo {zoo.get(op, 0):>5}  export {export.get(op, 0):>5}"
             for op in sorted(set(export) | set(zoo)) if zoo.get(op, 0) != export.get(op, 0)]
@@ -82,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     agree = 0
     for model_id, entry in found.items():
-        diff = compare(model_id, entry["ops"], zoo_counts(model_id, entry["input_size"]))
+        diff = compare(entry["ops"], zoo_counts(model_id, entry["input_size"]))
         agree += not diff
-        print(f"{model_id}: {'same op counts' if not diff else f'{len(diff)} op types differ'}")
-        print("\n".join(diff)) if diff else None
+        print(f"{model_id}: {f'{len(diff)} op types differ' if diff else 'same op counts'}")
+        for line in diff:
+            print(line)
     print(f"{agree}/{len(found)} zoo models have the export's op counts")
     if args.write:
         data = {"note": NOTE.format(versions=VERSIONS), "models": found}

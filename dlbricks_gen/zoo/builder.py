@@ -246,14 +246,14 @@ class Builder:
         last = self.nodes[-1] if self.nodes else None
         if last is not None and last.op_type == "Conv" and list(last.output) == [x]:
             self._counts["BatchNormalization"] += 1  # later names and draws do not depend on it
-            self._fold_bn(last, *(data for _, data in params), eps)
+            self._fold_bn(last, [data for _, data in params], eps)
             return x
         return self.op("BatchNormalization", [x, *(self._tensor(n, d) for n, d in params)],
                        self.shapes[x], epsilon=eps, momentum=0.9)
 
-    def _fold_bn(self, conv: onnx.NodeProto, gamma: np.ndarray, beta: np.ndarray,
-                 mean: np.ndarray, var: np.ndarray, eps: float) -> None:
+    def _fold_bn(self, conv: onnx.NodeProto, params: Sequence[np.ndarray], eps: float) -> None:
         """w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta."""
+        gamma, beta, mean, var = params
         scale = gamma / np.sqrt(var + np.float32(eps))
         weight = self._floats[conv.input[1]]
         w = numpy_helper.to_array(weight) * scale.reshape(-1, 1, 1, 1)

@@ -64,10 +64,41 @@ def attention(b: Builder, q: str, k: str, v: str, heads: int, *, scale: bool = T
     return merge_heads(b, b.matmul(b.softmax(scores), vh))
 
 
-def self_attention(b: Builder, x: str, heads: int) -> str:
+def sdpa(b: Builder, q: str, k: str, v: str, heads: int, mask: str | None = None) -> str:
+    """F.scaled_dot_product_attention as the dynamo exporter writes it (opset 18): K^T through
+    Reshape/Transpose/Reshape, q and k^T each scaled by d^-1/4, the mask an additive bias, and
+    softmax rows of NaN (fully masked) replaced by 0."""
+    qh, kh, vh = split_heads(b, q, heads), split_heads(b, k, heads), split_heads(b, v, heads)
+    n, h, s, d = b.shape(kh)
+    kt = b.reshape(b.transpose(b.reshape(kh, (n * h, s, d)), (0, 2, 1)), (n, h, d, s))
+    c = b.const(d ** -0.25, np.float32)
+    scores = b.matmul(b.mul(qh, c), b.mul(kt, c))
+    probs = b.softmax(b.add(scores, mask) if mask is not None else scores)
+    nan = b.op("IsNaN", [probs], b.shape(probs), elem_type=TensorProto.BOOL)
+    probs = b.op("Where", [nan, b.const(0.0, np.float32), probs], b.shape(probs),
+                 elem_type=TensorProto.FLOAT)
+    return merge_heads(b, b.matmul(probs, vh))
+
+
+def mask_bias(b: Builder, mask: str) -> str:
+    """HF's padding mask [batch, seq] as the dynamo export computes it once: Cast to bool,
+    GatherND to [batch, 1, 1, seq], And with the all-true [1, 1, seq, 1], Where 0 / lowest."""
+    n, s = b.shape(mask)
+    keep = b.op("Cast", [mask], (n, s), elem_type=TensorProto.BOOL, to=TensorProto.BOOL)
+    index = np.stack(np.meshgrid(np.arange(n), np.arange(s), indexing="ij"), -1)
+    keep = b.op("GatherND", [keep, b.const(index.reshape(n, 1, 1, s, 2))], (n, 1, 1, s),
+                batch_dims=0)
+    rows = b.const(np.ones((1, 1, s, 1), dtype=bool), np.bool_)
+    keep = b.op("And", [rows, keep], (n, 1, s, s))
+    lowest = b.const(np.finfo(np.float32).min, np.float32)
+    return b.op("Where", [keep, b.const(0.0, np.float32), lowest], (n, 1, s, s),
+                elem_type=TensorProto.FLOAT)
+
+
+def self_attention(b: Builder, x: str, heads: int, mask: str | None = None) -> str:
     h = b.shape(x)[-1]
     q, k, v = (b.linear(x, h) for _ in range(3))
-    return b.linear(attention(b, q, k, v, heads), h)
+    return b.linear(sdpa(b, q, k, v, heads, mask), h)
 
 
 def feed_forward(b: Builder, x: str, ffn: int, act: str = "gelu") -> str:
@@ -77,6 +108,10 @@ def feed_forward(b: Builder, x: str, ffn: int, act: str = "gelu") -> str:
 
 def text_input(b: Builder) -> str:
     return b.input("input_ids", (b.batch, b.seq_len), TensorProto.INT64)
+
+
+def mask_input(b: Builder) -> str:
+    return b.input("attention_mask", (b.batch, b.seq_len), TensorProto.INT64)
 
 
 def embed(b: Builder, ids: str, cfg: TextConfig, name: str, token_types: bool) -> str:
@@ -102,9 +137,11 @@ T5_SMALL = TextConfig(32128, 512, 8, 6, 2048, 512, 1e-6)
 def post_ln_encoder(b: Builder, cfg: TextConfig, token_types: bool) -> str:
     """BERT-style: embeddings -> LN, then per layer x = LN(x + attn(x)); x = LN(x + ffn(x))."""
     cfg = scaled(b, cfg)
-    y = b.layer_norm(embed(b, text_input(b), cfg, "embeddings", token_types), cfg.eps)
+    ids, mask = text_input(b), mask_input(b)
+    y = b.layer_norm(embed(b, ids, cfg, "embeddings", token_types), cfg.eps)
+    bias = mask_bias(b, mask)
     for _ in range(cfg.layers):
-        y = b.layer_norm(b.add(self_attention(b, y, cfg.heads), y), cfg.eps)
+        y = b.layer_norm(b.add(self_attention(b, y, cfg.heads, bias), y), cfg.eps)
         y = b.layer_norm(b.add(feed_forward(b, y, cfg.ffn), y), cfg.eps)
     return y
 
