@@ -39,10 +39,11 @@ EXPORTS: dict[str, tuple[str, int]] = {
     "regnet_y_400mf": ("regnet_y_400mf", 224),
     "fcn_resnet50": ("fcn_resnet50", 160),
     "distilbert": ("distilbert_base", 128),
+    "gpt2": ("gpt2_small", 128),
 }
 NOTE = ("Op counts (Counter of node.op_type) of real exports: torch.onnx.export(dynamo=True, "
         "opset_version=18, optimize=True) of torchvision models and transformers' "
-        "DistilBertModel (from its config) in eval mode, made by the real-world corpus script "
+        "DistilBertModel and GPT2LMHeadModel (from their configs) in eval mode, made by the real-world corpus script "
         "(benchmarks/realworld/make_corpus.py on the corpus branch) with {versions}. "
         "Regenerate: python benchmarks/zoo_vs_exports.py EXPORTS_DIR --write "
         "tests/fixtures/export_op_counts.json")

@@ -149,10 +149,10 @@ def test_batch_image_size_and_seq_len_options():
 
 def test_gpt2_is_causal():
     sess = session(build_model("gpt2", ZooOptions(seq_len=6, tiny=True)))
-    ids = np.zeros((1, 6), np.int64)
-    before = sess.run(None, {"input_ids": ids})[0]
+    ids, mask = np.zeros((1, 6), np.int64), np.ones((1, 6), np.int64)
+    before = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     ids[0, -1] = 7
-    after = sess.run(None, {"input_ids": ids})[0]
+    after = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     np.testing.assert_allclose(before[:, :-1], after[:, :-1], rtol=1e-5, atol=1e-5)
     assert not np.allclose(before[:, -1], after[:, -1])
 
