@@ -3,7 +3,7 @@
     python benchmarks/zoo_vs_exports.py EXPORTS_DIR [--write tests/fixtures/export_op_counts.json]
 
 EXPORTS_DIR holds torch.onnx exports named as the real-world corpus names them
-(benchmarks/realworld in the corpus branch: `resnet18.onnx`, `gpt2_small.onnx`, ...). For every
+(benchmarks/realworld/make_corpus.py: `resnet18.onnx`, `gpt2_small.onnx`, ...). For every
 zoo model with an export in EXPORTS_DIR (see EXPORTS below) it prints the op-type histogram of
 both, op by op, and with `--write` stores the exports' histograms as the fixture
 tests/test_zoo.py checks the zoo against. Both are counted at the same input size and scale
@@ -44,7 +44,7 @@ EXPORTS: dict[str, tuple[str, int]] = {
 NOTE = ("Op counts (Counter of node.op_type) of real exports: torch.onnx.export(dynamo=True, "
         "opset_version=18, optimize=True) of torchvision models and transformers' "
         "DistilBertModel and GPT2LMHeadModel (from their configs) in eval mode, made by the real-world corpus script "
-        "(benchmarks/realworld/make_corpus.py on the corpus branch) with {versions}. "
+        "(benchmarks/realworld/make_corpus.py; its manifest.json lists the versions) with {versions}. "
         "Regenerate: python benchmarks/zoo_vs_exports.py EXPORTS_DIR --write "
         "tests/fixtures/export_op_counts.json")
 VERSIONS = "torch 2.14.1, torchvision 0.29.1, transformers 5.24.0, onnxscript 0.7.2, onnx 1.23.2"
