@@ -7,7 +7,7 @@ suite's policy, then each attack's decoy-detection AUC (0.5 = chance), precision
 Then the id attacks: two users' suites of the same models (different secrets) and membership of
 a public model (ResNet-18 as an ONNX file) matched by id and by content.
 
-    .venv/bin/python benchmarks/privacy.py                 # budgets 0, 10%, 20%, 40%
+    .venv/bin/python benchmarks/privacy.py                 # budgets 0, 10%, 20%, 40%; 5 secrets each
     .venv/bin/python benchmarks/privacy.py --budgets 0.2 -H 2
 """
 
@@ -32,20 +32,29 @@ def suite_files(models, h: int, share: float, secret: bytes):
     return suite, {rel: text.encode() for rel, text in suite.files.items()}
 
 
-def budget_row(models, h: int, share: float) -> None:
-    suite, files = suite_files(models, h, share, DEMO_SECRET)
-    bricks = dict(suite.partition.bricks)
-    decoys = set(suite.decoys)
-    real = sum(brick_cost(b) for d, b in bricks.items() if d not in decoys)
-    fake = sum(brick_cost(bricks[d]) for d in decoys)
-    extra = sum(measuring_s(brick_cost(bricks[d])) for d in decoys)
-    base = sum(measuring_s(brick_cost(b)) for d, b in bricks.items() if d not in decoys)
-    print(f"== budget {share:.0%}: {len(bricks) - len(decoys)} real bricks + {len(decoys)} decoys; "
-          f"guessed latency +{fake / real:.1%}; measuring time +{extra:.1f} s on {base:.1f} s (+{extra / base:.0%})")
-    if decoys:
-        print(attacks.format_findings(attacks.attack_suite(files, decoys)), end="")
-    else:
-        print(attacks.format_findings(attacks.attack_suite(files)), end="")
+def budget_row(models, h: int, share: float, secrets: int) -> None:
+    """One budget, drawn with `secrets` different secrets (decoys depend on the secret): the
+    decoys' cost, then per attack the mean and worst decoy AUC over the draws."""
+    aucs: dict[str, list[float]] = {}
+    counts, fakes, extras = [], [], []
+    for k in range(secrets):
+        suite, files = suite_files(models, h, share, DEMO_SECRET if k == 0 else f"secret {k}".encode())
+        bricks, decoys = dict(suite.partition.bricks), set(suite.decoys)
+        real = sum(brick_cost(b) for d, b in bricks.items() if d not in decoys)
+        counts.append(len(decoys))
+        fakes.append(sum(brick_cost(bricks[d]) for d in decoys) / real)
+        extras.append(sum(measuring_s(brick_cost(bricks[d])) for d in decoys))
+        base = sum(measuring_s(brick_cost(b)) for d, b in bricks.items() if d not in decoys)
+        for finding in attacks.attack_suite(files, decoys or None):
+            if finding.auc is not None:
+                aucs.setdefault(finding.attack, []).append(finding.auc)
+        if k == 0:
+            print(attacks.format_findings(attacks.attack_suite(files)), end="") if not decoys else None
+    print(f"== budget {share:.0%} ({secrets} secrets): {len(bricks) - len(decoys)} real bricks + "
+          f"{min(counts)}..{max(counts)} decoys; guessed latency +{sum(fakes) / secrets:.1%}; measuring time +{sum(extras) / secrets:.1f} s "
+          f"on {base:.1f} s (guessed)")
+    for attack, values in aucs.items():
+        print(f"  {attack:15s} decoy AUC mean {sum(values) / len(values):.3f}, worst {max(values):.3f}")
 
 
 def id_attacks(models, h: int) -> None:
@@ -68,10 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="0,0.1,0.2,0.4", help="decoy shares of the suite's latency")
     parser.add_argument("-H", type=int, default=1)
+    parser.add_argument("--secrets", type=int, default=5, help="draws per budget (decoys depend on the secret)")
     args = parser.parse_args()
     models = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1)) for m in DEMO_MODELS]
     for share in (float(s) for s in args.budgets.split(",")):
-        budget_row(models, args.H, share)
+        budget_row(models, args.H, share, args.secrets)
     id_attacks(models, args.H)
 
 

@@ -38,8 +38,8 @@ from .partition import Partition, consumers, make_brick, plan_model
 ATTEMPTS_PER_PATH = 8  # spans tried per path wanted before giving up
 PATH_LAYERS = (4, 24)  # layers per decoy path, drawn uniformly
 RANKS = (3, 4)
-MAX_SHARE = 10.0  # decoys costing 10x the real bricks: beyond that, a typo
 IMAGE_CHANNELS = (1, 3)  # a decoy never reads an image of a size no real model reads
+MAX_SHARE = 10.0  # decoys costing 10x the real bricks: beyond that, a typo
 DEFAULT = "20%"  # compile's default budget: every attack of codegen/attacks.py at AUC <= 0.6
 
 
@@ -81,7 +81,7 @@ def add_decoys(parts: Partition, models: list[Model], budget: Budget, secret: by
     real = dict(parts.bricks)
     rng = _generator(real, budget, secret)
     limit = budget.share * sum(brick_cost(b) for b in real.values())
-    pools, sizes = _size_pools(real.values()), (_real_sizes(real.values()), _images(real.values()))
+    pools, sizes = _size_pools(real.values()), (_real_sizes(real.values()), _types(real.values()))
     sources = [m for m in models if m.nodes]
     decoys: dict[str, Brick] = {}
     spent = 0.0
@@ -130,8 +130,14 @@ def _real_sizes(bricks) -> set[tuple[int, tuple[int, ...]]]:
     return {(len(t.shape), _sizes(t.shape)) for b in bricks for t in b.inputs if len(t.shape) in RANKS}
 
 
-def _images(bricks) -> set[TensorType]:
-    return {t for b in bricks for t in b.inputs if len(t.shape) == 4 and t.shape[1] in IMAGE_CHANNELS}
+def _types(bricks) -> set[TensorType]:
+    """The rank-3/4 tensor types real bricks read or write."""
+    found = set()
+    for b in bricks:
+        found |= {t for t in b.inputs if len(t.shape) in RANKS}
+        found |= {t for o in b.outputs for t in [b.layers[o.layer].outputs[o.output]]
+                  if t is not None and len(t.shape) in RANKS}
+    return found
 
 
 def _sizes(shape) -> tuple[int, ...]:
@@ -147,7 +153,7 @@ def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set]
     begin = rng.randrange(len(model.nodes))
     end = min(len(model.nodes), begin + length)
     spec = brick_spec("0" * 64, make_brick(model, begin, end, consumers(model)))
-    ratio = _ratio(spec, pools, rng)
+    ratio = _ratio(spec, pools, sizes[1], rng)
     if ratio is None:
         return []
     try:
@@ -163,9 +169,10 @@ def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set]
     return out
 
 
-def _ratio(spec: dict, pools: Pools, rng: random.Random) -> Fraction | None:
+def _ratio(spec: dict, pools: Pools, types: set[TensorType], rng: random.Random) -> Fraction | None:
     """new size / old size of the span's first rank-3/4 input, drawn from the sizes real bricks
-    with the same first op have."""
+    with the same first op have; preferably one where that input becomes a tensor real bricks
+    read or write, so the path attaches to them."""
     first = next((t for t in spec["inputs"] if len(t["shape"]) in RANKS), None)
     if first is None:
         return None
@@ -175,7 +182,10 @@ def _ratio(spec: dict, pools: Pools, rng: random.Random) -> Fraction | None:
     choices = [s for s in pools.get((op, len(first["shape"])), ([], 0))[0] if s != old and len(s) == len(old)]
     if not choices or 0 in old:
         return None
-    return Fraction(rng.choice(choices)[0], old[0])
+    shape = first["shape"]
+    attached = [c for c in choices if TensorType(first["dtype"], tuple(
+        shape[:2] + list(c) if len(shape) == 4 else [shape[0], c[0], *shape[2:]])) in types]
+    return Fraction(rng.choice(attached or choices)[0], old[0])
 
 
 def _scaled(spec: dict, ratio: Fraction) -> dict:
@@ -196,13 +206,15 @@ def _scale(size: int, ratio: Fraction) -> int:
     return max(1, round(size * ratio))
 
 
-def _plausible(brick: Brick, pools: Pools, sizes: set, images: set[TensorType]) -> bool:
+def _plausible(brick: Brick, pools: Pools, sizes: set, types: set[TensorType]) -> bool:
+    """Every input has a size real bricks have (an image input: a type real bricks read), and
+    is no larger than real inputs of the brick's first op."""
     for t in brick.inputs:
         if len(t.shape) not in RANKS:
             continue
         if (len(t.shape), _sizes(t.shape)) not in sizes:
             return False
-        if len(t.shape) == 4 and t.shape[1] in IMAGE_CHANNELS and t not in images:
+        if len(t.shape) == 4 and t.shape[1] in IMAGE_CHANNELS and t not in types:
             return False
         largest = pools.get((brick.ops[0], len(t.shape)), ([], 0))[1]
         if math.prod(t.shape) > largest:
