@@ -37,7 +37,7 @@ def budget_row(models, h: int, share: float, secrets: int) -> None:
     decoys' cost, then per attack the mean and worst decoy AUC over the draws."""
     aucs: dict[str, list[float]] = {}
     counts, fakes, extras = [], [], []
-    for k in range(secrets):
+    for k in range(secrets if share > 0 else 1):
         suite, files = suite_files(models, h, share, DEMO_SECRET if k == 0 else f"secret {k}".encode())
         bricks, decoys = dict(suite.partition.bricks), set(suite.decoys)
         real = sum(brick_cost(b) for d, b in bricks.items() if d not in decoys)
@@ -49,10 +49,12 @@ def budget_row(models, h: int, share: float, secrets: int) -> None:
             if finding.auc is not None:
                 aucs.setdefault(finding.attack, []).append(finding.auc)
         if k == 0:
-            print(attacks.format_findings(attacks.attack_suite(files)), end="") if not decoys else None
-    print(f"== budget {share:.0%} ({secrets} secrets): {len(bricks) - len(decoys)} real bricks + "
-          f"{min(counts)}..{max(counts)} decoys; guessed latency +{sum(fakes) / secrets:.1%}; measuring time +{sum(extras) / secrets:.1f} s "
-          f"on {base:.1f} s (guessed)")
+            recovered = attacks.format_findings(attacks.attack_suite(files))
+    draws = len(counts)
+    print(f"== budget {share:.0%} ({draws} secrets): {len(bricks) - len(decoys)} real bricks + "
+          f"{min(counts)}..{max(counts)} decoys; guessed latency +{sum(fakes) / draws:.1%}; "
+          f"measuring time +{sum(extras) / draws:.1f} s on {base:.1f} s (guessed)")
+    print(recovered, end="")
     for attack, values in aucs.items():
         print(f"  {attack:15s} decoy AUC mean {sum(values) / len(values):.3f}, worst {max(values):.3f}")
 
