@@ -38,7 +38,9 @@ def ids(suite) -> set[str]:
 def test_same_secret_same_bytes_another_secret_no_id_in_common(lowered):
     one, again = (assemble(lowered, Recipe(1, B1, decoy_share=0.2, secret=b"alice" * 8)) for _ in range(2))
     other = assemble(lowered, Recipe(1, B1, decoy_share=0.2, secret=b"bob" * 8))
-    assert one.files == again.files and one.plan == again.plan
+    assert one.files == again.files and one.plan == again.plan and one.decoys
+    reverse = assemble(lowered[::-1], Recipe(1, B1, decoy_share=0.2, secret=b"alice" * 8))
+    assert reverse.files == one.files  # decoys depend on neither model order nor names
     assert ids(one) and not ids(one) & ids(other) and one.info.suite != other.info.suite
     plain = assemble(lowered, Recipe(1, B1))
     digests = json.loads(one.plan)["ids"]["digests"]

@@ -82,7 +82,9 @@ def add_decoys(parts: Partition, models: list[Model], budget: Budget, secret: by
     rng = _generator(real, budget, secret)
     limit = budget.share * sum(brick_cost(b) for b in real.values())
     pools, sizes = _size_pools(real.values()), (_real_sizes(real.values()), _types(real.values()))
-    sources = [m for m in models if m.nodes]
+    # Models in a name-free order (by their bricks): decoys depend neither on names nor on order.
+    order = sorted(range(len(models)), key=lambda i: parts.models[i].instances)
+    sources = [models[i] for i in order if models[i].nodes]
     decoys: dict[str, Brick] = {}
     spent = 0.0
 
