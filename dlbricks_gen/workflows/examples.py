@@ -18,8 +18,8 @@ from ..codegen.keys import DEMO_SECRET
 from ..frontend import ShapeOptions, lower_proto
 from ..passes.decoys import DEFAULT as DEFAULT_DECOYS
 from ..passes.decoys import Budget
-from .compile import Assembled, Recipe, assemble, write_assembled
 from ..zoo import DEMO_MODELS, ZooOptions, build_model
+from .compile import Assembled, Recipe, assemble, write_assembled
 
 GRANULARITY = 1
 
