@@ -20,6 +20,7 @@ from ..codegen.render import SuiteInfo, render_suite, write_suite
 from ..frontend import FrontendError, ShapeOptions, find_models, load_model
 from ..ir import Model
 from ..passes.decoys import Budget, add_decoys
+from ..passes.layout import Conversions, conversions, with_kept_reorders
 from ..passes.partition import Partition, partition
 from ..passes.plan import check_outside, plan_json, plan_with_ids
 
@@ -91,13 +92,21 @@ def fusion_groups(models: list[Model], fusion: bool) -> tuple[list[Model], Units
     return fusion_units(models)
 
 
+def layout_conversions(models: list[Model]) -> dict[str, Conversions]:
+    """Where each model converts between plain and NCHWc layouts (ONNX Runtime, level all)."""
+    found = {m.name: conversions(m) for m in models}
+    return {name: c for name, c in found.items() if c is not None}
+
+
 def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
-             failed: tuple[tuple[str, str], ...] = ()) -> Assembled:
+             failed: tuple[tuple[str, str], ...] = (),
+             layouts: dict[str, Conversions] | None = None) -> Assembled:
     """Cut, add decoys, key the ids, render and write the plan text: pure, deterministic.
-    With a secret, every id downstream (files, plan, `exclude`, results) is the keyed id."""
+    `layouts`: the models' layout conversions, recorded per brick instance in the plan. With a
+    secret, every id downstream (files, plan, `exclude`, results) is the keyed id."""
+    cut = with_kept_reorders(partition(models, recipe.granularity, units), models, layouts or {})
     budget = Budget(recipe.decoys, recipe.decoy_share)
-    parts, decoy_ids = add_decoys(partition(models, recipe.granularity, units), models, budget,
-                                  recipe.secret or b"")
+    parts, decoy_ids = add_decoys(cut, models, budget, recipe.secret or b"")
     digests = None
     if recipe.secret is not None:
         parts, decoy_ids, digests = key_partition(parts, decoy_ids, recipe.secret)
@@ -131,7 +140,7 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
     models, failed = lower_all(root, options, progress)
     grouped, units = fusion_groups(models, fusion)
     recipe = Recipe(granularity, options, decoys, exclude, backends, decoy_share, secret)
-    suite = assemble(grouped, recipe, units, tuple(failed))
+    suite = assemble(grouped, recipe, units, tuple(failed), layout_conversions(grouped))
     report = kernels = None
     if models:
         write_assembled(suite, out_dir, plan_path)

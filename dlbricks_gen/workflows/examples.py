@@ -19,7 +19,7 @@ from ..frontend import ShapeOptions, lower_proto
 from ..passes.decoys import DEFAULT as DEFAULT_DECOYS
 from ..passes.decoys import Budget
 from ..zoo import DEMO_MODELS, ZooOptions, build_model
-from .compile import Assembled, Recipe, assemble, write_assembled
+from .compile import Assembled, Recipe, assemble, layout_conversions, write_assembled
 
 GRANULARITY = 1
 
@@ -29,8 +29,8 @@ def example_suite(decoys: bool = False) -> Assembled:
     models = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1))
               for m in DEMO_MODELS]
     budget = Budget.parse(DEFAULT_DECOYS if decoys else "0")
-    return assemble(models, Recipe(GRANULARITY, ShapeOptions(batch=1), budget.count, decoy_share=budget.share,
-                                   secret=DEMO_SECRET))
+    recipe = Recipe(GRANULARITY, ShapeOptions(batch=1), budget.count, decoy_share=budget.share, secret=DEMO_SECRET)
+    return assemble(models, recipe, layouts=layout_conversions(models))
 
 
 def render_example() -> tuple[dict[str, str], str]:
