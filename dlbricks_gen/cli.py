@@ -12,6 +12,7 @@ import typer
 from . import __version__, backends
 from .frontend import ShapeOptions
 from .frontend.shapes import DEFAULT_MAX_BYTES
+from .passes.decoys import DEFAULT as DEFAULT_DECOYS
 
 app = typer.Typer(
     help="DLBricks for ONNX: compile models into a standalone benchmark suite, "
@@ -119,8 +120,8 @@ def compile_cmd(
         "bytes.")] = DEFAULT_MAX_BYTES,
     decoys: Annotated[str, typer.Option("--decoys",
         help="Decoys (paths of real layers rebuilt at other sizes of the suite; only the plan marks "
-        "them): a share of the suite's latency, guessed from FLOPs and bytes (20%, 0.2; 0: none) or a "
-        "number of bricks (40).")] = "20%",
+        f"them): a share of the suite's latency, guessed from FLOPs and bytes ({DEFAULT_DECOYS}, 0.4; 0: none) or a "
+        f"number of bricks (40).")] = DEFAULT_DECOYS,
     secret: SecretFile = None,
     audit: Annotated[bool, typer.Option("--audit/--no-audit",
         help="Audit the suite against the models before it is shipped (default); fail if anything of "
