@@ -113,3 +113,11 @@ def load_plan(path: Path) -> Plan:
         return Plan(data["suite"], data["granularity"], bricks, models, failed, batch, decoys)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed plan: {exc!r}") from None
+
+
+def plan_with_ids(text: str, digests: dict[str, str], secret_label: str) -> str:
+    """The plan text with its optional "ids" section: the suite names bricks by keyed ids
+    (codegen/keys.py), and {keyed id: digest} maps them back (format: docs/FORMATS.md)."""
+    data = json.loads(text)
+    data["ids"] = {"key": "hmac-sha256", "secret": secret_label, "digests": digests}
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
