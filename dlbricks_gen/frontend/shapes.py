@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import onnx
 
@@ -20,6 +21,7 @@ class ShapeOptions:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     dims: tuple[tuple[str, int], ...] = ()
     max_bytes: int = DEFAULT_MAX_BYTES  # refuse a layer whose tensors need more (--max-bytes)
+    inputs: Path | None = None  # sample inputs for the recorded run (--inputs): .npz or a folder
 
 
 def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
@@ -41,15 +43,16 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
     unresolved = []
     for value in graph_inputs(graph):
         if not value.type.HasField("tensor_type"):
-            raise FrontendError(display, f"input {value.name!r} is not a tensor (sequence/map)")
+            raise FrontendError(display, f"input {value.name!r} is a sequence, map or optional: sequence-typed "
+                                "values are not supported in bricks")
         shape = value.type.tensor_type.shape
         if value.name in explicit:
             _set_shape(shape, explicit[value.name])
             continue
         missing = []
         for index, dim in enumerate(shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                continue
+            if dim.HasField("dim_value") and dim.dim_value >= 0:
+                continue  # zero-size dimensions are static too; -1 (Paddle exports) is symbolic
             if dim.dim_param in symbols:
                 dim.dim_value = symbols[dim.dim_param]
             elif index == 0 and options.batch is not None:
