@@ -20,7 +20,7 @@ from ..runtime.core.data import random_array
 from .errors import FrontendError
 from .control import expand, has_subgraph, instrument
 from .fold import Known, fold, probe_types
-from .load import numel, read_model
+from .load import is_small_int, numel, read_model
 from .lower import SHAPE_INPUTS, Lowerer, canonical_order
 from .record import Recorded, read_samples, record, sample_feeds
 from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
@@ -70,6 +70,7 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
         node.name = node.name or f"#{index}"  # for error messages only
     recorded: Recorded | None = None
     assumed: list[tuple[str, str]] = []
+    failure: FrontendError | None = None
     for level in range(MAX_NESTING + 1):
         nodes, known, types, folded = _fold_rounds(proto, options, display, recorded)
         flow = any(has_subgraph(n) for n in nodes)
@@ -77,16 +78,26 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
         if (not flow and settled) or level == MAX_NESTING:
             break  # done, or nested too deep: the lowering names the node left
         feeds = sample_feeds(proto, inputs)
-        recorded = record(instrument(proto), feeds, types, options.max_bytes, base_dir, display,
-                          source or ("given inputs" if inputs else "random (data policy)"))
+        try:
+            recorded = record(instrument(proto), feeds, types, options.max_bytes, base_dir, display,
+                              source or ("given inputs" if inputs else "random (data policy)"))
+        except FrontendError as exc:
+            failure = exc  # the lowering names the node that needed it, and why
+            break
         if not flow:
             nodes, known, types, folded = _fold_rounds(proto, options, display, recorded)
             break
         assumed += expand(proto, {**recorded.values, **feeds}, {**types, **recorded.types}, display)
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in proto.opset_import}
-    external = {t.name for t in proto.graph.initializer if external_data_helper.uses_external_data(t)}
+    external = {t.name for t in proto.graph.initializer  # left unread by load_small_external
+                if external_data_helper.uses_external_data(t) and (is_small_int(t) or numel(t) <= 1)}
     lowerer = Lowerer(display, known, types, opsets, recorded.values if recorded else {}, external)
-    lowered = [lowerer.node(nodes[i], i) for i in canonical_order(nodes, display)]
+    try:
+        lowered = [lowerer.node(nodes[i], i) for i in canonical_order(nodes, display)]
+    except FrontendError as exc:
+        if failure is None:
+            raise
+        raise FrontendError(display, f"{exc.message}; {failure.message}", exc.node, exc.op) from None
     inputs_ = tuple(v.name for v in graph_inputs(proto.graph))
     if recorded is not None:
         assumed.insert(0, ("recorded run", f"shapes from one inference on {recorded.source}"))

@@ -170,15 +170,16 @@ def _unroll_loop(node, trips: int, model, where: str, display: str):
             scans[k].append(name)
     nodes += [helper.make_node("Identity", [src], [dst]) for src, dst in zip(carried, outputs, strict=False)]
     for k, names in enumerate(scans):
-        nodes += _stack(names, outputs[n_carried + k], 0, model, inits, display, where)
+        nodes += _stack(names, outputs[n_carried + k], 0, model, inits, display, where, "Loop")
     return nodes, inits
 
 
-def _stack(names: list[str], output: str, axis: int, model, inits: list, display: str, where: str):
+def _stack(names: list[str], output: str, axis: int, model, inits: list, display: str, where: str,
+           op: str):
     """Per-iteration values stacked along `axis` (a new dimension), as Loop and Scan do."""
     if not names:
         raise FrontendError(display, "ran 0 times on the sample input: its scan outputs have no "
-                            "known shape (give --inputs that run it at least once)", node=where)
+                            "known shape (give --inputs that run it at least once)", node=where, op=op)
     axes = f"{output}@axes"
     unsqueezed = [f"{n}@unsqueezed" for n in names]
     nodes = []
@@ -233,5 +234,5 @@ def _unroll_scan(node, shapes: dict, model, where: str, display: str):
     nodes += [helper.make_node("Identity", [src], [dst]) for src, dst in zip(state, node.output, strict=False)]
     for k, names in enumerate(scans):
         ordered = names[::-1] if out_dirs[k] else names
-        nodes += _stack(ordered, node.output[n_state + k], out_axes[k], model, inits, display, where)
+        nodes += _stack(ordered, node.output[n_state + k], out_axes[k], model, inits, display, where, "Scan")
     return nodes, inits, trips

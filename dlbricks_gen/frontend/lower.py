@@ -55,7 +55,7 @@ class Lowerer:
         self.types = types
         self.opsets = opsets
         self.recorded = recorded or {}  # small integer values seen in the recorded run
-        self.external = external or set()  # initializers stored in external data files
+        self.external = external or set()  # small integer initializers whose external data is unread
 
     def error(self, node: onnx.NodeProto, index: int, message: str) -> FrontendError:
         return FrontendError(self.display, message, node=node.name or f"#{index}", op=node.op_type)
@@ -115,9 +115,13 @@ class Lowerer:
         if not known.has_data:
             if t.dtype in INT_DTYPES:
                 name = proto.input[slot]
-                cause = ("its external data file is missing" if name in self.external else
-                         "it is computed at session start from values that are not read "
-                         "(weights, or results too large to fold)")
+                unread = ", ".join(repr(n) for n in sorted(self.external)[:3])
+                cause = ("its external data file is missing or outside the model's folder"
+                         if name in self.external else
+                         f"it is computed at session start from {unread}, whose external data file is "
+                         "missing or outside the model's folder" if unread else
+                         "it is computed at session start from values that are not read (weights, "
+                         "or results too large to fold)")
                 raise self.error(proto, index, f"the values of constant input {name!r} are not "
                                  f"available: {cause}")
             return Operand(Kind.WEIGHT, t)
