@@ -16,8 +16,11 @@ from .roles import INT_DTYPES, is_semantic
 
 # Domains run by ONNX Runtime's CPU provider without a custom op library.
 KNOWN_DOMAINS = ("", "ai.onnx.ml", "com.microsoft")
-# Operators that make or read sequences (besides the *Sequence* ones).
-SEQUENCE_OPS = frozenset({"SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement"})
+# Operators that make or read sequences and optionals.
+SEQUENCE_OPS = frozenset({
+    "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
+    "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
+    "OptionalGetElement", "OptionalHasElement"})
 # Tensor attributes of ai.onnx.ml operators up to this size keep their values.
 ML_TENSOR_NUMEL = 1 << 14
 # Integer inputs that decide a kernel's output shape: computed at run time, they take the
@@ -65,7 +68,7 @@ class Lowerer:
         if domain not in KNOWN_DOMAINS:
             raise self.error(proto, index, f"custom domain {domain!r} is not supported "
                              "(ONNX Runtime needs a custom op library for it)")
-        if domain == "" and (proto.op_type in SEQUENCE_OPS or "Sequence" in proto.op_type):
+        if domain == "" and proto.op_type in SEQUENCE_OPS:
             raise self.error(proto, index, "reads or makes a sequence: sequence-typed values are not "
                              "supported in bricks")
         schema = self.schema(proto, index, domain)
