@@ -22,7 +22,7 @@ from .control import expand, has_subgraph, instrument
 from .fold import Known, fold, probe_types
 from .load import is_small_int, numel, read_model
 from .lower import SHAPE_INPUTS, Lowerer, canonical_order
-from .record import Recorded, read_samples, record, sample_feeds
+from .record import BudgetError, Recorded, read_samples, record, sample_feeds
 from .shapes import ShapeOptions, bind_inputs, graph_inputs, infer
 from .validate import check_graph, check_sizes, initializer_dims
 
@@ -81,6 +81,8 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
         try:
             recorded = record(instrument(proto), feeds, types, options.max_bytes, base_dir, display,
                               source or ("given inputs" if inputs else "random (data policy)"))
+        except BudgetError:
+            raise
         except FrontendError as exc:
             failure = exc  # the lowering names the node that needed it, and why
             break

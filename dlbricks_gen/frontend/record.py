@@ -28,6 +28,15 @@ from .validate import tensor_bytes
 SAMPLE_SUFFIXES = (".npy", ".pb")
 
 
+class BudgetError(FrontendError):
+    """The recorded run would need (or needed) more memory than --max-bytes: the real cause."""
+
+
+def _over_budget(display: str, needed: int, max_bytes: int, at_least: bool) -> BudgetError:
+    return BudgetError(display, f"recording the shapes of every value needs {'at least ' if at_least else ''}"
+                       f"{needed} bytes, more than --max-bytes {max_bytes} (raise it, or give smaller --inputs)")
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """What one run showed: the type of every tensor value, the values of small integer ones."""
@@ -74,8 +83,7 @@ def record(model: onnx.ModelProto, feeds: dict[str, np.ndarray], known_types: di
     names = list(dict.fromkeys(o for node in model.graph.node for o in node.output if o))
     static = sum(tensor_bytes(known_types[n]) for n in names if n in known_types)
     if static > max_bytes:
-        raise FrontendError(display, f"recording the shapes of every value needs at least {static} bytes, "
-                            f"more than --max-bytes {max_bytes}")
+        raise _over_budget(display, static, max_bytes, at_least=True)
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.output[:]
@@ -97,8 +105,7 @@ def record(model: onnx.ModelProto, feeds: dict[str, np.ndarray], known_types: di
         if t.dtype in INT_DTYPES and value.size <= SMALL_INT_NUMEL:
             values[name] = value
     if total > max_bytes:
-        raise FrontendError(display, f"the recorded run produced {total} bytes of values, more than "
-                            f"--max-bytes {max_bytes}")
+        raise _over_budget(display, total, max_bytes, at_least=False)
     return Recorded(types, values, source)
 
 
