@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from conftest import FIXTURES
 
-from dlbricks_gen.frontend import FrontendError, ShapeOptions, load_model
+from dlbricks_gen.frontend import ShapeOptions, load_model
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.passes.partition import partition
 from dlbricks_gen.runtime.core.spec import build_model

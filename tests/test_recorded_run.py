@@ -118,3 +118,32 @@ def test_compile_with_inputs_writes_what_was_assumed_into_the_plan(tmp_path: Pat
     plan = load_plan(tmp_path / "suite.plan.json")
     assert plan.assumed["detector_nonzero"][0] == ("recorded run", "shapes from one inference on samples.npz")
     assert any(a.startswith("If took") for _, a in plan.assumed["control_flow_if"])
+
+
+def test_nested_control_flow_is_lowered_one_level_per_recorded_run():
+    from hostile import nested_subgraph  # an If inside a Loop
+
+    feeds = {"n": np.array(3, np.int64), "c": np.array(True), "x": np.ones((1, 4), np.float32)}
+    model = lower_proto(nested_subgraph(), "m", "m.onnx", ShapeOptions(), inputs=feeds)
+    assert ("outer_loop", "Loop ran 3 times") in model.assumed
+    assert ("inner_if@outer_loop.2", "If took then_branch") in model.assumed
+    assert [n.layer.op_type for n in model.nodes].count("Relu") == 3
+    assert model.nodes[-1].layer.outputs[0].shape == (3, 1, 4)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("detector_nonzero", B1), ("qoperator_cnn", B1), ("control_flow_if", B1), ("scan", B1),
+    ("paddle_minus1", ShapeOptions(batch=2))])
+def test_bricks_of_dynamic_fixtures_build_load_and_run(name: str, options: ShapeOptions):
+    import onnxruntime as ort
+
+    from dlbricks_gen.ir.spec import brick_spec
+    from dlbricks_gen.passes.partition import partition
+    from dlbricks_gen.runtime.core.data import input_feeds
+    from dlbricks_gen.runtime.core.spec import build_model, model_inputs
+
+    model = load_model(FIXTURES / f"{name}.onnx", FIXTURES, options)
+    for digest, brick in partition([model], 2).bricks:
+        built = build_model(brick_spec(digest, brick))
+        session = ort.InferenceSession(built.SerializeToString(), providers=["CPUExecutionProvider"])
+        session.run(None, input_feeds(model_inputs(built)))

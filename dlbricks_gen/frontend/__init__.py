@@ -17,8 +17,8 @@ from onnx import external_data_helper, numpy_helper
 
 from ..ir import Model, TensorType
 from ..runtime.core.data import random_array
-from .errors import FrontendError
 from .control import expand, has_subgraph, instrument
+from .errors import FrontendError
 from .fold import Known, fold, probe_types
 from .load import is_small_int, numel, read_model
 from .lower import SHAPE_INPUTS, Lowerer, canonical_order

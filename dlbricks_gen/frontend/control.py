@@ -100,7 +100,7 @@ def inline(graph: onnx.GraphProto, input_names: list[str], output_names: list[st
             mapped.add(value.name)
         else:  # the output is an input, an initializer, an outer value or listed twice: copied
             extra.append((value.name, name))
-    nodes = []
+    nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
@@ -150,7 +150,7 @@ def _opset(model: onnx.ModelProto) -> int:
 def _unroll_loop(node, trips: int, model, where: str, display: str):
     body = _graph(node, "body")
     _check_size(trips, body, display, where, "Loop")
-    carried = [n for n in node.input[2:]]
+    carried = list(node.input[2:])
     n_carried = len(carried)
     outputs = [o for o in node.output if not o.endswith(TRIPS)]
     scans: list[list[str]] = [[] for _ in outputs[n_carried:]]

@@ -93,10 +93,14 @@ def _bind_outputs(graph: onnx.GraphProto, symbols: dict[str, int]) -> None:
 
 def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
     """ONNX shape inference; for models with com.microsoft ops (unknown to onnx), ONNX
-    Runtime's own symbolic shape inference, which knows them."""
+    Runtime's own symbolic shape inference, which knows them, or where it cannot finish, onnx's
+    (what it leaves untyped is then typed by a recorded run)."""
     try:
         if any(node.domain == "com.microsoft" for node in model.graph.node):
-            return _infer_contrib(model)
+            try:
+                return _infer_contrib(model)
+            except Exception:  # noqa: BLE001, S110 - incomplete (QOperator models): the recorded run types the rest
+                pass
         return onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
     except FrontendError:
         raise
