@@ -147,3 +147,24 @@ def test_bricks_of_dynamic_fixtures_build_load_and_run(name: str, options: Shape
         built = build_model(brick_spec(digest, brick))
         session = ort.InferenceSession(built.SerializeToString(), providers=["CPUExecutionProvider"])
         session.run(None, input_feeds(model_inputs(built)))
+
+
+def test_a_recorded_run_reads_external_weights_from_the_model_folder(tmp_path: Path):
+    onnx.save_model(onnx.load(FIXTURES / "detector_nonzero.onnx"), str(tmp_path / "det.onnx"),
+                    save_as_external_data=True, location="det.data", size_threshold=0)
+    np.savez(tmp_path / "image.npz", image=_image(3.0))
+    model = load_model(tmp_path / "det.onnx", tmp_path, ShapeOptions(inputs=tmp_path / "image.npz"))
+    assert _kept_boxes(model) == 2  # the real weights decided it, as with the weights inside
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"not a zip", "cannot read sample inputs"), (None, "more than --max-bytes 100")])
+def test_bad_or_oversized_sample_inputs_are_one_line_errors(tmp_path: Path, content, message: str):
+    sample = tmp_path / "s.npz"
+    if content is None:
+        np.savez(sample, image=_image(1.0))
+    else:
+        sample.write_bytes(content)
+    with pytest.raises(FrontendError, match=message) as err:
+        load_model(FIXTURES / "detector_nonzero.onnx", FIXTURES, ShapeOptions(inputs=sample, max_bytes=100))
+    assert "\n" not in str(err.value) and "detector_nonzero.onnx" in str(err.value)

@@ -52,7 +52,7 @@ def load_model(path: Path, root: Path, options: ShapeOptions) -> Model:
     display = path.as_posix()
     proto = read_model(path, display)
     file = path.relative_to(root.parent if root.is_file() else root).as_posix()
-    samples = read_samples(options.inputs, display) if options.inputs is not None else None
+    samples = read_samples(options.inputs, display, options.max_bytes) if options.inputs is not None else None
     return lower_proto(proto, model_name(path, root), file, options, display, samples, path.parent,
                        options.inputs.name if options.inputs is not None else None)
 
@@ -71,6 +71,7 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
     recorded: Recorded | None = None
     assumed: list[tuple[str, str]] = []
     failure: FrontendError | None = None
+    runs = 0
     for level in range(MAX_NESTING + 1):
         nodes, known, types, folded = _fold_rounds(proto, options, display, recorded)
         flow = any(has_subgraph(n) for n in nodes)
@@ -78,6 +79,7 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
         if (not flow and settled) or level == MAX_NESTING:
             break  # done, or nested too deep: the lowering names the node left
         feeds = sample_feeds(proto, inputs)
+        runs += 1
         try:
             recorded = record(instrument(proto), feeds, types, options.max_bytes, base_dir, display,
                               source or ("given inputs" if inputs else "random (data policy)"))
@@ -102,7 +104,8 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
         raise FrontendError(display, f"{exc.message}; {failure.message}", exc.node, exc.op) from None
     inputs_ = tuple(v.name for v in graph_inputs(proto.graph))
     if recorded is not None:
-        assumed.insert(0, ("recorded run", f"shapes from one inference on {recorded.source}"))
+        count = "one inference" if runs == 1 else f"{runs} inferences (one per level of control flow)"
+        assumed.insert(0, ("recorded run", f"shapes from {count} on {recorded.source}"))
     return Model(name, file, tuple(lowered), inputs_, tuple(outputs_in_order(proto.graph)), folded,
                  tuple(assumed))
 

@@ -10,11 +10,13 @@ box count, for instance, is the one found in the sample.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import helper
 
 from ..ir import TensorType
@@ -46,15 +48,22 @@ class Recorded:
     source: str  # where the inputs came from: a file name or "random (data policy)"
 
 
-def read_samples(path: Path, display: str) -> dict[str, np.ndarray]:
-    """Sample inputs from an .npz file or a folder of .npy / .pb (TensorProto) files."""
+def read_samples(path: Path, display: str, max_bytes: int) -> dict[str, np.ndarray]:
+    """Sample inputs from an .npz file or a folder of .npy / .pb (TensorProto) files; inputs a
+    model lacks are ignored (one file may serve a folder of models). Refused above `max_bytes`."""
     try:
+        files = sorted(f for f in path.iterdir() if f.suffix in SAMPLE_SUFFIXES) if path.is_dir() else []
+        size = (sum(f.stat().st_size for f in files) if path.is_dir() else
+                sum(i.file_size for i in zipfile.ZipFile(path).infolist()))  # uncompressed sizes
+        if size > max_bytes:
+            raise FrontendError(display, f"sample inputs {path} hold {size} bytes, more than --max-bytes {max_bytes}")
         if path.is_dir():
-            return {f.stem: _read_one(f) for f in sorted(path.iterdir()) if f.suffix in SAMPLE_SUFFIXES}
+            return {f.stem: _read_one(f) for f in files}
         with np.load(path, allow_pickle=False) as archive:
             return {name: np.asarray(archive[name]) for name in archive.files}
-    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
-        raise FrontendError(display, f"cannot read sample inputs {path}: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, DecodeError) as exc:
+        raise FrontendError(display, f"cannot read sample inputs {path} (an .npz file or a folder of "
+                            f".npy / .pb files): {exc}") from None
 
 
 def _read_one(file: Path) -> np.ndarray:
