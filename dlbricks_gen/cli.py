@@ -392,7 +392,7 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
     """The plan of models never compiled, when the store knows all their bricks; otherwise list
     the missing bricks and exit (after writing them as a suite with --emit-missing)."""
     from .passes.plan import default_plan_path
-    from .workflows.compile import Recipe, assemble, compile_models, fusion_groups, lower_all
+    from .workflows.compile import Recipe, assemble, compile_models, fusion_groups, layout_conversions, lower_all
     from .workflows.incremental import coverage, missing_lines, plan_of
 
     lowered, failed = lower_all(model, options)
@@ -401,7 +401,7 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
     if not lowered:
         fail("no model could be read" if failed else f"no *.onnx files found in {model}")
     grouped, units = fusion_groups(lowered, fusion)
-    parts = assemble(grouped, Recipe(granularity, options), units).partition
+    parts = assemble(grouped, Recipe(granularity, options), units, layouts=layout_conversions(grouped)).partition
     cov = coverage(parts, latest)
     if not cov.unknown:
         return plan_of(parts, batch=options.batch, failed=tuple(failed))

@@ -53,11 +53,11 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     covered = measured = 0
     failed: dict[str, str] = {}
     missing: dict[str, bool] = {}
-    for digest in model.instances:
+    for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is not None and result.ok:
             weights.append(result.latency)
-            calibrated.append(result.calibrated)
+            calibrated.append(result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None))
             covered += plan.bricks[digest].layers
             measured += 1
         else:

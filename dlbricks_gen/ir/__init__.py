@@ -159,6 +159,9 @@ class ModelPlan:
     layers: int
     instances: tuple[str, ...]  # brick digests in topological order
     edges: tuple[tuple[int, int], ...]  # (producer instance, consumer instance)
+    # Per instance: the shares of its input and output edges where the model itself converts
+    # between plain and NCHWc layouts (passes/layout.py); empty when not known.
+    kept_reorders: tuple[tuple[float, float], ...] = ()
 
     def spans(self, brick_layers: dict[str, int]) -> tuple[tuple[int, int], ...]:
         """[begin, end) node indices of each instance, given each brick's number of layers."""

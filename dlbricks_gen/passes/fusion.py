@@ -9,16 +9,13 @@ its consumers are one kernel. The partitioner never cuts inside such a group.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import onnx
-import onnxruntime as ort
 
 from ..ir import Model, Node
 from ..ir.order import depth_first_order
 from ..ir.spec import brick_spec
 from ..runtime.core.spec import build_model
+from .optimized import optimized_graph
 from .partition import consumers, make_brick
 
 Units = tuple[tuple[int, int], ...]
@@ -50,21 +47,9 @@ def fused_groups(model: Model) -> list[int]:
 
 
 def _optimized_values(model: onnx.ModelProto) -> set[str]:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "optimized.onnx"
-        options.optimized_model_filepath = str(path)
-        options.add_session_config_entry(
-            "session.optimized_model_external_initializers_file_name", "weights.bin")
-        options.add_session_config_entry(
-            "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        optimized = onnx.load_model(str(path), load_external_data=False)
-    names = {v.name for v in optimized.graph.output}
-    for node in optimized.graph.node:
+    graph = optimized_graph(model, "extended")
+    names = {v.name for v in graph.output}
+    for node in graph.node:
         names.update(node.input)
         names.update(node.output)
     return names

@@ -70,7 +70,7 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
         "decoys": sorted(decoys),
         "models": [
             {"name": m.name, "file": m.file, "layers": m.layers,
-             "instances": [{"brick": d} for d in m.instances],
+             "instances": _instances(m),
              "edges": [list(e) for e in m.edges],
              # optional: only models whose lowering assumed something (docs/FORMATS.md)
              **({"assumed": [{"node": n, "assumption": a} for n, a in assumed[m.name]]}
@@ -80,6 +80,22 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
         "failed": [{"file": f, "error": e} for f, e in failed],
     }
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def _instances(model: ModelPlan) -> list[dict]:
+    if not model.kept_reorders:
+        return [{"brick": d} for d in model.instances]
+    return [{"brick": d, "kept_reorders": list(k)} for d, k in zip(model.instances, model.kept_reorders, strict=True)]
+
+
+def _kept_reorders(instances: list[dict]) -> tuple[tuple[float, float], ...]:
+    """The optional per-instance shares; all or none (a plan written before they existed)."""
+    if not instances or "kept_reorders" not in instances[0]:
+        return ()
+    kept = tuple((float(i["kept_reorders"][0]), float(i["kept_reorders"][1])) for i in instances)
+    if any(not (0.0 <= a <= 1.0 and 0.0 <= b <= 1.0) for a, b in kept):
+        raise ValueError("kept_reorders must be shares between 0 and 1")
+    return kept
 
 
 def load_plan(path: Path) -> Plan:
@@ -95,7 +111,7 @@ def load_plan(path: Path) -> Plan:
         bricks = {d: BrickInfo(b["layers"], tuple(b["ops"])) for d, b in data["bricks"].items()}
         models = tuple(
             ModelPlan(m["name"], m["file"], m["layers"], tuple(i["brick"] for i in m["instances"]),
-                      tuple((a, b) for a, b in m["edges"]))
+                      tuple((a, b) for a, b in m["edges"]), _kept_reorders(m["instances"]))
             for m in data["models"]
         )
         failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))

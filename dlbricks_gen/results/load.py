@@ -45,6 +45,8 @@ class BrickResult:
     data: dict
     null_call: float | None = None  # the runtime's fixed cost of one call, less one node's
     boundary: float | None = None  # layout reorders at the brick's edges, seconds per call
+    reorder_in: float = 0.0  # of `boundary`: the conversions into NCHWc (ReorderInput)
+    reorder_out: float = 0.0  # and out of it (ReorderOutput)
 
     @property
     def latency(self) -> float:
@@ -57,9 +59,17 @@ class BrickResult:
     def calibrated(self) -> float | None:
         """The latency without what only a separate brick pays: its own call and the NCHWc
         reorders at its edges (measured as a share of a profiled run, applied to the latency)."""
+        return self.calibrated_for(None)
+
+    def calibrated_for(self, kept: tuple[float, float] | None) -> float | None:
+        """`calibrated`, keeping the shares `kept` = (into, out of) of the brick's reorders that
+        the model itself converts at that instance (passes/layout.py); None: remove them all."""
         if not self.ok or self.null_call is None or self.boundary is None:
             return None
-        return max(self.latency - self.boundary - self.null_call, 0.0)
+        removed = self.boundary
+        if kept is not None:
+            removed = self.reorder_in * (1.0 - kept[0]) + self.reorder_out * (1.0 - kept[1])
+        return max(self.latency - removed - self.null_call, 0.0)
 
 
 def run_overhead(calibration: dict) -> float:
@@ -176,8 +186,14 @@ def brick_result(data: dict, statistic: str) -> BrickResult:
     if not cal:
         return BrickResult(data["id"], True, latency, None, data)
     profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
-    share = min(profile["boundary_s"] / profile["run_s"], 1.0) if profile["calls"] and profile["run_s"] > 0 else 0.0
-    return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), latency * share)
+    if not (profile["calls"] and profile["run_s"] > 0):
+        return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), 0.0)
+    # Profiled kernel times, as shares of the profiled run, applied to the timed latency.
+    scale = latency / max(profile["run_s"], profile["boundary_s"])
+    kernels = profile.get("kernels_s", {})
+    return BrickResult(data["id"], True, latency, None, data, run_overhead(cal),
+                       profile["boundary_s"] * scale, kernels.get("ReorderInput", 0.0) * scale,
+                       kernels.get("ReorderOutput", 0.0) * scale)
 
 
 def e2e_batch(path: Path) -> int | None:

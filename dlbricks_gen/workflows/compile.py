@@ -19,6 +19,7 @@ from ..codegen.render import SuiteInfo, render_suite, write_suite
 from ..frontend import FrontendError, ShapeOptions, find_models, load_model
 from ..ir import Model
 from ..passes.decoys import add_decoys
+from ..passes.layout import Conversions, conversions, with_kept_reorders
 from ..passes.partition import Partition, partition
 from ..passes.plan import check_outside, plan_json
 
@@ -88,10 +89,19 @@ def fusion_groups(models: list[Model], fusion: bool) -> tuple[list[Model], Units
     return fusion_units(models)
 
 
+def layout_conversions(models: list[Model]) -> dict[str, Conversions]:
+    """Where each model converts between plain and NCHWc layouts (ONNX Runtime, level all)."""
+    found = {m.name: conversions(m) for m in models}
+    return {name: c for name, c in found.items() if c is not None}
+
+
 def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
-             failed: tuple[tuple[str, str], ...] = ()) -> Assembled:
-    """Cut, add decoys, render and write the plan text: pure, deterministic."""
-    parts, decoy_ids = add_decoys(partition(models, recipe.granularity, units), recipe.decoys)
+             failed: tuple[tuple[str, str], ...] = (),
+             layouts: dict[str, Conversions] | None = None) -> Assembled:
+    """Cut, add decoys, render and write the plan text: pure, deterministic. `layouts`: the
+    models' layout conversions, recorded per brick instance in the plan."""
+    cut = with_kept_reorders(partition(models, recipe.granularity, units), models, layouts or {})
+    parts, decoy_ids = add_decoys(cut, recipe.decoys)
     shipped = replace(parts, bricks=tuple(b for b in parts.bricks if b[0] not in recipe.exclude))
     info, files = render_suite(shipped, recipe.backends)
     assumed = {m.name: m.assumed for m in models if m.assumed}
@@ -120,7 +130,7 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
     models, failed = lower_all(root, options, progress)
     grouped, units = fusion_groups(models, fusion)
     recipe = Recipe(granularity, options, decoys, exclude, backends)
-    suite = assemble(grouped, recipe, units, tuple(failed))
+    suite = assemble(grouped, recipe, units, tuple(failed), layout_conversions(grouped))
     report = kernels = None
     if models:
         write_assembled(suite, out_dir, plan_path)

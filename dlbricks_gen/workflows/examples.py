@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..frontend import ShapeOptions, lower_proto
 from ..zoo import DEMO_MODELS, ZooOptions, build_model
-from .compile import Assembled, Recipe, assemble, write_assembled
+from .compile import Assembled, Recipe, assemble, layout_conversions, write_assembled
 
 GRANULARITY = 1
 
@@ -22,7 +22,7 @@ def example_suite() -> Assembled:
     """The example suite, assembled in memory."""
     models = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1))
               for m in DEMO_MODELS]
-    return assemble(models, Recipe(GRANULARITY, ShapeOptions(batch=1)))
+    return assemble(models, Recipe(GRANULARITY, ShapeOptions(batch=1)), layouts=layout_conversions(models))
 
 
 def render_example() -> tuple[dict[str, str], str]:

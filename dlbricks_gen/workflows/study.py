@@ -23,11 +23,12 @@ from ..codegen.render import suite_command
 from ..estimate.model import estimate, geometric_mean
 from ..frontend import ShapeOptions
 from ..ir import Model
+from ..passes.layout import Conversions
 from ..passes.plan import load_plan
 from ..results.load import BrickResult, load_results
 from ..runtime.core.settings import Settings
 from . import e2e as e2e_mod
-from .compile import Recipe, Units, assemble, fusion_groups, lower_all, write_assembled
+from .compile import Recipe, Units, assemble, fusion_groups, layout_conversions, lower_all, write_assembled
 
 STATISTIC = "trimmed_mean_20"
 
@@ -79,8 +80,9 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, echo: Callable
 
 
 def study_granularity(models: list[Model], units: Units | None, h: int, out: Path, e2e: dict[str, BrickResult],
-                      e2e_wall: float, options: StudyOptions, echo: Callable[[str], None]) -> dict:
-    suite = assemble(models, Recipe(h, options.shapes), units)
+                      e2e_wall: float, options: StudyOptions, echo: Callable[[str], None],
+                      layouts: dict[str, Conversions] | None = None) -> dict:
+    suite = assemble(models, Recipe(h, options.shapes), units, layouts=layouts)
     parts, info = suite.partition, suite.info
     suite_dir, plan_path = out / f"H{h}" / "suite", out / f"H{h}" / "suite.plan.json"
     write_assembled(suite, suite_dir, plan_path)
@@ -139,7 +141,8 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
     if options.fusion:  # learned once: whole models are optimized by ONNX Runtime
         echo("learning fusion groups from ONNX Runtime")
     models, units = fusion_groups(models, options.fusion)
-    rows = [study_granularity(models, units, h, out, e2e, e2e_wall, options, echo)
+    layouts = layout_conversions(models)
+    rows = [study_granularity(models, units, h, out, e2e, e2e_wall, options, echo, layouts)
             for h in options.granularities]
     data = {"version": 1, "statistic": STATISTIC, "threads": options.threads, "quick": options.quick,
             "models": sorted(m.name for m in models), "failed": [list(f) for f in failed], "by_h": rows}

@@ -1,0 +1,86 @@
+"""Estimate/measured per model for each estimator variant, from finished `study` folders.
+
+    python benchmarks/accuracy.py STUDY [STUDY ...] [-H 1] [--tolerance 0.10] [--json]
+
+For each study folder (one `dlbricks-gen study` run: e2e.json and H<h>/suite with its plan and
+results) and each estimator variant computed from the same measurements, it prints how many
+models are within the tolerance, the geometric mean and range of estimate/measured, and the
+models that miss. Variants:
+  plain       the sequential sum of the bricks' latencies
+  calibrated  less each brick's call overhead and every NCHWc reorder it paid (the old default)
+  layout      less each brick's call overhead and the reorders the model itself does not do
+              (per-instance shares in the plan, passes/layout.py); the default estimate
+A study made with `--fusion` gives the same variants on fusion-aware bricks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from dlbricks_gen.estimate.model import estimate, geometric_mean
+from dlbricks_gen.passes.plan import load_plan
+from dlbricks_gen.results.load import load_e2e, load_results
+
+STATISTIC = "trimmed_mean_20"
+VARIANTS = ("plain", "calibrated", "layout")
+
+
+def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
+    """{variant: {model: estimate/measured}} for the complete, measured models of a study."""
+    plan = load_plan(study / f"H{h}" / "suite.plan.json")
+    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, STATISTIC).results
+    measured = load_e2e(study / "e2e.json", STATISTIC)
+    stripped = replace(plan, models=tuple(replace(m, kept_reorders=()) for m in plan.models))
+    out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
+    for layout, old in zip(estimate(plan, results), estimate(stripped, results), strict=True):
+        truth = measured.get(layout.name)
+        if truth is None or not truth.ok or not layout.complete:
+            continue
+        seconds = truth.latency
+        out["plain"][layout.name] = layout.sequential / seconds
+        if old.calibrated is not None and layout.calibrated is not None:
+            out["calibrated"][layout.name] = old.calibrated / seconds
+            out["layout"][layout.name] = layout.calibrated / seconds
+    return out
+
+
+def summary(values: dict[str, float], tolerance: float) -> dict:
+    within = sorted(m for m, r in values.items() if abs(r - 1) <= tolerance)
+    misses = {m: round(r, 3) for m, r in sorted(values.items()) if abs(r - 1) > tolerance}
+    return {"models": len(values), "within": len(within),
+            "geomean": geometric_mean(list(values.values())),
+            "min": min(values.values(), default=math.nan), "max": max(values.values(), default=math.nan),
+            "misses": misses}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("studies", nargs="+", type=Path)
+    parser.add_argument("-H", type=int, default=1)
+    parser.add_argument("--tolerance", type=float, default=0.10)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    table = {}
+    for study in args.studies:
+        for variant, values in ratios(study, args.H).items():
+            table[f"{study.name} {variant}"] = summary(values, args.tolerance)
+    if args.json:
+        print(json.dumps(table, indent=1))
+        return 0
+    print(f"{'study / estimator':34s} {'within':>9s} {'geomean':>8s} {'range':>13s}")
+    for label, s in table.items():
+        g = "-" if s["geomean"] is None else f"{s['geomean']:.3f}"
+        print(f"{label:34s} {s['within']:3d}/{s['models']:<5d} {g:>8s} {s['min']:6.2f}-{s['max']:.2f}")
+    for label, s in table.items():
+        if s["misses"]:
+            print(f"misses, {label}: " + ", ".join(f"{m} {r}" for m, r in s["misses"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Where a model converts between ONNX Runtime's plain and blocked (NCHWc) layouts.
+
+At level "all", ONNX Runtime runs convolutions, pools and their neighbours in a blocked NCHWc
+layout and converts at the edges of each NCHWc region (ReorderInput into it, ReorderOutput out
+of it). A brick measured alone pays a conversion at each of its own edges that touches an
+NCHWc kernel; the model pays only those at its regions' edges. This pass asks the runtime
+itself: it optimizes the whole model once (random weights, as the suite does) and reads which
+values its optimized graph converts. The plan keeps, per brick instance, the share of its input
+and output edges that the model converts, so the estimator removes only the other conversions
+(measured in the brick's own profile on the target). The regions depend on the CPU's block
+size; they are read on the machine that compiles, which is why the estimator still uses the
+target's own measured conversion times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..ir import Kind, Model
+from ..ir.spec import brick_spec
+from ..runtime.core.calibration import NCHWC_SEEDS
+from ..runtime.core.spec import build_model
+from .optimized import optimized_graph
+from .partition import Partition, consumers, make_brick
+
+REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversions:
+    """Value names of one model that its optimized graph converts into and out of NCHWc."""
+
+    into: frozenset[str] = frozenset()
+    out_of: frozenset[str] = frozenset()
+
+
+def conversions(model: Model) -> Conversions | None:
+    """The model's layout conversions; None when no layer could start an NCHWc region."""
+    if not any(n.layer.op_type in NCHWC_SEEDS and not n.layer.domain for n in model.nodes):
+        return None
+    spec = brick_spec("model", make_brick(model, 0, len(model.nodes), consumers(model)))
+    names = _spec_names(model)
+    optimized = optimized_graph(build_model(spec), "all")
+    into = {names[n.input[0]] for n in optimized.node if n.op_type == REORDER_IN and n.input[0] in names}
+    out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
+    return Conversions(frozenset(into), frozenset(out_of))
+
+
+def _spec_names(model: Model) -> dict[str, str]:
+    """brick_spec's generated value names of the whole-model brick -> the model's names."""
+    names: dict[str, str] = {}
+    produced = {out for node in model.nodes for out in node.outputs if out}
+    external: list[str] = []
+    for i, node in enumerate(model.nodes):
+        for name, operand in zip(node.inputs, node.layer.inputs, strict=True):
+            if operand.kind == Kind.ACTIVATION and name not in produced and name not in external:
+                external.append(name)
+        names.update({f"t{i}_{j}": out for j, out in enumerate(node.outputs) if out})
+    names.update({f"in{k}": name for k, name in enumerate(external)})
+    return names
+
+
+def kept_shares(model: Model, spans: tuple[tuple[int, int], ...],
+                found: Conversions) -> tuple[tuple[float, float], ...]:
+    """Per instance [begin, end): the shares of its input and of its output edges that the
+    model itself converts (the conversions the estimator keeps)."""
+    used_by = consumers(model)
+    outputs = set(model.outputs)
+    shares = []
+    for begin, end in spans:
+        local = {o for i in range(begin, end) for o in model.nodes[i].outputs if o}
+        ins = {name for i in range(begin, end)
+               for name, op in zip(model.nodes[i].inputs, model.nodes[i].layer.inputs, strict=True)
+               if op.kind == Kind.ACTIVATION and name not in local}
+        outs = {o for o in local if o in outputs or any(not begin <= c < end for c in used_by.get(o, ()))}
+        shares.append((_share(ins, found.into), _share(outs, found.out_of)))
+    return tuple(shares)
+
+
+def _share(edges: set[str], converted: frozenset[str]) -> float:
+    return round(len(edges & converted) / len(edges), 6) if edges else 0.0
+
+
+def with_kept_reorders(parts: Partition, models: list[Model], layouts: dict[str, Conversions]) -> Partition:
+    """The partition with each model plan's per-instance kept shares (models without layout
+    conversions keep none: the estimator then removes every brick reorder)."""
+    by_name = {m.name: m for m in models}
+    layers = {d: len(b.layers) for d, b in parts.bricks}
+    plans = []
+    for plan in parts.models:
+        found = layouts.get(plan.name)
+        kept = kept_shares(by_name[plan.name], plan.spans(layers), found) if found else ()
+        plans.append(replace(plan, kept_reorders=kept))
+    return replace(parts, models=tuple(plans))

@@ -1,0 +1,105 @@
+"""Layout conversions: read from ONNX Runtime's own optimized graph, kept per brick instance in
+the plan, and used by the estimator to remove only the reorders the model does not do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import make_model, weight
+from onnx import TensorProto, helper
+
+from dlbricks_gen.estimate.model import estimate
+from dlbricks_gen.frontend import ShapeOptions, lower_proto
+from dlbricks_gen.ir import ModelPlan
+from dlbricks_gen.passes.layout import conversions, kept_shares
+from dlbricks_gen.passes.partition import plan_model
+from dlbricks_gen.passes.plan import BrickInfo, Plan, load_plan
+from dlbricks_gen.results.load import brick_result
+from dlbricks_gen.workflows.compile import Recipe, assemble, layout_conversions
+
+
+def conv_chain_then_flatten() -> onnx.ModelProto:
+    """Conv -> Relu -> Conv (one NCHWc region), then Flatten -> MatMul, which leave it."""
+    c = 32
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv2"),
+        helper.make_node("Flatten", ["c2"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "w3"], ["y"], name="fc"),
+    ]
+    inits = [weight("w1", (c, c, 3, 3)), weight("w2", (c, c, 3, 3)), weight("w3", (c * 8 * 8, 10))]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
+    return make_model(nodes, [x], [y], inits)
+
+
+def lowered():
+    return lower_proto(conv_chain_then_flatten(), "m", "m.onnx", ShapeOptions(batch=1))
+
+
+def test_the_runtime_says_where_the_model_leaves_its_nchwc_region():
+    model = lowered()
+    found = conversions(model)
+    assert found is not None
+    names = [n.outputs[0] for n in model.nodes]
+    # The model converts once into the region and once out of it, at the Flatten: not between
+    # the two convolutions (ONNX Runtime fuses the Relu into the first one).
+    assert found.out_of == {names[2]}
+    assert found.into <= {"x"}
+    plan, _ = plan_model(model, 1)
+    kept = kept_shares(model, plan.spans({d: 1 for d in plan.instances}), found)
+    assert kept[2][1] == 1.0  # conv2's output edge is a real conversion
+    assert kept[0][1] == kept[1][1] == 0.0 and kept[1][0] == 0.0  # inside the region: none
+
+
+def test_a_model_without_nchwc_ops_has_no_conversions():
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    proto = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight("w", (4, 4))])
+    assert conversions(lower_proto(proto, "mm", "mm.onnx", ShapeOptions())) is None
+
+
+def test_the_plan_keeps_the_shares_and_reads_plans_without_them(tmp_path: Path):
+    models = [lowered()]
+    suite = assemble(models, Recipe(1, ShapeOptions(batch=1)), layouts=layout_conversions(models))
+    path = tmp_path / "p.json"
+    path.write_text(suite.plan)
+    plan = load_plan(path)
+    assert plan.models[0].kept_reorders == suite.partition.models[0].kept_reorders
+    assert len(plan.models[0].kept_reorders) == len(plan.models[0].instances)
+    data = json.loads(suite.plan)
+    for instance in data["models"][0]["instances"]:
+        del instance["kept_reorders"]
+    path.write_text(json.dumps(data))
+    assert load_plan(path).models[0].kept_reorders == ()
+    for instance in data["models"][0]["instances"]:
+        instance["kept_reorders"] = [0.0, 0.0]
+    data["models"][0]["instances"][0]["kept_reorders"] = [2.0, 0.0]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="shares between 0 and 1"):
+        load_plan(path)
+
+
+def result(brick: str, seconds: float, reorder_in: float, reorder_out: float) -> dict:
+    profile = {"calls": 4, "run_s": 1.0, "kernels_s": {"Conv": 0.5, "ReorderInput": reorder_in,
+                                                       "ReorderOutput": reorder_out},
+               "boundary_s": reorder_in + reorder_out}
+    return {"id": brick, "status": "ok", "stats": {"median": seconds},
+            "calibration": {"null_call_s": 0.0, "node_s": 0.0, "profile": profile}}
+
+
+def test_the_estimate_removes_only_the_conversions_the_model_does_not_do():
+    # Two one-conv instances; the model converts out of NCHWc after the second only.
+    res = {"a": brick_result(result("a", 1.0, 0.2, 0.1), "median")}
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",))},
+                (ModelPlan("m", "m.onnx", 2, ("a", "a"), ((0, 1),), ((0.0, 0.0), (0.0, 1.0))),), ())
+    layout = estimate(plan, res)[0]
+    assert layout.calibrated == pytest.approx((1.0 - 0.3) + (1.0 - 0.2))
+    unknown = replace(plan, models=(replace(plan.models[0], kept_reorders=()),))
+    assert estimate(unknown, res)[0].calibrated == pytest.approx(2 * 0.7)  # every reorder removed
+    assert layout.sequential == pytest.approx(2.0)
