@@ -8,7 +8,7 @@ ONNX Runtime folds at session start, lower the remaining nodes to layers in cano
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from onnx import external_data_helper, numpy_helper
 
 from ..ir import Model, TensorType
 from ..runtime.core.data import random_array
-from .control import expand, has_subgraph, instrument
+from .control import MAX_NESTING, expand, has_subgraph, instrument
 from .errors import FrontendError
 from .fold import Known, fold, probe_types
 from .load import is_small_int, numel, read_model
@@ -31,8 +31,6 @@ __all__ = ["FrontendError", "ShapeOptions", "find_models", "load_model", "lower_
 # Initializers up to this size are read into memory so that folding can compute with them.
 KNOWN_DATA_NUMEL = 4096
 MAX_FOLD_ROUNDS = 8
-# Control flow nested deeper than this (an If in a Loop in an If ...) is not expanded further.
-MAX_NESTING = 4
 
 
 def find_models(root: Path) -> list[Path]:
@@ -68,30 +66,9 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
     bind_inputs(proto, _with_sample_shapes(options, proto, inputs), display)
     for index, node in enumerate(proto.graph.node):
         node.name = node.name or f"#{index}"  # for error messages only
-    recorded: Recorded | None = None
-    assumed: list[tuple[str, str]] = []
-    failure: FrontendError | None = None
-    runs = 0
-    for level in range(MAX_NESTING + 1):
-        nodes, known, types, folded = _fold_rounds(proto, options, display, recorded)
-        flow = any(has_subgraph(n) for n in nodes)
-        settled = _all_typed(nodes, known, types) and not _shapes_at_run_time(nodes, known)
-        if (not flow and settled) or level == MAX_NESTING:
-            break  # done, or nested too deep: the lowering names the node left
-        feeds = sample_feeds(proto, inputs)
-        runs += 1
-        try:
-            recorded = record(instrument(proto), feeds, types, options.max_bytes, base_dir, display,
-                              source or ("given inputs" if inputs else "random (data policy)"))
-        except BudgetError:
-            raise
-        except FrontendError as exc:
-            failure = exc  # the lowering names the node that needed it, and why
-            break
-        if not flow:
-            nodes, known, types, folded = _fold_rounds(proto, options, display, recorded)
-            break
-        assumed += expand(proto, {**recorded.values, **feeds}, {**types, **recorded.types}, display)
+    settled = _settle(proto, options, display, inputs, base_dir, source)
+    nodes, known, types, recorded, failure = (settled.nodes, settled.known, settled.types,
+                                              settled.recorded, settled.failure)
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in proto.opset_import}
     external = {t.name for t in proto.graph.initializer  # left unread by load_small_external
                 if external_data_helper.uses_external_data(t) and (is_small_int(t) or numel(t) <= 1)}
@@ -103,11 +80,58 @@ def lower_proto(proto: onnx.ModelProto, name: str, file: str, options: ShapeOpti
             raise
         raise FrontendError(display, f"{exc.message}; {failure.message}", exc.node, exc.op) from None
     inputs_ = tuple(v.name for v in graph_inputs(proto.graph))
-    if recorded is not None:
-        count = "one inference" if runs == 1 else f"{runs} inferences (one per level of control flow)"
-        assumed.insert(0, ("recorded run", f"shapes from {count} on {recorded.source}"))
-    return Model(name, file, tuple(lowered), inputs_, tuple(outputs_in_order(proto.graph)), folded,
-                 tuple(assumed))
+    return Model(name, file, tuple(lowered), inputs_, tuple(outputs_in_order(proto.graph)),
+                 settled.folded, settled.assumed())
+
+
+@dataclass(slots=True)
+class _Settled:
+    """The graph ready to lower: nodes left after folding, what is known, and what was assumed."""
+
+    nodes: list[onnx.NodeProto]
+    known: dict[str, Known]
+    types: dict[str, TensorType]
+    folded: int
+    recorded: Recorded | None = None
+    expanded: list[tuple[str, str]] = field(default_factory=list)  # control flow, as it ran
+    runs: int = 0
+    failure: FrontendError | None = None  # a recorded run that failed: added to lowering errors
+
+    def assumed(self) -> tuple[tuple[str, str], ...]:
+        if self.recorded is None:
+            return tuple(self.expanded)
+        count = "one inference" if self.runs == 1 else f"{self.runs} inferences (one per level of control flow)"
+        return (("recorded run", f"shapes from {count} on {self.recorded.source}"), *self.expanded)
+
+
+def _settle(proto: onnx.ModelProto, options: ShapeOptions, display: str, inputs: dict | None,
+            base_dir: Path | None, source: str | None) -> _Settled:
+    """Fold; where static inference gives up or control flow remains, record a run, expand one
+    level of control flow as it ran and fold again (in place on `proto`)."""
+    state = _Settled(*_fold_rounds(proto, options, display, None))
+    for _ in range(MAX_NESTING):
+        flow = any(has_subgraph(n) for n in state.nodes)
+        if not flow and _all_typed(state.nodes, state.known, state.types) \
+                and not _shapes_at_run_time(state.nodes, state.known):
+            break
+        feeds = sample_feeds(proto, inputs)
+        state.runs += 1
+        try:
+            state.recorded = record(instrument(proto), feeds, state.types, options.max_bytes, base_dir,
+                                    display, source or ("given inputs" if inputs else "random (data policy)"))
+        except BudgetError:
+            raise
+        except FrontendError as exc:
+            state.failure = exc  # the lowering names the node that needed it, and why
+            break
+        if flow:
+            state.expanded += expand(proto, {**state.recorded.values, **feeds},
+                                     {**state.types, **state.recorded.types}, display)
+        state.nodes, state.known, state.types, state.folded = _fold_rounds(proto, options, display,
+                                                                           state.recorded)
+        if not flow:
+            break
+    return state
 
 
 def _with_sample_shapes(options: ShapeOptions, proto: onnx.ModelProto,

@@ -19,6 +19,8 @@ from .errors import FrontendError
 # A Loop or Scan unrolled to more nodes than this is refused (name the node and the count).
 MAX_UNROLLED_NODES = 20000
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+# Control flow nested deeper than this (an If in a Loop in an If ...) is not expanded.
+MAX_NESTING = 4
 TRIPS = "::trips"  # suffix of the extra Loop output that counts iterations in the recorded run
 
 

@@ -10,6 +10,7 @@ from onnx import helper
 
 from ..ir import Attribute, Kind, Layer, Node, Operand, TensorType
 from ..ir.order import depth_first_order
+from .control import MAX_NESTING
 from .errors import FrontendError
 from .fold import Known
 from .roles import INT_DTYPES, is_semantic
@@ -158,7 +159,8 @@ class Lowerer:
         name = name or attr.name
         if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             raise self.error(proto, index, f"control flow ({proto.op_type} with subgraph attribute "
-                             f"{name!r}) is not supported yet")
+                             f"{name!r}) was not expanded: nested more than {MAX_NESTING} levels deep, "
+                             "or the recorded run failed")
         if attr.type == onnx.AttributeProto.TENSOR:
             array = onnx.numpy_helper.to_array(attr.t)
             type_ = TensorType(onnx.TensorProto.DataType.Name(attr.t.data_type), tuple(array.shape))
