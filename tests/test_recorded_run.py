@@ -168,3 +168,14 @@ def test_bad_or_oversized_sample_inputs_are_one_line_errors(tmp_path: Path, cont
     with pytest.raises(FrontendError, match=message) as err:
         load_model(FIXTURES / "detector_nonzero.onnx", FIXTURES, ShapeOptions(inputs=sample, max_bytes=100))
     assert "\n" not in str(err.value) and "detector_nonzero.onnx" in str(err.value)
+
+
+def test_a_suite_made_with_a_recorded_run_is_byte_identical_twice():
+    from dlbricks_gen.workflows.compile import Recipe, assemble
+
+    def suite():
+        models = [load_model(FIXTURES / f"{n}.onnx", FIXTURES, B1) for n in ("detector_nonzero", "scan")]
+        return assemble(models, Recipe(2, B1))
+
+    first, second = suite(), suite()
+    assert first.files == second.files and first.plan == second.plan
