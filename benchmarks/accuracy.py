@@ -9,7 +9,9 @@ models that miss. Variants:
   plain       the sequential sum of the bricks' latencies
   calibrated  less each brick's call overhead and every NCHWc reorder it paid (the old default)
   layout      less each brick's call overhead and the reorders the model itself does not do
-              (per-instance shares in the plan, passes/layout.py); the default estimate
+              (per-instance shares in the plan, passes/layout.py)
+  default     layout, and each brick at its cold-cache time where the model's weights exceed
+              the L2 cache of the measuring machine (runtime/core/cold.py): what `estimate` prints
 A study made with `--fusion` gives the same variants on fusion-aware bricks.
 """
 
@@ -27,7 +29,7 @@ from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.results.load import load_e2e, load_results
 
 STATISTIC = "trimmed_mean_20"
-VARIANTS = ("plain", "calibrated", "layout")
+VARIANTS = ("plain", "calibrated", "layout", "default")
 
 
 def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
@@ -35,17 +37,18 @@ def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
     plan = load_plan(study / f"H{h}" / "suite.plan.json")
     results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, STATISTIC).results
     measured = load_e2e(study / "e2e.json", STATISTIC)
-    stripped = replace(plan, models=tuple(replace(m, kept_reorders=()) for m in plan.models))
+    warm = replace(plan, models=tuple(replace(m, weight_bytes=0) for m in plan.models))
+    old = replace(plan, models=tuple(replace(m, weight_bytes=0, kept_reorders=()) for m in plan.models))
     out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    for layout, old in zip(estimate(plan, results), estimate(stripped, results), strict=True):
-        truth = measured.get(layout.name)
-        if truth is None or not truth.ok or not layout.complete:
+    for variants in zip(estimate(old, results), estimate(warm, results), estimate(plan, results), strict=True):
+        name, complete = variants[2].name, variants[2].complete
+        truth = measured.get(name)
+        if truth is None or not truth.ok or not complete:
             continue
-        seconds = truth.latency
-        out["plain"][layout.name] = layout.sequential / seconds
-        if old.calibrated is not None and layout.calibrated is not None:
-            out["calibrated"][layout.name] = old.calibrated / seconds
-            out["layout"][layout.name] = layout.calibrated / seconds
+        out["plain"][name] = variants[2].sequential / truth.latency
+        for variant, est in zip(VARIANTS[1:], variants, strict=True):
+            if est.calibrated is not None:
+                out[variant][name] = est.calibrated / truth.latency
     return out
 
 

@@ -103,3 +103,55 @@ def test_the_estimate_removes_only_the_conversions_the_model_does_not_do():
     unknown = replace(plan, models=(replace(plan.models[0], kept_reorders=()),))
     assert estimate(unknown, res)[0].calibrated == pytest.approx(2 * 0.7)  # every reorder removed
     assert layout.sequential == pytest.approx(2.0)
+
+
+def test_cache_sizes_are_read_from_sysfs(tmp_path: Path):
+    from dlbricks_gen.runtime.core.machine import cache_sizes
+
+    for index, (level, kind, size) in enumerate([("1", "Data", "48K"), ("1", "Instruction", "32K"),
+                                                 ("2", "Unified", "2048K"), ("3", "Unified", "480M")]):
+        d = tmp_path / f"index{index}"
+        d.mkdir()
+        (d / "level").write_text(level)
+        (d / "type").write_text(kind)
+        (d / "size").write_text(size + "\n")
+    assert cache_sizes(tmp_path) == {"l1d": 48 << 10, "l2": 2 << 20, "l3": 480 << 20}
+    assert cache_sizes(tmp_path / "missing") == {}
+
+
+def test_copies_exceed_twice_the_cache_and_are_bounded():
+    from dlbricks_gen.runtime.core.cold import MAX_COPIES, copies_needed
+
+    assert copies_needed(1 << 20, 2 << 20) == 4
+    assert copies_needed(5 << 20, 2 << 20) == 1  # one copy is already streamed
+    assert copies_needed(1 << 10, 2 << 20) == MAX_COPIES
+    assert copies_needed(1 << 20, 0) == 1  # cache size unknown: not measured
+
+
+def test_a_brick_is_measured_cold_by_rotating_real_sessions():
+    from dlbricks_gen.runtime.backends.onnxruntime import measure_model
+    from dlbricks_gen.runtime.core.machine import cache_sizes
+    from dlbricks_gen.runtime.core.settings import Settings
+
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    proto = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])], [weight("w", (512, 512))])
+    data = measure_model(proto, Settings(quick=True), kind="brick", id="b")
+    cold = data["calibration"]["cold"]
+    assert cold["footprint_bytes"] == 512 * 512 * 4 + 512 * 4
+    l2 = cache_sizes().get("l2", 0)
+    if 2 * l2 <= cold["footprint_bytes"] * 8:  # copies of a 1 MiB brick can exceed twice the L2
+        assert cold["copies"] > 1 and cold["warm_s"] > 0 and cold["cold_s"] > 0
+
+
+def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
+    data = result("a", 1.0, 0.0, 0.0)
+    data["calibration"]["cold"] = {"copies": 4, "footprint_bytes": 1 << 20, "warm_s": 1e-3, "cold_s": 1.5e-3}
+    data["machine"] = {"caches": {"l2": 2 << 20}}
+    res = {"a": brick_result(data, "median")}
+    small = ModelPlan("m", "m.onnx", 1, ("a",), (), (), weight_bytes=1 << 20)
+    large = replace(small, weight_bytes=4 << 20)
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",))}, (small, large), ())
+    warm, cold = estimate(plan, res)
+    assert warm.calibrated == pytest.approx(1.0) and cold.calibrated == pytest.approx(1.5)
+    assert warm.sequential == cold.sequential == pytest.approx(1.0)  # the plain sum is as measured

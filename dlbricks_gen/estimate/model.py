@@ -53,11 +53,13 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     covered = measured = 0
     failed: dict[str, str] = {}
     missing: dict[str, bool] = {}
+    cold = is_cold(model, results)
     for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is not None and result.ok:
             weights.append(result.latency)
-            calibrated.append(result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None))
+            kept = model.kept_reorders[k] if model.kept_reorders else None
+            calibrated.append(result.calibrated_for(kept, cold))
             covered += plan.bricks[digest].layers
             measured += 1
         else:
@@ -77,6 +79,13 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
         sum(weights), critical_path(len(weights), model.edges, weights), whole,
         tuple(sorted(failed.items())), tuple(sorted(missing)),
     )
+
+
+def is_cold(model: ModelPlan, results: dict[str, BrickResult]) -> bool:
+    """Whether the model's weights exceed the L2 cache of the machine its results were measured
+    on: then each brick reads its weights from further away, as its cold measurement does."""
+    l2 = next((r.l2_bytes for d in model.instances if (r := results.get(d)) is not None and r.ok), 0)
+    return bool(l2) and model.weight_bytes > l2
 
 
 def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:

@@ -162,6 +162,7 @@ class ModelPlan:
     # Per instance: the shares of its input and output edges where the model itself converts
     # between plain and NCHWc layouts (passes/layout.py); empty when not known.
     kept_reorders: tuple[tuple[float, float], ...] = ()
+    weight_bytes: int = 0  # the weights its layers read: cold or warm bricks (0: not known)
 
     def spans(self, brick_layers: dict[str, int]) -> tuple[tuple[int, int], ...]:
         """[begin, end) node indices of each instance, given each brick's number of layers."""

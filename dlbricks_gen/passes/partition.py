@@ -10,7 +10,10 @@ by the sha256 of their canonical text (`Brick.digest`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import onnx
 
 from ..ir import Brick, BrickInput, Kind, LayerOutput, Model, ModelPlan, Ref, TensorType
 from ..ir.canonical import brick_digest
@@ -121,8 +124,22 @@ def plan_model(model: Model, granularity: int,
             for name in model.nodes[i].inputs:
                 if name in owner and owner[name] != k:
                     edges.add((owner[name], k))
-    plan = ModelPlan(model.name, model.file, len(model.nodes), tuple(instances), tuple(sorted(edges)))
+    plan = ModelPlan(model.name, model.file, len(model.nodes), tuple(instances), tuple(sorted(edges)),
+                     weight_bytes=weight_bytes(model))
     return plan, bricks
+
+
+def weight_bytes(model: Model) -> int:
+    """Bytes of the weights the model's layers read (a weight read by two layers counts twice):
+    whether they fit in a cache decides whether its bricks are estimated warm or cold."""
+    return sum(math.prod(op.type.shape) * itemsize(op.type.dtype)
+               for node in model.nodes for op in node.layer.inputs
+               if op.kind == Kind.WEIGHT and op.type is not None)
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per element of an ONNX tensor type name ("FLOAT" -> 4); sub-byte types count 1."""
+    return max(1, onnx.helper.tensor_dtype_to_np_dtype(onnx.TensorProto.DataType.Value(dtype)).itemsize)
 
 
 def partition(models: list[Model], granularity: int,

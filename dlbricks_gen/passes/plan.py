@@ -69,7 +69,7 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
         "bricks": {d: {"layers": len(b.layers), "ops": list(b.ops)} for d, b in partition.bricks},
         "decoys": sorted(decoys),
         "models": [
-            {"name": m.name, "file": m.file, "layers": m.layers,
+            {"name": m.name, "file": m.file, "layers": m.layers, "weight_bytes": m.weight_bytes,
              "instances": _instances(m),
              "edges": [list(e) for e in m.edges],
              # optional: only models whose lowering assumed something (docs/FORMATS.md)
@@ -111,7 +111,8 @@ def load_plan(path: Path) -> Plan:
         bricks = {d: BrickInfo(b["layers"], tuple(b["ops"])) for d, b in data["bricks"].items()}
         models = tuple(
             ModelPlan(m["name"], m["file"], m["layers"], tuple(i["brick"] for i in m["instances"]),
-                      tuple((a, b) for a, b in m["edges"]), _kept_reorders(m["instances"]))
+                      tuple((a, b) for a, b in m["edges"]), _kept_reorders(m["instances"]),
+                      int(m.get("weight_bytes", 0)))
             for m in data["models"]
         )
         failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))

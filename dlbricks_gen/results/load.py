@@ -47,6 +47,12 @@ class BrickResult:
     boundary: float | None = None  # layout reorders at the brick's edges, seconds per call
     reorder_in: float = 0.0  # of `boundary`: the conversions into NCHWc (ReorderInput)
     reorder_out: float = 0.0  # and out of it (ReorderOutput)
+    cold_ratio: float = 1.0  # latency with cold caches / warm (runtime/core/cold.py); 1: not measured
+
+    @property
+    def l2_bytes(self) -> int:
+        """The L2 cache per core of the machine that measured it (0: not recorded)."""
+        return int(((self.data.get("machine") or {}).get("caches") or {}).get("l2") or 0)
 
     @property
     def latency(self) -> float:
@@ -61,15 +67,17 @@ class BrickResult:
         reorders at its edges (measured as a share of a profiled run, applied to the latency)."""
         return self.calibrated_for(None)
 
-    def calibrated_for(self, kept: tuple[float, float] | None) -> float | None:
+    def calibrated_for(self, kept: tuple[float, float] | None, cold: bool = False) -> float | None:
         """`calibrated`, keeping the shares `kept` = (into, out of) of the brick's reorders that
-        the model itself converts at that instance (passes/layout.py); None: remove them all."""
+        the model itself converts at that instance (passes/layout.py; None: remove them all),
+        and with `cold` the brick's time with cold caches (its measured cold/warm ratio)."""
         if not self.ok or self.null_call is None or self.boundary is None:
             return None
         removed = self.boundary
         if kept is not None:
             removed = self.reorder_in * (1.0 - kept[0]) + self.reorder_out * (1.0 - kept[1])
-        return max(self.latency - removed - self.null_call, 0.0)
+        scale = self.cold_ratio if cold else 1.0
+        return max((self.latency - removed) * scale - self.null_call, 0.0)
 
 
 def run_overhead(calibration: dict) -> float:
@@ -187,13 +195,21 @@ def brick_result(data: dict, statistic: str) -> BrickResult:
         return BrickResult(data["id"], True, latency, None, data)
     profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
     if not (profile["calls"] and profile["run_s"] > 0):
-        return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), 0.0)
+        return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), 0.0,
+                           cold_ratio=_cold_ratio(cal))
     # Profiled kernel times, as shares of the profiled run, applied to the timed latency.
     scale = latency / max(profile["run_s"], profile["boundary_s"])
     kernels = profile.get("kernels_s", {})
     return BrickResult(data["id"], True, latency, None, data, run_overhead(cal),
                        profile["boundary_s"] * scale, kernels.get("ReorderInput", 0.0) * scale,
-                       kernels.get("ReorderOutput", 0.0) * scale)
+                       kernels.get("ReorderOutput", 0.0) * scale, _cold_ratio(cal))
+
+
+def _cold_ratio(calibration: dict) -> float:
+    cold = calibration.get("cold") or {}
+    if cold.get("copies", 1) > 1 and cold.get("warm_s", 0) > 0:
+        return float(cold["cold_s"]) / float(cold["warm_s"])
+    return 1.0
 
 
 def e2e_batch(path: Path) -> int | None:

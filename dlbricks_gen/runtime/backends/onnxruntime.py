@@ -10,6 +10,7 @@ import time
 import onnx
 
 from ..core.calibration import NCHWC_SEEDS, NO_PROFILE, call_costs, profile_calls
+from ..core.cold import cold_record
 from ..core.data import input_feeds
 from ..core.machine import quiet_warnings
 from ..core.results import base_record, error_result, one_line
@@ -23,8 +24,9 @@ def _measure(model: onnx.ModelProto, settings: Settings) -> dict:
     """Session, profile (graphs with NCHWc ops only), timed values: the parts of a result."""
     start = time.perf_counter()
     profiled = any(node.op_type in NCHWC_SEEDS for node in model.graph.node)
+    model_bytes = model.SerializeToString()
     with tempfile.TemporaryDirectory() as tmp:
-        session = make_session(model.SerializeToString(), settings,
+        session = make_session(model_bytes, settings,
                                profile_prefix=os.path.join(tmp, "profile") if profiled else None)
         feeds = input_feeds(model_inputs(model))
         setup_s = time.perf_counter() - start
@@ -32,9 +34,13 @@ def _measure(model: onnx.ModelProto, settings: Settings) -> dict:
         calibration_s = time.perf_counter() - start - setup_s
         # Profiled calls are slower than plain ones: the warm-up after them calibrates loops.
         part = measure_session(session, feeds, settings)
+    cold_start = time.perf_counter()
+    cold = cold_record(model, model_bytes, feeds, settings, session)
+    calibration_s += time.perf_counter() - cold_start
     del session
     part["calibration"] = {**call_costs(settings.intra_op_threads, settings.inter_op_threads,
-                                        settings.graph_optimization_level), "profile": profile}
+                                        settings.graph_optimization_level), "profile": profile,
+                           "cold": cold}
     part["timing"] = {"setup_s": setup_s, **part["timing"], "calibration_s": calibration_s}
     return part
 

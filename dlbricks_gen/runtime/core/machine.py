@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -85,6 +86,31 @@ def _memory_bytes() -> int | None:
         return None
 
 
+CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def _size(text: str) -> int:
+    """'2048K' -> 2097152 (sysfs cache sizes)."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG") or 0) * scale
+
+
+def cache_sizes(root: Path = CACHE_DIR) -> dict[str, int]:
+    """Data and unified caches of CPU 0 by level, in bytes, e.g. {"l1d": ..., "l2": ..., "l3": ...}."""
+    sizes: dict[str, int] = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = _size((index / "size").read_text())
+        except (OSError, ValueError):
+            continue
+        if kind in ("Data", "Unified"):
+            sizes[f"l{level}{'d' if kind == 'Data' else ''}"] = size
+    return sizes
+
+
 @functools.lru_cache(maxsize=1)
 def machine_info() -> dict:
     """What the results depend on: CPU, its kernel-relevant flags, cores, frequency policy,
@@ -99,6 +125,7 @@ def machine_info() -> dict:
         "governor": ",".join(governors) or None,
         "turbo": _turbo(),
         "memory_bytes": _memory_bytes(),
+        "caches": cache_sizes(),
         "os": platform.platform(),
         "kernel": platform.release(),
         "arch": platform.machine(),

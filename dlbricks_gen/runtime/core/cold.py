@@ -1,0 +1,78 @@
+"""Cold caches: what a brick costs when its weights and inputs are not already in the cache.
+
+Timed alone in a loop, a brick finds its weights and inputs in the core's L2 cache on every
+call; inside a model whose weights do not fit there, each layer's weights come from further
+away. This module measures the ratio of the two on the target: the brick's session and its
+inputs are copied until the copies together take more than twice the L2 cache (at most
+MAX_COPIES), and the same short run of calls is timed on one copy (warm) and rotating through
+all of them (cold), interleaved. The estimator applies the ratio to the brick's latency where
+the model's weights exceed the L2 cache that the result records (machine.caches).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+
+from .machine import cache_sizes
+from .session import bound_call, make_session
+from .settings import Settings
+
+MAX_COPIES = 8
+ROUNDS = 5  # alternations of warm and cold
+CALLS = 8  # calls per warm or cold part of a round
+NO_COLD = {"copies": 1, "footprint_bytes": 0, "warm_s": 0.0, "cold_s": 0.0}
+
+
+def footprint(model: onnx.ModelProto, feeds: dict) -> int:
+    """Bytes of the brick's weights and inputs: what a call reads."""
+    weights = sum(math.prod(t.dims) * _itemsize(t.data_type) for t in model.graph.initializer)
+    return weights + sum(int(getattr(v, "nbytes", 0)) for v in feeds.values())
+
+
+def _itemsize(data_type: int) -> int:
+    return onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize if data_type else 4
+
+
+def copies_needed(nbytes: int, l2: int) -> int:
+    """Copies that together exceed twice the L2 cache, at most MAX_COPIES; 1 when a single
+    copy already does (it is streamed on every call anyway) or the cache size is unknown."""
+    if l2 <= 0 or nbytes <= 0 or nbytes >= 2 * l2:
+        return 1
+    return min(MAX_COPIES, math.ceil(2 * l2 / nbytes))
+
+
+def measure_cold(calls: list[Callable[[], object]]) -> tuple[float, float]:
+    """(warm, cold) median seconds per call: calls[0] repeated vs all of them in turn,
+    alternated ROUNDS times so that drift hits both alike."""
+    warm: list[float] = []
+    cold: list[float] = []
+    for call in calls:
+        call()  # every copy's first call pays its allocations
+    for _ in range(ROUNDS):
+        for target, chosen in ((warm, calls[:1]), (cold, calls)):
+            for i in range(CALLS):
+                start = time.perf_counter()
+                chosen[i % len(chosen)]()
+                target.append(time.perf_counter() - start)
+    return statistics.median(warm), statistics.median(cold)
+
+
+def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: dict[str, np.ndarray],
+                settings: Settings, session: object) -> dict:
+    """The "cold" part of a result's calibration: copies, footprint, warm and cold seconds per
+    call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""
+    nbytes = footprint(model, feeds)
+    copies = copies_needed(nbytes, cache_sizes().get("l2", 0))
+    if copies == 1 or nbytes * MAX_COPIES < 2 * cache_sizes().get("l2", 0):
+        return {**NO_COLD, "footprint_bytes": nbytes}
+    sessions = [session] + [make_session(model_bytes, settings) for _ in range(copies - 1)]
+    bound = [bound_call(s, {n: v.copy() for n, v in feeds.items()}) for s in sessions]
+    warm, cold = measure_cold([call for call, _ in bound])
+    del bound, sessions
+    return {"copies": copies, "footprint_bytes": nbytes, "warm_s": warm, "cold_s": cold}
