@@ -948,7 +948,7 @@ def validate(path: Path, feed_specs: list[dict]) -> dict:
         res["ort_session_s"] = round(t1 - t0, 3)
         res["ort_run_s"] = round(t2 - t1, 4)
         res["ort_output_shapes"] = {
-            o.name: list(getattr(v, "shape", [])) for o, v in zip(sess.get_outputs(), outs)
+            o.name: list(getattr(v, "shape", [])) for o, v in zip(sess.get_outputs(), outs, strict=False)
         }
     except Exception as e:  # noqa: BLE001
         res["ort"] = "fail"
@@ -1330,7 +1330,7 @@ def make_fixtures(dst: Path) -> list[dict]:
     pre.unlink()
     made.append(("tiny_cnn_int8_qdq", qpath, specs["tiny_cnn_fp32_dynamo"][1]))
     report = []
-    for name, path, inputs in made:
+    for _name, path, inputs in made:
         _, ins, outs, opsets, ops = _graph_io(path)
         val = validate(path, inputs)
         report.append(

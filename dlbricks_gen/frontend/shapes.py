@@ -93,14 +93,11 @@ def _bind_outputs(graph: onnx.GraphProto, symbols: dict[str, int]) -> None:
 
 def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
     """ONNX shape inference; for models with com.microsoft ops (unknown to onnx), ONNX
-    Runtime's own symbolic shape inference, which knows them, or where it cannot finish, onnx's
-    (what it leaves untyped is then typed by a recorded run)."""
+    Runtime's own symbolic shape inference, which knows them (what it leaves untyped, as in
+    QOperator models, is then typed by probing nodes or by a recorded run)."""
     try:
         if any(node.domain == "com.microsoft" for node in model.graph.node):
-            try:
-                return _infer_contrib(model)
-            except Exception:  # noqa: BLE001, S110 - incomplete (QOperator models): the recorded run types the rest
-                pass
+            return _infer_contrib(model)
         return onnx.shape_inference.infer_shapes(model, check_type=False, data_prop=True)
     except FrontendError:
         raise
@@ -109,9 +106,14 @@ def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
 
 
 def _infer_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
+    """SymbolicShapeInference.infer_shapes step by step: when it cannot finish (QOperator
+    models) its public entry point saves `sym_shape_infer_temp.onnx` into the working
+    directory and raises; here the partial result is kept (a recorded run types the rest)."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    if inferred is None:  # it returns None when it could not finish
-        raise RuntimeError("ONNX Runtime's symbolic shape inference did not finish")
-    return inferred
+    inference = SymbolicShapeInference(2**31 - 1, True, False, 0)
+    inference._preprocess(model)
+    while inference.run_:
+        inference._infer_impl()
+    inference._update_output_from_vi()
+    return inference.out_mp_
