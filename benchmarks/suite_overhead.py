@@ -3,8 +3,11 @@
 Builds a suite of N small hand-written bricks in a temporary directory (or copies a generated
 suite given as an argument), runs it once (`make run`'s command), and prints the total wall time, the time
 spent in timed repetitions (sum of timing.measure_s), warm-up and setup (graph build + session
-creation), and the overhead share. With --standalone K it also times K brick programs run as
-separate processes (`python -m dlbricks_runtime.brick bricks/<id>.py`), the cost the long-lived worker avoids.
+creation), and the overhead share, then the fixed costs per brick and per process (issue 16):
+graph build + session, profiling/calibration, warm-up, result writing, the reference benchmark,
+process start, beside the brick's own latency sum (a benchmark should cost about 100x it).
+With --standalone K it also times K brick programs run as separate processes
+(`python -m dlbricks_runtime.brick bricks/<id>.py`), the cost the long-lived worker avoids.
 
     .venv/bin/python benchmarks/suite_overhead.py                 # 24 bricks, full settings
     .venv/bin/python benchmarks/suite_overhead.py -n 40 --quick
@@ -108,6 +111,54 @@ def run_suite(directory: Path, extra: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def _write_cost(result: dict, directory: Path) -> float:
+    """Seconds to write one result file as the worker does (write_result)."""
+    from dlbricks_gen.runtime.core.results import write_result
+
+    start = time.perf_counter()
+    for _ in range(20):
+        write_result(result, directory / "probe.json")
+    (directory / "probe.json").unlink()
+    return (time.perf_counter() - start) / 20
+
+
+def _reference_cost() -> float:
+    """Seconds one reference-benchmark timing takes (after its session exists)."""
+    from dlbricks_gen.runtime.core.reference import reference_seconds
+
+    reference_seconds()
+    start = time.perf_counter()
+    for _ in range(5):
+        reference_seconds()
+    return (time.perf_counter() - start) / 5
+
+
+def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
+    """Fixed costs per brick and per process, against the bricks' own latency sum."""
+    from dlbricks_gen.runtime.core.reference import REFERENCE_EVERY_S
+
+    ok = [r for r in results if r["status"] == "ok"]
+    if not ok:
+        return
+    passes = sum(r["stats"].get("processes", 1) for r in ok)
+    per = {key: sum(r["timing"].get(key, 0.0) for r in ok) / passes * 1e3
+           for key in ("setup_s", "calibration_s", "warmup_s", "measure_s")}
+    processes = max(r["stats"].get("processes", 1) for r in ok)
+    latency = sum(r["stats"]["median"] for r in ok)
+    print(f"fixed costs per brick and process (ms; {passes} brick passes in {processes} "
+          f"process(es)):")
+    print(f"  graph build + session {per['setup_s']:7.2f}    calibration/profile "
+          f"{per['calibration_s']:7.2f}    warm-up {per['warmup_s']:7.2f}")
+    print(f"  result writing        {_write_cost(ok[0], directory) * 1e3:7.2f}    "
+          f"reference benchmark {_reference_cost() * 1e3:7.2f} every {REFERENCE_EVERY_S:g} s")
+    print(f"  timed repetitions     {per['measure_s']:7.2f}    (not fixed: the policy's "
+          f"budget, about min_runs x latency)")
+    print(f"  process start         {(wall - sum(r['timing']['wall_s'] for r in results)) / processes:7.2f} s "
+          f"per worker process (imports, runner; includes the runner's own start once)")
+    print(f"bricks' latency sum    {latency * 1e3:8.3f} ms; run wall time = "
+          f"{wall / latency:.0f}x it")
+
+
 def report(directory: Path, wall: float) -> None:
     results = [json.loads(p.read_text()) for p in sorted((directory / "results").glob("*.json"))]
     ok = [r for r in results if r["status"] == "ok"]
@@ -127,6 +178,7 @@ def report(directory: Path, wall: float) -> None:
     reached = sum(1 for r in ok if r["stats"]["target_reached"])
     print(f"CI target reached      {reached}/{len(ok)}; median values per brick "
           f"{sorted(r['stats']['n'] for r in ok)[len(ok) // 2] if ok else 0}")
+    fixed_costs(results, wall, directory)
 
 
 def standalone(directory: Path, count: int, extra: list[str]) -> None:
@@ -145,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("suite", nargs="?", type=Path, help="a generated suite to copy and run")
     p.add_argument("-n", "--bricks", type=int, default=24, help="hand-written bricks (24)")
     p.add_argument("--quick", action="store_true", help="quick settings")
+    p.add_argument("--processes", type=int, metavar="N", help="worker processes (policy: 2)")
     p.add_argument("--standalone", type=int, default=0, metavar="K",
                    help="also run K brick programs as separate processes")
     args = p.parse_args(argv)
     extra = ["--quick"] if args.quick else []
+    extra += ["--processes", str(args.processes)] if args.processes else []
     with tempfile.TemporaryDirectory(prefix="dlbricks-overhead-") as temp:
         directory = Path(temp) / "suite"
         if args.suite:

@@ -34,6 +34,9 @@ Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime int
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
 Runs = Annotated[int | None, typer.Option(
     "--runs", min=1, help="Timed calls per model at least (default 100, as the suite's bricks).")]
+Processes = Annotated[int | None, typer.Option(
+    "--processes", min=1, help="Rounds (fresh sessions, interleaved order) pooled per model, as the "
+    "suite's worker passes (default 2; 1 with --quick).")]
 StoreMachine = Annotated[str | None, typer.Option("--machine",
     help="Machine fingerprint (or a unique prefix) in the results store; needed when the store "
     "holds several.")]
@@ -291,6 +294,7 @@ def estimate(
     from .estimate import report
     from .passes.plan import load_plan
     from .results import load as rl
+    from .results.drift import drift_warning
 
     if statistic not in rl.STATISTICS:
         fail(f"--stat must be one of {', '.join(rl.STATISTICS)}", 2)
@@ -328,6 +332,9 @@ def estimate(
     for the_plan, key, loaded, run in sections:
         for problem in loaded.problems:
             typer.echo(f"warning: skipped {problem}", err=True)
+        drift = drift_warning([*loaded.results.values(), *measured[run].values()], "results")
+        if drift:
+            typer.echo(f"warning: {drift}", err=True)
         comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
         side_by_side.setdefault(the_plan.label, {})[key] = table
@@ -427,6 +434,7 @@ def e2e(
     threads: Threads = 1,
     quick: Quick = False,
     runs: Runs = None,
+    processes: Processes = None,
     backend: Annotated[str, typer.Option("--backend",
         help="onnxruntime (default; alias ort) or tvm: compiled like the suite's TVM bricks.")] = backends.DEFAULT,
     tvm_target: Annotated[str | None, typer.Option("--tvm-target",
@@ -441,11 +449,12 @@ def e2e(
 
     Example: dlbricks-gen e2e models/ -o e2e.json --batch 1
     """
+    from .results.load import stat_halfwidth
     from .runtime.core.settings import Settings
     from .workflows.e2e import measure_all
 
     options = shape_options(batch, input_shape, dim)
-    settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs)
+    settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs, processes=processes)
     measure = None
     if backends.ALIASES.get(backend, backend) != backends.DEFAULT:
         if tune_trials:
@@ -472,7 +481,10 @@ def e2e(
     failed = 0
     for name, result in data["models"].items():
         if result["status"] == "ok":
-            typer.echo(f"{name}: {result['stats']['median'] * 1e3:.3f} ms (median of {result['stats']['n']})")
+            stats = result["stats"]
+            width = stat_halfwidth(result, stats["median"]) or 0.0
+            typer.echo(f"{name}: {stats['median'] * 1e3:.3f} ms +-{width * 1e3:.3f} (median of {stats['n']}, "
+                       f"{stats.get('processes', 1)} session(s))")
         else:
             failed += 1
             typer.echo(f"error: {name}: {result['error']}", err=True)
@@ -530,6 +542,7 @@ def study(
     timeout: Annotated[float, typer.Option("--timeout", help="Per-brick timeout in seconds.")] = 600.0,
     fusion: Fusion = False,
     runs: Runs = None,
+    processes: Processes = None,
 ) -> None:
     """Reproduce the paper's evaluation here: e2e, a suite per H, estimates, speedups, report.
 
@@ -540,7 +553,7 @@ def study(
 
     hs = tuple(granularities(granularity))
     options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion,
-                           runs=runs)
+                           runs=runs, processes=processes)
     data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
     (output / "study.html").write_text(study_report(data), encoding="utf-8")
     typer.echo(format_study(data), nl=False)

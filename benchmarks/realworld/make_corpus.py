@@ -948,7 +948,7 @@ def validate(path: Path, feed_specs: list[dict]) -> dict:
         res["ort_session_s"] = round(t1 - t0, 3)
         res["ort_run_s"] = round(t2 - t1, 4)
         res["ort_output_shapes"] = {
-            o.name: list(getattr(v, "shape", [])) for o, v in zip(sess.get_outputs(), outs, strict=False)
+            o.name: list(getattr(v, "shape", [])) for o, v in zip(sess.get_outputs(), outs, strict=True)
         }
     except Exception as e:  # noqa: BLE001
         res["ort"] = "fail"
@@ -965,6 +965,27 @@ def _feed_specs_from_graph(ins: list[dict], dims: dict, ranges: dict) -> list[di
             s["low"], s["high"] = ranges[i["name"]]
         specs.append(s)
     return specs
+
+
+def scrub(path: Path) -> None:
+    """Drop the dynamo exporter's per-node stack traces: they hold this machine's file paths."""
+    import onnx
+
+    model = onnx.load(str(path))
+
+    def clean(graph) -> None:
+        for node in graph.node:
+            keep = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    clean(attr.g)
+                for sub in attr.graphs:
+                    clean(sub)
+
+    clean(model.graph)
+    onnx.save(model, str(path))
 
 
 def _export(model, args, path: Path, exporter: str, input_names, output_names) -> dict:
@@ -986,6 +1007,7 @@ def _export(model, args, path: Path, exporter: str, input_names, output_names) -
         info["exporter"] = "torch.onnx.export(dynamo=True)"
         info["optimized"] = "ONNXProgram.optimize() via export(optimize=True)"
         prog.save(str(path), external_data=False)
+        scrub(path)
     else:
         torch.onnx.export(
             model,

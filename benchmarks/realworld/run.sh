@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Build the real-world ONNX corpus in its own venv (never the project's .venv, never in CI).
 #   bash benchmarks/realworld/run.sh [OUT]     (default OUT: realworld-models/ in the current folder)
-# VENV=/path/to/venv overrides the venv location (default /work/venvs/torch).
+# VENV=/path/to/venv overrides the venv location (default .venv-torch/ in the repository, git-ignored).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="${VENV:-/work/venvs/torch}"
+venv="${VENV:-.venv-torch}"
 if [ ! -x "$venv/bin/python" ]; then
   python3.11 -m venv "$venv"
 fi

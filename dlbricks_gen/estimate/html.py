@@ -14,6 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .report import ratio_cell  # noqa: E402
+
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 td:first-child,th:first-child{text-align:left}.low{color:#a60}img{max-width:100%}"""
@@ -82,11 +84,16 @@ def plot_breakdown(model: str, by_op: dict[str, float], top: int = 12) -> str:
 def estimate_report(table: list[dict], breakdowns: dict[str, dict]) -> str:
     """The estimate command's --html page: table, estimated vs measured, ratios, breakdowns."""
     rows = [[r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
+             ("" if r["status"] == "complete" else ">=") + _num(r["estimate_ms"]),
+             _num(r.get("estimate_pm_ms"), "+-{:.3f}"),
              ("" if r["status"] == "complete" else ">=") + _num(r["sequential_ms"]),
              ("" if r["status"] == "complete" else ">=") + _num(r["critical_path_ms"]),
-             _num(r["measured_ms"]), _num(r["ratio"]), r["status"]] for r in table]
-    parts = [_table(["model", "layers", "bricks", "coverage", "sequential ms", "critical path ms",
-                     "measured ms", "est/meas", "status"], rows)]
+             _num(r["measured_ms"]), _num(r.get("measured_pm_ms"), "+-{:.3f}"), _num(r["ratio"]),
+             _num(r.get("ratio_pm"), "+-{:.3f}"), r.get("verdict") or "-", r["status"]]
+            for r in table]
+    parts = [_table(["model", "layers", "bricks", "coverage", "estimate ms", "+-95%", "sequential ms",
+                     "critical path ms", "measured ms", "+-95%", "est/meas", "+-95%", "verdict",
+                     "status"], rows)]
     compared = [r for r in table if r["ratio"] is not None]
     if compared:
         names = [r["model"] for r in compared]
@@ -131,11 +138,13 @@ def plot_study(rows: list[dict]) -> list[tuple[str, str]]:
 def study_report(data: dict) -> str:
     rows = data["by_h"]
     head = ["H", "unique bricks", "geomean", "min", "max", "within 5%", "within 10%",
-            "speedup (latency)", "speedup (wall)"]
+            "hits / misses / undecided", "reference drift", "speedup (latency)", "speedup (wall)"]
     table = [[str(r["h"]), str(r["unique_bricks"]), _num(r["ratio_geomean"]), _num(r["ratio_min"]),
               _num(r["ratio_max"]), _num(r["within_5pct"], "{:.0%}"), _num(r["within_10pct"], "{:.0%}"),
+              f"{r.get('hits', 0)} / {r.get('misses', 0)} / {r.get('undecided', 0)}",
+              _num(r.get("reference_spread"), "{:.1%}"),
               _num(r["speedup_latency"], "{:.2f}x"), _num(r["speedup_wall"], "{:.2f}x")] for r in rows]
-    per_model = [[name] + [_num(r["models"].get(name, {}).get("ratio")) for r in rows]
+    per_model = [[name] + [ratio_cell(r["models"].get(name, {})) for r in rows]
                  for name in data["models"]]
     parts = [_table(head, table)] + [_img(src, alt) for src, alt in plot_study(rows)]
     parts.append("<h2>Estimate / measured per model</h2>")

@@ -9,7 +9,8 @@ could reach). A model with unmeasured bricks is incomplete: its sums are lower b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 from ..ir import ModelPlan
 from ..passes.plan import Plan
@@ -28,6 +29,7 @@ class ModelEstimate:
     calibrated: float | None = None  # sequential, less per-brick call and boundary costs
     failed: tuple[tuple[str, str], ...] = ()  # (brick, error)
     missing: tuple[str, ...] = ()
+    halfwidth: float | None = None  # 95% half-width of the sums, seconds (`sum_halfwidth`)
 
     @property
     def complete(self) -> bool:
@@ -88,8 +90,51 @@ def is_cold(model: ModelPlan, results: dict[str, BrickResult]) -> bool:
     return bool(l2) and model.weight_bytes > l2
 
 
+def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | None:
+    """95% half-width of a model's sum of brick latencies, propagated from its bricks'
+    half-widths (repetition and between-run parts, stats.halfwidth_s): the instances of one
+    brick share its error (count x half-width), distinct bricks are taken as independent
+    (root sum of squares). None when a measured brick has no interval. The machine's common
+    drift is not in it: the reference benchmark shows that (results/drift.py)."""
+    parts = []
+    for digest, count in sorted(Counter(model.instances).items()):
+        result = results.get(digest)
+        if result is None or not result.ok:
+            continue
+        width = result.halfwidth
+        if width is None:
+            return None
+        parts.append(count * width)
+    return math.sqrt(math.fsum(p * p for p in parts))
+
+
 def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
-    return [estimate_model(m, plan, results) for m in plan.models]
+    return [replace(estimate_model(m, plan, results), halfwidth=sum_halfwidth(m, results))
+            for m in plan.models]
+
+
+def ratio_halfwidth(est: float, est_hw: float | None, measured: float,
+                    measured_hw: float | None) -> float | None:
+    """95% half-width of est/measured (first-order propagation of both relative widths)."""
+    if est_hw is None or measured_hw is None or est <= 0 or measured <= 0:
+        return None
+    return est / measured * math.hypot(est_hw / est, measured_hw / measured)
+
+
+HIT, MISS, NOISE = "hit", "miss", "undecided (noise)"
+
+
+def verdict(ratio: float | None, width: float | None, tolerance: float = 0.10) -> str | None:
+    """Hit only when the ratio's whole interval is within the tolerance, miss only when all of
+    it is outside; otherwise the measurements cannot tell (the miss, or hit, may be noise)."""
+    if ratio is None:
+        return None
+    distance, width = abs(ratio - 1), width or 0.0
+    if distance + width <= tolerance:
+        return HIT
+    if distance - width > tolerance:
+        return MISS
+    return NOISE
 
 
 def geometric_mean(values: list[float]) -> float | None:

@@ -7,10 +7,26 @@ import io
 import json
 
 from ..results.load import BrickResult
-from .model import ModelEstimate, geometric_mean
+from .model import HIT, MISS, NOISE, ModelEstimate, geometric_mean, ratio_halfwidth, verdict
 
-COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "sequential_ms", "calibrated_ms",
-           "critical_path_ms", "measured_ms", "ratio", "status")
+COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "estimate_pm_ms", "sequential_ms",
+           "calibrated_ms", "critical_path_ms", "measured_ms", "measured_pm_ms", "ratio", "ratio_pm",
+           "verdict", "status")
+
+
+def _scaled(value: float | None, scale: float = 1e3) -> float | None:
+    return None if value is None else value * scale
+
+
+def uncertainty(est: ModelEstimate, chosen: float, measured: BrickResult | None) -> dict:
+    """The interval columns of a row: half-widths (95%) of estimate, measurement and ratio,
+    and the verdict (hit, miss or undecided) they allow."""
+    meas = measured.latency if measured is not None and measured.ok else None
+    meas_hw = measured.halfwidth if measured is not None and measured.ok else None
+    ratio = chosen / meas if meas and est.complete else None
+    ratio_hw = ratio_halfwidth(chosen, est.halfwidth, meas, meas_hw) if ratio and meas else None
+    return {"estimate_pm_ms": _scaled(est.halfwidth), "measured_pm_ms": _scaled(meas_hw),
+            "ratio_pm": ratio_hw, "verdict": verdict(ratio, ratio_hw)}
 
 
 def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate: bool = True) -> list[dict]:
@@ -36,6 +52,7 @@ def rows(estimates: list[ModelEstimate], e2e: dict[str, BrickResult], calibrate:
             "measured_ms": measured_ms,
             "ratio": ratio,
             "status": "complete" if est.complete else "incomplete (lower bound)",
+            **uncertainty(est, chosen, measured),
             "failed": [{"brick": b, "error": e} for b, e in est.failed],
             "missing": list(est.missing),
         })
@@ -53,6 +70,9 @@ def summary(table: list[dict]) -> dict:
         "ratio_max": max(ratios, default=None),
         "within_5pct": sum(abs(r - 1) <= 0.05 for r in ratios),
         "within_10pct": sum(abs(r - 1) <= 0.10 for r in ratios),
+        "hits": sum(r.get("verdict") == HIT for r in table),
+        "misses": sum(r.get("verdict") == MISS for r in table),
+        "undecided": sum(r.get("verdict") == NOISE for r in table),
     }
 
 
@@ -76,15 +96,31 @@ def _ms(value: float | None, lower_bound: bool = False) -> str:
     return (">=" if lower_bound else "") + f"{value:.3f}"
 
 
+def ratio_cell(row: dict) -> str:
+    """A model's ratio with its 95% half-width and verdict, e.g. "1.032 +-0.041 hit"."""
+    if row.get("ratio") is None:
+        return "-"
+    width = "" if row.get("ratio_pm") is None else f" +-{row['ratio_pm']:.3f}"
+    return f"{row['ratio']:.3f}{width} {row.get('verdict') or ''}".rstrip()
+
+
+def _pm(value: float | None, width: float | None) -> str:
+    """"+-0.012" beside a value; empty when either is unknown."""
+    return "" if value is None or width is None else f"+-{width:.3f}"
+
+
 def to_table(table: list[dict]) -> str:
-    head = ["model", "layers", "bricks", "coverage", "estimate ms", "sequential ms", "crit.path ms",
-            "measured ms", "est/meas"]
+    head = ["model", "layers", "bricks", "coverage", "estimate ms", "+-95%", "sequential ms",
+            "crit.path ms", "measured ms", "+-95%", "est/meas", "+-95%", "verdict"]
     lines = []
     for r in table:
         low = r["status"] != "complete"
         lines.append([r["model"], str(r["layers"]), str(r["bricks"]), f"{r['coverage'] * 100:.0f}%",
-                      _ms(r["estimate_ms"], low), _ms(r["sequential_ms"], low), _ms(r["critical_path_ms"], low),
-                      _ms(r["measured_ms"]), "-" if r["ratio"] is None else f"{r['ratio']:.3f}"])
+                      _ms(r["estimate_ms"], low), _pm(r["estimate_ms"], r.get("estimate_pm_ms")),
+                      _ms(r["sequential_ms"], low), _ms(r["critical_path_ms"], low),
+                      _ms(r["measured_ms"]), _pm(r["measured_ms"], r.get("measured_pm_ms")),
+                      "-" if r["ratio"] is None else f"{r['ratio']:.3f}",
+                      _pm(r["ratio"], r.get("ratio_pm")), r.get("verdict") or "-"])
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(head)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
@@ -95,7 +131,9 @@ def to_table(table: list[dict]) -> str:
         out.append("")
         out.append(f"est/meas over {s['compared']} models: geometric mean {s['ratio_geomean']:.3f}, "
                    f"min {s['ratio_min']:.3f}, max {s['ratio_max']:.3f}, "
-                   f"within 5%: {s['within_5pct']}, within 10%: {s['within_10pct']}")
+                   f"within 5%: {s['within_5pct']}, within 10%: {s['within_10pct']}; by their 95% "
+                   f"intervals: {s['hits']} hit(s), {s['misses']} miss(es), {s['undecided']} "
+                   f"undecided (noise)")
     for r in table:
         for f in r["failed"]:
             out.append(f"{r['model']}: brick {f['brick'][:16]} failed: {f['error']}")

@@ -62,6 +62,17 @@ class BrickResult:
         return self.value
 
     @property
+    def halfwidth(self) -> float | None:
+        """95% half-width of the latency in seconds (repetition and, when pooled over processes,
+        between-run parts), scaled from the median's to the chosen statistic; None if unknown."""
+        return stat_halfwidth(self.data, self.value)
+
+    @property
+    def reference(self) -> float | None:
+        """The median reference-benchmark time recorded with this result (None: none)."""
+        return reference_time(self.data)
+
+    @property
     def calibrated(self) -> float | None:
         """The latency without what only a separate brick pays: its own call and the NCHWc
         reorders at its edges (measured as a share of a profiled run, applied to the latency)."""
@@ -78,6 +89,22 @@ class BrickResult:
             removed = self.reorder_in * (1.0 - kept[0]) + self.reorder_out * (1.0 - kept[1])
         scale = self.cold_ratio if cold else 1.0
         return max((self.latency - removed) * scale - self.null_call, 0.0)
+
+
+def stat_halfwidth(data: dict, value: float | None) -> float | None:
+    """A result's 95% half-width at `value`'s scale: stats.halfwidth_s, or for results written
+    before it existed ci95_rel x median (within one process only)."""
+    stats = data.get("stats")
+    if value is None or not stats or stats.get("median", 0) <= 0:
+        return None
+    if "halfwidth_s" in stats:
+        return stats["halfwidth_s"] * value / stats["median"]
+    return stats["ci95_rel"] * value if "ci95_rel" in stats else None
+
+
+def reference_time(data: dict) -> float | None:
+    times = sorted(data.get("reference_s") or [])
+    return times[len(times) // 2] if times else None
 
 
 def run_overhead(calibration: dict) -> float:

@@ -20,13 +20,14 @@ PROG = f"python -m {__spec__.name if __spec__ is not None else __name__}"
 
 
 def measure(spec: dict, settings: Settings, *, backend: str = DEFAULT, suite: str | None = None,
-            kernel_dir: Path | None = None) -> dict:
-    """A brick's result with `backend`; tvm: its kernel in kernel_dir (<suite>/kernels)."""
+            kernel_dir: Path | None = None, profile: bool = True) -> dict:
+    """A brick's result with `backend`; tvm: its kernel in kernel_dir (<suite>/kernels).
+    `profile` false: no ONNX Runtime profile (a later worker pass keeps the first one's)."""
     if backend == TVM:
         from .backends import tvm  # tvm's own imports wait until a kernel is loaded
 
         return tvm.measure_brick(spec, settings, kernel_dir or Path("kernels"), suite=suite)
-    return onnxruntime.measure_spec(spec, settings, suite=suite)
+    return onnxruntime.measure_spec(spec, settings, suite=suite, profile=profile)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,5 +1,11 @@
 """`make run`: measure every brick (of a shard, of --only) with every backend asked for into
-results/, skipping results already done with the same settings, so a run resumes."""
+results/, skipping results already done with the same settings, so a run resumes.
+
+Every brick is measured in `processes` passes (policy, --processes), each in a fresh worker
+process and in its own order (`pass_order`), and each pass's values are pooled into the result
+(core/results.py merge_runs): process-to-process variation and drift over the run then show in
+the interval instead of passing as a tight one. --pass K runs only pass K (study's rounds).
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,16 @@ from pathlib import Path
 
 from .backends import DEFAULT, result_name, summary_line
 from .core.machine import quiet_warnings
-from .core.results import error_result, validate_result, write_result
+from .core.results import error_result, passes_done, validate_result, write_result
 from .core.settings import Settings, parse_cpus, settings_record
 from .suite import RunBroken, backends_to_run, read_suite, select, shard
 from .worker import BrickTimeout, Worker, WorkerDied, make_settings
 
 
-def is_done(path: Path, brick: str, suite: str, settings: dict, retry_errors: bool) -> bool:
-    """A valid result of this brick, suite and settings exists (corrupt or partial: no)."""
+def is_done(path: Path, brick: str, suite: str, settings: dict, retry_errors: bool,
+            pass_index: int = 0) -> bool:
+    """A valid result of this brick, suite and settings exists that pools pass `pass_index`
+    (corrupt or partial: no); an error result is done unless errors are retried."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -26,7 +34,20 @@ def is_done(path: Path, brick: str, suite: str, settings: dict, retry_errors: bo
         return False
     if data["id"] != brick or data["suite"] != suite or data["settings"] != settings:
         return False
-    return not (retry_errors and data["status"] == "error")
+    if data["status"] == "error":
+        return not retry_errors
+    return passes_done(data) > pass_index
+
+
+def pass_order(bricks: list[str], pass_index: int, passes: int) -> list[str]:
+    """Pass k's order: the sorted list rotated by k/passes of its length, reversed on odd
+    passes, so that a brick's passes fall at different times of the run."""
+    start = pass_index * len(bricks) // passes
+    order = bricks[start:] + bricks[:start]
+    return order[::-1] if pass_index % 2 else order
+
+
+Todo = list[tuple[str, str, int]]  # (brick, backend, pass)
 
 
 def clock(seconds: float) -> str:
@@ -34,19 +55,28 @@ def clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _passes(args: argparse.Namespace, settings: Settings) -> list[int]:
+    if args.pass_index is None:
+        return list(range(settings.processes))
+    if not 0 <= args.pass_index < settings.processes:
+        raise RunBroken(f"--pass must be in 0..{settings.processes - 1}")
+    return [args.pass_index]
+
+
 def _todo(args: argparse.Namespace, suite: dict, settings: Settings
-          ) -> tuple[list[str], list[tuple[str, str]], list[tuple[str, str]]]:
-    """(bricks, every (brick, backend) of this run, those not done yet)."""
+          ) -> tuple[list[str], Todo, Todo]:
+    """(bricks, every (brick, backend, pass) of this run, those not done yet)."""
     bricks = sorted(suite["bricks"])
     if args.shard:
         bricks = shard(bricks, *args.shard)
     bricks = select(bricks, args.only)
     wanted = settings_record(settings)
     results = args.suite_dir / "results"
-    runs = [(b, backend) for backend in backends_to_run(suite, args) for b in bricks]
-    todo = [(b, backend) for b, backend in runs
+    runs = [(b, backend, k) for k in _passes(args, settings) for backend in backends_to_run(suite, args)
+            for b in pass_order(bricks, k, settings.processes)]
+    todo = [(b, backend, k) for b, backend, k in runs
             if not is_done(results / result_name(b, backend), b, suite["suite"], wanted,
-                           args.retry_errors)]
+                           args.retry_errors, k)]
     return bricks, runs, todo
 
 
@@ -73,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
           f"{f' (shard {args.shard[0]}/{args.shard[1]})' if args.shard else ''}, "
           f"{skipped} already done, {len(todo)} to run; threads={args.threads}"
           f"{'' if backends == [DEFAULT] else ', backends ' + '+'.join(backends)}"
-          f"{', quick' if args.quick else ''}, timeout {args.timeout:g} s", flush=True)
+          f"{', quick' if args.quick else ''}, {settings.processes} process(es), "
+          f"timeout {args.timeout:g} s", flush=True)
     for warning in quiet_warnings(args.threads):
         print(f"warning: {warning}", flush=True)
     start = time.perf_counter()
@@ -94,14 +125,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _loop(args: argparse.Namespace, settings: Settings, suite: str,
-          todo: list[tuple[str, str]], skipped: int, total: int) -> tuple[list[str], int]:
-    """Measure `todo` in one worker: (failure summaries, how many were measured)."""
+          todo: Todo, skipped: int, total: int) -> tuple[list[str], int]:
+    """Measure `todo`, a fresh worker per pass: (failure summaries, how many were measured)."""
     failures: list[str] = []
-    worker = Worker(args.suite_dir, args, suite)
+    worker, current = Worker(args.suite_dir, args, suite), None
     start = time.perf_counter()
     try:
-        for index, (brick, backend) in enumerate(todo, 1):
-            status, summary = _run_one(worker, brick, backend, args, settings, suite)
+        for index, (brick, backend, k) in enumerate(todo, 1):
+            if k != current:  # a new pass: a new process
+                worker.stop()
+                worker, current = Worker(args.suite_dir, args, suite), k
+            status, summary = _run_one(worker, (brick, backend, k), args, settings, suite)
             if status != "ok":
                 failures.append(summary)
             elapsed = time.perf_counter() - start
@@ -116,12 +150,14 @@ def _loop(args: argparse.Namespace, settings: Settings, suite: str,
     return failures, len(todo) - len(failures)
 
 
-def _run_one(worker: Worker, brick: str, backend: str, args: argparse.Namespace,
+def _run_one(worker: Worker, item: tuple[str, str, int], args: argparse.Namespace,
              settings: Settings, suite: str) -> tuple[str, str]:
-    """(status, summary line) of one brick; a crash or timeout is written as its error result."""
+    """(status, summary line) of one brick's pass; a crash or timeout is written as its error
+    result."""
+    brick, backend, pass_index = item
     start = time.perf_counter()
     try:
-        reply = worker.measure(brick, backend, args.timeout)
+        reply = worker.measure(brick, backend, args.timeout, pass_index)
         return reply["status"], reply["summary"]
     except (WorkerDied, BrickTimeout) as exc:
         result = error_result(kind="brick", id=brick, error=str(exc), settings=settings,

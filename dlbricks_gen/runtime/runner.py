@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .backends import NAMES, TVM
 from .core.child import package_root, python_module
-from .suite import RunBroken, parse_shard, positive_int, read_suite, require_libraries
+from .suite import RunBroken, parse_policy, parse_shard, positive_int, read_suite, require_libraries
 
 DEFAULT_TIMEOUT_S = 600.0
 EXIT_OK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 2, 130
@@ -91,6 +91,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny time budget per brick (smoke test)")
     p.add_argument("--runs", type=positive_int, metavar="N",
                    help="timed calls per brick at least (default 100; 1 with --quick)")
+    p.add_argument("--processes", type=positive_int, metavar="N",
+                   help="measure every brick in N worker processes, in interleaved orders, and "
+                        "pool the values (default 2; 1 with --quick)")
+    p.add_argument("--policy", type=parse_policy, default={}, metavar="KEY=VALUE,...",
+                   help="override measurement policy knobs, e.g. ci_target=0.02,processes=1 "
+                        "(recorded in every result's settings.policy)")
+    p.add_argument("--pass", dest="pass_index", type=int, metavar="K", help=argparse.SUPPRESS)
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"per-brick time limit, then the brick is an error ({DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--shard", type=parse_shard, metavar="K/N", help="run only shard K of N")

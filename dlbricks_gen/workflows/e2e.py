@@ -3,12 +3,14 @@
 The weights of each model are replaced by the harness's seeded random weights (the same policy
 as the bricks, docs/FORMATS.md), inputs are bound exactly as `compile` binds them, and the model
 is timed by the same `measure_model` with the same settings, so estimates and measurements
-compare like for like.
+compare like for like: `settings.processes` rounds, each a fresh session per model in the
+suite's interleaved pass order, pooled as the suite pools its worker passes, with the reference
+benchmark recorded in every result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
@@ -22,8 +24,10 @@ from ..frontend.shapes import bind_inputs
 from ..runtime.backends import DEFAULT
 from ..runtime.backends.onnxruntime import measure_model
 from ..runtime.core.data import random_array
-from ..runtime.core.results import error_result
+from ..runtime.core.reference import ReferenceClock
+from ..runtime.core.results import error_result, merge_runs, passes_done
 from ..runtime.core.settings import Settings
+from ..runtime.runloop import pass_order
 
 E2E_VERSION = 1
 
@@ -52,25 +56,42 @@ def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
 
 def measure_all(root: Path, options: ShapeOptions, settings: Settings,
                 progress: Callable[[str], None] | None = None, skip: AbstractSet[str] = frozenset(),
-                measure: Callable | None = None) -> dict:
+                measure: Callable | None = None, rounds: Iterable[int] | None = None,
+                earlier: dict[str, dict] | None = None) -> dict:
     """{"version", "kind": "e2e", "models": {name: result}}; failures become error results.
-    `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime)."""
+    `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime). `rounds`
+    (default: every one of settings.processes) are measured in turn, each pooled into the
+    model's result so far (`earlier` holds those of rounds done before: study)."""
     measure = measure or measure_model
-    models = {}
-    for path in find_models(root):
-        name = model_name(path, root)
-        if name in skip:
-            continue
-        if progress:
-            progress(name)
-        try:
-            model = prepare(path, root, options)
-        except FrontendError as exc:
-            models[name] = error_result(kind="model", id=name, error=str(exc), settings=settings,
-                                        backend=DEFAULT)
-            continue
-        models[name] = measure(model, settings, kind="model", id=name)
+    paths = {model_name(path, root): path for path in find_models(root)}
+    models = dict(earlier or {})
+    clock = ReferenceClock(settings.intra_op_threads)
+    for k in range(settings.processes) if rounds is None else rounds:
+        for name in pass_order(sorted(set(paths) - set(skip)), k, settings.processes):
+            if name in models and (models[name]["status"] != "ok" or passes_done(models[name]) > k):
+                continue
+            if progress:
+                progress(name if settings.processes == 1 else f"{name} (round {k + 1})")
+            result = _measure_round(paths[name], root, name, options, settings, measure, clock)
+            models[name] = merge_runs(models[name], result, settings) if name in models else result
     shapes = {"batch": options.batch, "dims": dict(options.dims),
               "input_shapes": {n: list(d) for n, d in options.input_shapes}}
     return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "shapes": shapes,
-            "models": models}
+            "models": dict(sorted(models.items()))}
+
+
+def _measure_round(path: Path, root: Path, name: str, options: ShapeOptions, settings: Settings,
+                   measure: Callable, clock: ReferenceClock) -> dict:
+    """One round of one model: a fresh session, the reference time taken just before. The
+    model is prepared again each round rather than kept: a corpus of real models would not fit
+    in memory at once."""
+    try:
+        model = prepare(path, root, options)
+    except FrontendError as exc:
+        return error_result(kind="model", id=name, error=str(exc), settings=settings,
+                            backend=DEFAULT)
+    reference = clock.latest()
+    result = measure(model, settings, kind="model", id=name)
+    if result["status"] == "ok":
+        result["reference_s"] = [reference]
+    return result

@@ -1,7 +1,10 @@
-"""A small ONNX graph builder that writes graphs the way exporters do (torch.onnx, opset 17).
+"""A small ONNX graph builder that writes graphs the way exporters do (torch.onnx dynamo, opset 18).
 
 Every method appends nodes, returns the name of its output tensor and records that tensor's
-static shape, so model code never spells input channel counts out. Widths passed to the builder
+static shape, so model code never spells input channel counts out. Like an eval-mode export, a
+BatchNormalization right after a Conv is folded into that Conv's weight and bias; pooling to 1x1
+is ReduceMean and flattening is Reshape, as the dynamo exporter writes them
+(benchmarks/zoo_vs_exports.py compares the op counts with real exports). Widths passed to the builder
 are full-scale; `tiny` divides them by 8 (see `ch`) unless `fixed=True` (class counts, RGB, ...).
 Weights are float32 initializers drawn with one numpy call per tensor, seeded from the model id
 and the tensor name, so the same options give byte-identical models.
@@ -19,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
+OPSET = 18
 IR_VERSION = 8
 PRODUCER = "dlbricks-gen-zoo"
 
@@ -57,6 +60,7 @@ class Builder:
         self.types: dict[str, int] = {}
         self._counts: Counter[str] = Counter()
         self._consts: dict[tuple, str] = {}
+        self._floats: dict[str, TensorProto] = {}  # float initializers by name (BN folding)
 
     # ---- sizes, names, tensors -------------------------------------------------------------
 
@@ -83,6 +87,9 @@ class Builder:
         """A float32 initializer, uniform (the fastest draw) with a spread chosen by `kind`:
         'fan_in' He-scaled over dims 1.. (conv / Gemm weights), 'linear' over dim 0 (MatMul
         weights [in, out]), 'embed' std 0.02, 'scale' in [0.5, 1.5), 'small' in [-0.1, 0.1)."""
+        return self._tensor(name, self._draw(name, shape, kind))
+
+    def _draw(self, name: str, shape: Sequence[int], kind: str) -> np.ndarray:
         shape = tuple(int(s) for s in shape)
         if kind == "fan_in":
             low, high = self._he_bound(math.prod(shape[1:]))
@@ -99,10 +106,14 @@ class Builder:
         data = self._rng(name).random(shape, dtype=np.float32)  # one draw per tensor, in [0, 1)
         data *= np.float32(high - low)
         data += np.float32(low)
+        return data
+
+    def _tensor(self, name: str, data: np.ndarray) -> str:
         tensor = self.proto.graph.initializer.add()
         tensor.name, tensor.data_type = name, TensorProto.FLOAT
-        tensor.dims.extend(shape)
-        tensor.raw_data = data.tobytes()
+        tensor.dims.extend(data.shape)
+        tensor.raw_data = data.astype(np.float32).tobytes()
+        self._floats[name] = tensor
         return self._record(tensor)
 
     @staticmethod
@@ -225,13 +236,36 @@ class Builder:
                        kernel_shape=[k, k], pads=[p, p, p, p], strides=[s, s])
 
     def bn(self, x: str, eps: float = 1e-5) -> str:
+        """BatchNormalization in eval mode: folded into the Conv that computes `x` when nothing
+        else reads it yet (as exporters do), else a BatchNormalization node."""
         c = self.channels(x)
         name = f"BatchNormalization_{self._counts['BatchNormalization']}"
-        params = [self.weight(f"{name}.{p}", (c,), kind)
+        params = [(f"{name}.{p}", self._draw(f"{name}.{p}", (c,), kind))
                   for p, kind in (("weight", "scale"), ("bias", "small"),
                                   ("running_mean", "small"), ("running_var", "scale"))]
-        return self.op("BatchNormalization", [x, *params], self.shapes[x],
-                       epsilon=eps, momentum=0.9)
+        last = self.nodes[-1] if self.nodes else None
+        if last is not None and last.op_type == "Conv" and list(last.output) == [x]:
+            self._counts["BatchNormalization"] += 1  # later names and draws do not depend on it
+            self._fold_bn(last, [data for _, data in params], eps)
+            return x
+        return self.op("BatchNormalization", [x, *(self._tensor(n, d) for n, d in params)],
+                       self.shapes[x], epsilon=eps, momentum=0.9)
+
+    def _fold_bn(self, conv: onnx.NodeProto, params: Sequence[np.ndarray], eps: float) -> None:
+        """w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta."""
+        gamma, beta, mean, var = params
+        scale = gamma / np.sqrt(var + np.float32(eps))
+        weight = self._floats[conv.input[1]]
+        w = numpy_helper.to_array(weight) * scale.reshape(-1, 1, 1, 1)
+        weight.raw_data = w.astype(np.float32).tobytes()
+        if len(conv.input) > 2:
+            bias = self._floats[conv.input[2]]
+            b = numpy_helper.to_array(bias)
+        else:
+            b = np.zeros_like(scale)
+            conv.input.append(self._tensor(f"{conv.name}.bias", b))
+            bias = self._floats[conv.input[2]]
+        bias.raw_data = ((b - mean) * scale + beta).astype(np.float32).tobytes()
 
     def act(self, x: str, kind: str | None) -> str:
         """Activations as torch.onnx writes them (ReLU6 as Clip, SiLU as Sigmoid*x, ...)."""
@@ -285,12 +319,13 @@ class Builder:
                        strides=[sh, sw], **extra)
 
     def gap(self, x: str) -> str:
-        n, c = self.shapes[x][:2]
-        return self.op("GlobalAveragePool", [x], (n, c, 1, 1))
+        """AdaptiveAvgPool2d(1) as the dynamo exporter writes it: ReduceMean over H, W."""
+        return self.reduce_mean(x, [-1, -2], keepdims=True)
 
     def flatten(self, x: str) -> str:
+        """torch.flatten(x, 1) as the dynamo exporter writes it: a Reshape."""
         s = self.shapes[x]
-        return self.op("Flatten", [x], (s[0], math.prod(s[1:])), axis=1)
+        return self.reshape(x, (s[0], math.prod(s[1:])))
 
     def gemm(self, x: str, out: int, *, fixed: bool = False) -> str:
         n, cin = self.shapes[x]
@@ -301,7 +336,7 @@ class Builder:
         return self.op("Gemm", [x, w, bias], (n, out), alpha=1.0, beta=1.0, transB=1)
 
     def classifier(self, x: str, classes: int = 1000) -> str:
-        """GlobalAveragePool -> Flatten -> Gemm, torchvision's usual head."""
+        """ReduceMean -> Reshape -> Gemm, torchvision's usual head as exported."""
         return self.gemm(self.flatten(self.gap(x)), classes, fixed=True)
 
     # ---- elementwise and tensor plumbing -----------------------------------------------------
@@ -371,9 +406,10 @@ class Builder:
 
     def reduce_mean(self, x: str, axes: Sequence[int], keepdims: bool) -> str:
         s = self.shapes[x]
-        axes = [a % len(s) for a in axes]
-        shape = tuple(1 if i in axes else d for i, d in enumerate(s) if keepdims or i not in axes)
-        return self.op("ReduceMean", [x], shape, axes=axes, keepdims=int(keepdims))
+        dims = [a % len(s) for a in axes]
+        shape = tuple(1 if i in dims else d for i, d in enumerate(s) if keepdims or i not in dims)
+        return self.op("ReduceMean", [x, self.const(list(axes))], shape,
+                       keepdims=int(keepdims))
 
     def gather(self, data: str, indices: str, axis: int = 0) -> str:
         sd, si = self.shapes[data], self.shapes[indices]

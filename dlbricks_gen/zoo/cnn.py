@@ -8,7 +8,10 @@ and segmentation models.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+import numpy as np
 
 from .builder import Builder
 
@@ -472,5 +475,13 @@ def build_convnext_tiny(b: Builder) -> None:
             z = b.transpose(z, (0, 3, 1, 2))
             gamma = b.weight(f"layer_scale_{len(b.nodes)}", (b.ch(dim), 1, 1), "small")
             y = b.add(b.mul(gamma, z), y)
-    y = b.flatten(layer_norm_2d(b, b.gap(y)))
+    y = b.flatten(layer_norm_2d(b, as_strided(b, b.gap(y))))
     b.output(b.gemm(y, 1000, fixed=True), "output")
+
+
+def as_strided(b: Builder, x: str) -> str:
+    """The copy dynamo leaves before ConvNeXt's head LayerNorm2d: Reshape to 1-D, then Gather
+    of every element in the same shape (torch's as_strided decomposition)."""
+    shape = b.shape(x)
+    flat = b.reshape(x, (math.prod(shape),))
+    return b.gather(flat, b.const(np.arange(math.prod(shape)).reshape(shape)))

@@ -162,7 +162,7 @@ def input_size(model_id: str, options: ZooOptions) -> tuple[int, int]:
 
 
 def build_model(model_id: str, options: ZooOptions) -> onnx.ModelProto:
-    """Build one zoo model (opset 17, ir_version 8, static shapes, seeded random weights)."""
+    """Build one zoo model (opset 18, ir_version 8, static shapes, seeded random weights)."""
     entry = _entry(model_id)
     size, seq = input_size(model_id, options)
     if options.batch < 1 or seq < 1:

@@ -49,8 +49,8 @@ def merge_heads(b: Builder, x: str) -> str:
 
 
 def attention(b: Builder, q: str, k: str, v: str, heads: int, *, scale: bool = True,
-              bias: str | None = None, causal: str | None = None) -> str:
-    """softmax(q k^T / sqrt(d) + bias) v over `heads` heads; `causal` is a bool mask for Where."""
+              bias: str | None = None) -> str:
+    """softmax(q k^T / sqrt(d) + bias) v over `heads` heads, written out op by op (T5)."""
     qh, kh, vh = split_heads(b, q, heads), split_heads(b, k, heads, True), split_heads(b, v, heads)
     scores = b.matmul(qh, kh)
     if scale:
@@ -58,16 +58,55 @@ def attention(b: Builder, q: str, k: str, v: str, heads: int, *, scale: bool = T
         scores = b.div(scores, b.const(math.sqrt(d), np.float32))
     if bias is not None:
         scores = b.add(scores, bias)
-    if causal is not None:
-        lowest = b.const(np.finfo(np.float32).min, np.float32)
-        scores = b.op("Where", [causal, scores, lowest], b.shape(scores))
     return merge_heads(b, b.matmul(b.softmax(scores), vh))
 
 
-def self_attention(b: Builder, x: str, heads: int) -> str:
+def sdpa(b: Builder, q: str, k: str, v: str, heads: int, mask: str | None = None) -> str:
+    """F.scaled_dot_product_attention as the dynamo exporter writes it (opset 18): K^T through
+    Reshape/Transpose/Reshape, q and k^T each scaled by d^-1/4, the mask an additive bias, and
+    softmax rows of NaN (fully masked) replaced by 0."""
+    qh, kh, vh = split_heads(b, q, heads), split_heads(b, k, heads), split_heads(b, v, heads)
+    return merge_heads(b, attend(b, qh, kh, vh, mask))
+
+
+def attend(b: Builder, qh: str, kh: str, vh: str, mask: str | None) -> str:
+    """The SDPA core on [batch, heads, seq, d] tensors."""
+    n, h, s, d = b.shape(kh)
+    kt = b.reshape(b.transpose(b.reshape(kh, (n * h, s, d)), (0, 2, 1)), (n, h, d, s))
+    c = b.const(d ** -0.25, np.float32)
+    scores = b.matmul(b.mul(qh, c), b.mul(kt, c))
+    probs = b.softmax(b.add(scores, mask) if mask is not None else scores)
+    nan = b.op("IsNaN", [probs], b.shape(probs), elem_type=TensorProto.BOOL)
+    probs = b.op("Where", [nan, b.const(0.0, np.float32), probs], b.shape(probs),
+                 elem_type=TensorProto.FLOAT)
+    return b.matmul(probs, vh)
+
+
+def mask_bias(b: Builder, mask: str, causal: bool = False) -> str:
+    """HF's padding mask [batch, seq] as the dynamo export computes it once: Cast to bool,
+    GatherND to [batch, 1, 1, seq], And with the rows allowed ([1, 1, seq, 1] all true, or the
+    causal triangle, itself an And), Where 0 / lowest."""
+    n, s = b.shape(mask)
+    if causal:
+        mask = b.reshape(mask, (n, s))  # GPT-2's attention_mask.view(batch, -1)
+        tril = b.const(np.tril(np.ones((s, s), dtype=bool))[None, None], np.bool_)
+        rows = b.op("And", [b.const(True, np.bool_), tril], (1, 1, s, s))
+    else:
+        rows = b.const(np.ones((1, 1, s, 1), dtype=bool), np.bool_)
+    keep = b.op("Cast", [mask], (n, s), elem_type=TensorProto.BOOL, to=TensorProto.BOOL)
+    index = np.stack(np.meshgrid(np.arange(n), np.arange(s), indexing="ij"), -1)
+    keep = b.op("GatherND", [keep, b.const(index.reshape(n, 1, 1, s, 2))], (n, 1, 1, s),
+                batch_dims=0)
+    keep = b.op("And", [rows, keep], (n, 1, s, s))
+    lowest = b.const(np.finfo(np.float32).min, np.float32)
+    return b.op("Where", [keep, b.const(0.0, np.float32), lowest], (n, 1, s, s),
+                elem_type=TensorProto.FLOAT)
+
+
+def self_attention(b: Builder, x: str, heads: int, mask: str | None = None) -> str:
     h = b.shape(x)[-1]
     q, k, v = (b.linear(x, h) for _ in range(3))
-    return b.linear(attention(b, q, k, v, heads), h)
+    return b.linear(sdpa(b, q, k, v, heads, mask), h)
 
 
 def feed_forward(b: Builder, x: str, ffn: int, act: str = "gelu") -> str:
@@ -77,6 +116,10 @@ def feed_forward(b: Builder, x: str, ffn: int, act: str = "gelu") -> str:
 
 def text_input(b: Builder) -> str:
     return b.input("input_ids", (b.batch, b.seq_len), TensorProto.INT64)
+
+
+def mask_input(b: Builder) -> str:
+    return b.input("attention_mask", (b.batch, b.seq_len), TensorProto.INT64)
 
 
 def embed(b: Builder, ids: str, cfg: TextConfig, name: str, token_types: bool) -> str:
@@ -102,9 +145,11 @@ T5_SMALL = TextConfig(32128, 512, 8, 6, 2048, 512, 1e-6)
 def post_ln_encoder(b: Builder, cfg: TextConfig, token_types: bool) -> str:
     """BERT-style: embeddings -> LN, then per layer x = LN(x + attn(x)); x = LN(x + ffn(x))."""
     cfg = scaled(b, cfg)
-    y = b.layer_norm(embed(b, text_input(b), cfg, "embeddings", token_types), cfg.eps)
+    ids, mask = text_input(b), mask_input(b)
+    y = b.layer_norm(embed(b, ids, cfg, "embeddings", token_types), cfg.eps)
+    bias = mask_bias(b, mask)
     for _ in range(cfg.layers):
-        y = b.layer_norm(b.add(self_attention(b, y, cfg.heads), y), cfg.eps)
+        y = b.layer_norm(b.add(self_attention(b, y, cfg.heads, bias), y), cfg.eps)
         y = b.layer_norm(b.add(feed_forward(b, y, cfg.ffn), y), cfg.eps)
     return y
 
@@ -128,21 +173,40 @@ def gelu_tanh(b: Builder, x: str) -> str:
     return b.mul(b.mul(x, b.const(0.5, np.float32)), b.add(t, b.const(1.0, np.float32)))
 
 
+def conv1d(b: Builder, x: str, out: int) -> str:
+    """HF's Conv1D as exported: Reshape to [tokens, in], Gemm with weight [in, out] and bias,
+    Reshape back to [batch, seq, out]."""
+    h = b.shape(x)[-1]
+    flat = x if len(b.shape(x)) == 2 else b.reshape(x, (b.batch * b.seq_len, h))
+    name = f"Gemm_{len(b.nodes)}"
+    y = b.op("Gemm", [flat, b.weight(f"{name}.weight", (h, out), "linear"),
+                      b.weight(f"{name}.bias", (out,), "small")],
+             (b.batch * b.seq_len, out), alpha=1.0, beta=1.0, transB=0)
+    return b.reshape(y, (b.batch, b.seq_len, out))
+
+
+def gpt2_attention(b: Builder, x: str, heads: int, mask: str) -> str:
+    hidden = b.shape(x)[-1]
+    q, k, v = b.split(conv1d(b, x, 3 * hidden), [hidden] * 3, axis=2)
+    qh, kh, vh = split_heads(b, q, heads), split_heads(b, k, heads), split_heads(b, v, heads)
+    a = b.transpose(attend(b, qh, kh, vh, mask), (0, 2, 1, 3))
+    return conv1d(b, b.reshape(a, (b.batch * b.seq_len, hidden)), hidden)
+
+
 def build_gpt2(b: Builder) -> None:
-    """GPT-2 small (Radford et al. 2019): pre-LN decoder, fused QKV Conv1D, tied LM head."""
+    """GPT-2 small (Radford et al. 2019): pre-LN decoder, fused QKV Conv1D, tied LM head, as
+    the dynamo exporter writes transformers' GPT2LMHeadModel."""
     cfg = scaled(b, GPT2)
-    y = embed(b, text_input(b), cfg, "transformer", token_types=False)
-    s = b.seq_len
-    causal = b.const(np.tril(np.ones((s, s), dtype=bool))[None, None], np.bool_)
+    ids, mask = text_input(b), mask_input(b)
+    y = embed(b, b.reshape(ids, b.shape(ids)), cfg, "transformer", token_types=False)
+    bias = mask_bias(b, mask, causal=True)
     for _ in range(cfg.layers):
-        qkv = b.linear(b.layer_norm(y, cfg.eps), 3 * cfg.hidden)
-        q, k, v = b.split(qkv, [cfg.hidden] * 3, axis=2)
-        a = b.linear(attention(b, q, k, v, cfg.heads, causal=causal), cfg.hidden)
-        y = b.add(y, a)
-        h = b.linear(gelu_tanh(b, b.linear(b.layer_norm(y, cfg.eps), cfg.ffn)), cfg.hidden)
+        y = b.add(gpt2_attention(b, b.layer_norm(y, cfg.eps), cfg.heads, bias), y)
+        h = conv1d(b, gelu_tanh(b, conv1d(b, b.layer_norm(y, cfg.eps), cfg.ffn)), cfg.hidden)
         y = b.add(y, h)
     y = b.layer_norm(y, cfg.eps)
-    b.output(b.linear(y, cfg.vocab, bias=False), "logits")
+    head = b.transpose("transformer.word_embeddings", (1, 0))  # tied to the input embedding
+    b.output(b.matmul(b.reshape(y, b.shape(y)), head), "logits")
 
 
 def rms_norm(b: Builder, x: str, eps: float) -> str:

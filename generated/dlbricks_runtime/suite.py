@@ -59,6 +59,20 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def parse_policy(text: str) -> dict[str, float]:
+    """"ci_target=0.02,processes=1" -> {"ci_target": 0.02, "processes": 1} (numbers only; the
+    names are checked by Settings)."""
+    policy: dict[str, float] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad policy item {part!r} (expected KEY=NUMBER)") from None
+        policy[key.strip()] = int(number) if number.is_integer() and "." not in value else number
+    return policy
+
+
 def shard(bricks: list[str], k: int, n: int) -> list[str]:
     """Shard K of N (1-based): every N-th brick of the sorted list, so shards are disjoint,
     together complete, and similar in size and mix."""

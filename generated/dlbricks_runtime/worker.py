@@ -25,7 +25,8 @@ from typing import IO
 from .backends import DEFAULT, result_name, summary_line
 from .brick import measure
 from .core.child import package_root, python_module
-from .core.results import error_result, one_line, write_result
+from .core.reference import ReferenceClock
+from .core.results import error_result, merge_runs, one_line, validate_result, write_result
 from .core.settings import Settings, pin_cpus
 from .core.spec import load_spec
 from .suite import RunBroken
@@ -44,8 +45,12 @@ class BrickTimeout(Exception):
 
 
 def make_settings(args: argparse.Namespace) -> Settings:
-    return Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
-                    min_runs=args.runs)
+    knobs = {"min_runs": args.runs, "processes": args.processes, **args.policy}
+    try:
+        return Settings(intra_op_threads=args.threads, quick=args.quick, taskset=args.taskset,
+                        **knobs)
+    except TypeError as exc:
+        raise ValueError(f"--policy: {exc}") from None
 
 
 class Worker:
@@ -56,6 +61,10 @@ class Worker:
                                      "--suite", suite, "--threads", str(args.threads))
         self.command += ["--quick"] if args.quick else []
         self.command += ["--runs", str(args.runs)] if args.runs else []
+        self.command += ["--processes", str(args.processes)] if args.processes else []
+        if args.policy:
+            policy = ",".join(f"{k}={v!r}" for k, v in sorted(args.policy.items()))
+            self.command += ["--policy", policy]
         self.command += ["--taskset", args.taskset] if args.taskset else []
         self.cwd = package_root(MODULE, __file__)  # the suite folder, in a suite
         self.proc: subprocess.Popen[bytes] | None = None
@@ -80,14 +89,14 @@ class Worker:
         if not reply.get("ready"):
             raise RunBroken(f"the worker process did not start: {reply}")
 
-    def measure(self, brick: str, backend: str, timeout: float) -> dict:
+    def measure(self, brick: str, backend: str, timeout: float, pass_index: int = 0) -> dict:
         """The worker's reply for one brick; raises WorkerDied or BrickTimeout."""
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None and self.log is not None
         self.log_mark = self.log.seek(0, io.SEEK_END)
         try:
-            message = json.dumps({"brick": brick, "backend": backend}) + "\n"
+            message = json.dumps({"brick": brick, "backend": backend, "pass": pass_index}) + "\n"
             self.proc.stdin.write(message.encode())
             self.proc.stdin.flush()
         except OSError:
@@ -144,7 +153,8 @@ def _pump(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
     lines.put(None)
 
 
-def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backend: str) -> dict:
+def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backend: str,
+                 profile: bool = True) -> dict:
     try:
         spec = load_spec(args.suite_dir / "bricks" / f"{brick}.py")
         if spec.get("brick") != brick:
@@ -153,23 +163,44 @@ def _measure_one(args: argparse.Namespace, settings: Settings, brick: str, backe
         return error_result(kind="brick", id=brick, settings=settings, suite=args.suite,
                             backend=DEFAULT, error=f"cannot read the SPEC: {one_line(exc)}")
     return measure(spec, settings, backend=backend, suite=args.suite,
-                   kernel_dir=args.suite_dir / "kernels")
+                   kernel_dir=args.suite_dir / "kernels", profile=profile)
+
+
+def _earlier(path: Path, brick: str, pass_index: int) -> dict | None:
+    """The result holding exactly passes 0..pass_index-1 of this brick, to pool this pass
+    with (None for pass 0, or when there is none: this pass then stands alone)."""
+    if pass_index == 0:
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if validate_result(old) or old.get("status") != "ok" or old["id"] != brick:
+        return None
+    return old if len(old["stats"].get("runs") or [None]) == pass_index else None
 
 
 def worker_main(args: argparse.Namespace) -> int:
-    """`worker`: read {"brick": id} lines, measure, write the result, reply a line."""
+    """`worker`: read {"brick": id, "pass": k} lines, time the reference benchmark when it is
+    due, measure, pool with the earlier passes, write the result, reply a line."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints cannot corrupt the replies
     settings = make_settings(args)
     pin_cpus(settings)
     results = args.suite_dir / "results"
+    clock = ReferenceClock(settings.intra_op_threads)
     replies.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         message = json.loads(line)
         brick, backend = message["brick"], message.get("backend", DEFAULT)
-        result = _measure_one(args, settings, brick, backend)
-        write_result(result, results / result_name(brick, backend))
+        path = results / result_name(brick, backend)
+        earlier = _earlier(path, brick, int(message.get("pass", 0)))
+        reference = clock.latest()
+        result = _measure_one(args, settings, brick, backend, profile=earlier is None)
+        if result["status"] == "ok":
+            result["reference_s"] = [reference]
+        write_result(result if earlier is None else merge_runs(earlier, result, settings), path)
         replies.write(json.dumps({"brick": brick, "status": result["status"],
                                   "summary": summary_line(result)}) + "\n")
     return 0

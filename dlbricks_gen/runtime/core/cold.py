@@ -24,8 +24,8 @@ from .session import bound_call, make_session
 from .settings import Settings
 
 MAX_COPIES = 8
-ROUNDS = 5  # alternations of warm and cold
-CALLS = 8  # calls per warm or cold part of a round
+ROUNDS = 3  # alternations of warm and cold
+CALLS = 5  # calls per warm or cold part of a round
 NO_COLD = {"copies": 1, "footprint_bytes": 0, "warm_s": 0.0, "cold_s": 0.0}
 
 

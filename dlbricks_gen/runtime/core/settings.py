@@ -5,14 +5,28 @@ Measurement policy (numbers in FULL_POLICY / QUICK_POLICY; the loop is core/timi
      allocations, the later ones calibrate the loop count;
   2. each timed value runs the model `loops` times back to back, loops chosen so that a value
      lasts at least `min_value_s` (far above timer resolution and per-call Python overhead);
-  3. values are repeated until at least `min_values` values and `min_runs` timed calls are
-     done, then until the 95% confidence interval of the median is within `ci_target` of the
-     median, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded.
-     Not reaching the target is a warning in the result, never an error.
+  3. values are repeated until at least `min_values` values and `min_runs / processes` timed
+     calls are done, then until the half-width of the 95% confidence interval of the median is
+     below max(`ci_target` x median, `abs_target_s`), or `max_runs_factor` x those timed
+     calls, or `max_time_s` of timed repetitions, or `max_values`; every value is recorded.
+     Not reaching the target is a warning in the result, never an error;
+  4. all of that is done `processes` times, in separate worker processes (whole models: in
+     separate sessions) and in an interleaved order, and the values are pooled (core/stats.py
+     `pooled`), so that process-to-process variation and drift over a run enter the interval.
 
 `min_runs` (100, as in the DLBricks paper) gives every benchmark, brick or whole model, the
 same number of timed calls, so the time a suite spends measuring is proportional to its
 bricks' latencies, just as running every model is proportional to the models' latencies.
+
+Why an absolute target beside the relative one: an estimate is a sum over a model's bricks, so
+what must be precise is the sum, and the suite never learns which models use which bricks. A
+relative target r on every brick bounds the sum's half-width by r x the sum even when the
+bricks' errors are fully correlated, and by about r / sqrt(N) when they are independent; so r
+can be looser than the per-model target. Microsecond bricks are dominated by call overhead and
+noise that no repetition count removes; an absolute target a lets them stop at `min_runs`: N
+such bricks add at most sqrt(N) x a (independent) to a sum of N x latency. With r = 5% and
+a = 1 us, a model of 50 bricks of 7 us or more still has a +-2% target on its sum, and a
+brick of 37 us (the median brick of the 16-model corpus) stops as soon as it is within +-5%.
 """
 
 from __future__ import annotations
@@ -31,24 +45,32 @@ class Policy(TypedDict):
     min_values: int
     min_runs: int
     ci_target: float
+    abs_target_s: float
     max_time_s: float
     max_values: int
+    processes: int
+    max_runs_factor: int
 
 
-# Full runs. Warm-up 5 ms and >= 2 calls: the runner's worker keeps the CPU busy between bricks,
+# Full runs. Warm-up 1 ms and >= 2 calls: the runner's worker keeps the CPU busy between bricks,
 # so a new session only needs its first call (allocations) and a few more (caches). Values of
-# >= 1 ms: about 1000x the timer resolution and 300x ONNX Runtime's per-call overhead. >= 10
-# values: the smallest n whose 95% median interval ([x2, x9]) excludes both extremes. >= 100
-# timed calls (the paper's count), the same for bricks and whole models. Then the 2% target,
-# capped at 1 s of timed repetitions or 500 values. A fast brick costs about 10 ms of values;
-# any benchmark costs at least 100x its own latency, which keeps fixed per-brick costs small.
-FULL_POLICY: Policy = {"warmup_s": 0.005, "warmup_calls": 2, "min_value_s": 0.001,
-                       "min_values": 10, "min_runs": 100, "ci_target": 0.02, "max_time_s": 1.0,
-                       "max_values": 500}
+# >= 0.1 ms: about 1000x perf_counter's resolution and 30x ONNX Runtime's per-call overhead,
+# short enough that a 37 us brick's 10 values are not more than its 100 calls. >= 10 values per
+# process: the smallest n whose 95% median interval ([x2, x9]) excludes both extremes. >= 100
+# timed calls in all (the paper's count), the same for bricks and whole models, split over 2
+# processes. Then max(5%, 1 us) (the module docstring), capped at 3x the minimum calls, 0.5 s
+# per process or 500 values. Any benchmark then costs 100-300x its own latency, brick or
+# model (without the 3x cap a noisy 100 us brick ran on to 0.5 s, 5000x), so the suite's
+# measuring time is proportional to its bricks' latency sum, as running the models is to theirs.
+FULL_POLICY: Policy = {"warmup_s": 0.001, "warmup_calls": 2, "min_value_s": 0.0001,
+                       "min_values": 10, "min_runs": 100, "ci_target": 0.05,
+                       "abs_target_s": 1e-6, "max_time_s": 0.5, "max_values": 500,
+                       "processes": 2, "max_runs_factor": 3}
 # Quick runs (tests, smoke runs): the same procedure with tiny budgets, ~10-40 ms per fast brick.
 QUICK_POLICY: Policy = {"warmup_s": 0.002, "warmup_calls": 1, "min_value_s": 0.0002,
-                        "min_values": 6, "min_runs": 1, "ci_target": 0.02, "max_time_s": 0.03,
-                        "max_values": 50}
+                        "min_values": 6, "min_runs": 1, "ci_target": 0.02, "abs_target_s": 0.0,
+                        "max_time_s": 0.03, "max_values": 50, "processes": 1,
+                        "max_runs_factor": 1000}
 # ONNX Runtime's graph optimisation levels, by the names settings and results use.
 OPT_LEVEL_NAMES = ("disable", "basic", "extended", "all")
 
@@ -78,8 +100,11 @@ class Settings:
     min_values: int
     min_runs: int
     ci_target: float
+    abs_target_s: float
     max_time_s: float
     max_values: int
+    processes: int
+    max_runs_factor: int
 
     def __init__(self, intra_op_threads: int = 1, inter_op_threads: int = 1,
                  graph_optimization_level: str = "all", quick: bool = False,
@@ -87,7 +112,8 @@ class Settings:
                  warmup_calls: int | None = None, min_value_s: float | None = None,
                  min_values: int | None = None, min_runs: int | None = None,
                  ci_target: float | None = None, max_time_s: float | None = None,
-                 max_values: int | None = None) -> None:
+                 max_values: int | None = None, abs_target_s: float | None = None,
+                 processes: int | None = None, max_runs_factor: int | None = None) -> None:
         p = QUICK_POLICY if quick else FULL_POLICY
         values = {
             "intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
@@ -99,6 +125,9 @@ class Settings:
             "min_runs": _or(min_runs, p["min_runs"]), "ci_target": _or(ci_target, p["ci_target"]),
             "max_time_s": _or(max_time_s, p["max_time_s"]),
             "max_values": _or(max_values, p["max_values"]),
+            "abs_target_s": _or(abs_target_s, p["abs_target_s"]),
+            "processes": _or(processes, p["processes"]),
+            "max_runs_factor": _or(max_runs_factor, p["max_runs_factor"]),
         }
         for key, value in values.items():
             object.__setattr__(self, key, value)  # frozen: the dataclass way to fill fields
@@ -112,6 +141,12 @@ class Settings:
             raise ValueError("thread counts must be >= 1")
         if self.min_runs < 1:
             raise ValueError("runs must be >= 1")
+        if self.processes < 1:
+            raise ValueError("processes must be >= 1")
+
+    def runs_per_process(self) -> int:
+        """Timed calls each process (or session) makes at least: min_runs split over them."""
+        return -(-self.min_runs // self.processes)
 
     def policy(self) -> dict:
         return {key: getattr(self, key) for key in FULL_POLICY}

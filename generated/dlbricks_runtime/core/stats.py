@@ -36,6 +36,11 @@ def ci95_rel(ordered: list[float]) -> float:
     return (high - low) / 2 / median if median > 0 else 0.0
 
 
+def target_halfwidth(median: float, ci_target: float, abs_target_s: float) -> float:
+    """The stopping rule's target for the interval half-width, in seconds (core/settings.py)."""
+    return max(ci_target * median, abs_target_s)
+
+
 def percentile(ordered: list[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default method)."""
     position = (len(ordered) - 1) * q / 100.0
@@ -51,8 +56,9 @@ def trimmed_mean(ordered: list[float], proportion: float = 0.2) -> float:
     return math.fsum(kept) / len(kept)
 
 
-def statistics(values: list[float], loops: int, ci_target: float) -> dict:
-    """The "stats" part of a result, from per-call times in seconds."""
+def statistics(values: list[float], loops: int, ci_target: float,
+               abs_target_s: float = 0.0) -> dict:
+    """The "stats" part of a result, from per-call times in seconds (one process's values)."""
     ordered = sorted(values)
     n = len(ordered)
     median = percentile(ordered, 50)
@@ -62,6 +68,36 @@ def statistics(values: list[float], loops: int, ci_target: float) -> dict:
     return {
         "unit": "s", "median": median, "trimmed_mean_20": trimmed_mean(ordered, 0.2),
         "mean": mean, "stdev": stdev, "p90": percentile(ordered, 90), "min": ordered[0],
-        "n": n, "loops": loops, "ci95_rel": ci_rel,
-        "target_reached": n >= MIN_VALUES_FOR_CI and ci_rel <= ci_target,
+        "n": n, "loops": loops, "ci95_rel": ci_rel, "halfwidth_s": ci_rel * median,
+        "target_reached": (n >= MIN_VALUES_FOR_CI
+                           and ci_rel * median <= target_halfwidth(median, ci_target, abs_target_s)),
     }
+
+
+def between_halfwidth(medians: list[float]) -> float:
+    """95% half-width of the mean of per-process medians (normal approximation,
+    1.96 x stdev / sqrt(k)); 0 for a single process, whose between-run part is unknown."""
+    k = len(medians)
+    if k < 2:
+        return 0.0
+    mean = math.fsum(medians) / k
+    stdev = math.sqrt(math.fsum((m - mean) ** 2 for m in medians) / (k - 1))
+    return 1.96 * stdev / math.sqrt(k)
+
+
+def pooled(values: list[float], runs: list[dict], ci_target: float,
+           abs_target_s: float = 0.0) -> dict:
+    """Stats of values pooled over several processes (or sessions): `runs` holds each one's
+    {"median", "n", "loops", "halfwidth_s", ...}. The half-width combines the pooled median's
+    own interval with the spread between the processes' medians (root sum of squares)."""
+    stats = statistics(values, max(r["loops"] for r in runs), ci_target, abs_target_s)
+    within = stats["halfwidth_s"]
+    between = between_halfwidth([r["median"] for r in runs])
+    total = math.hypot(within, between)
+    median = stats["median"]
+    stats.update({"within_s": within, "between_s": between, "halfwidth_s": total,
+                  "processes": len(runs), "runs": runs,
+                  "target_reached": stats["target_reached"] and all(
+                      r.get("target_reached", True) for r in runs)})
+    stats["ci95_rel"] = total / median if median > 0 else 0.0
+    return stats

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from .settings import Settings
-from .stats import MIN_VALUES_FOR_CI, ci95_rel, statistics
+from .stats import MIN_VALUES_FOR_CI, median_ci95, percentile, statistics, target_halfwidth
 
 
 def _warm_up(call: Callable[[], object], settings: Settings) -> list[float]:
@@ -25,14 +25,22 @@ def _warm_up(call: Callable[[], object], settings: Settings) -> list[float]:
     return times
 
 
+def _reached(ordered: list[float], settings: Settings) -> bool:
+    """The stopping rule: the median's 95% half-width is below max(relative x median, absolute)."""
+    low, high = median_ci95(ordered)
+    median = percentile(ordered, 50)
+    return (high - low) / 2 <= target_halfwidth(median, settings.ci_target, settings.abs_target_s)
+
+
 def _repeat(call: Callable[[], object], loops: int, settings: Settings) -> list[float]:
-    """Timed values (seconds per call) until the CI target, the time cap or max_values."""
+    """Timed values (seconds per call) until the target, the time cap or max_values."""
     timer = time.perf_counter
     values: list[float] = []
     next_check = settings.min_values
     start = timer()
-    min_values = max(settings.min_values, math.ceil(settings.min_runs / loops))
-    while len(values) < settings.max_values:
+    min_values = max(settings.min_values, math.ceil(settings.runs_per_process() / loops))
+    most = max(min_values, math.ceil(settings.max_runs_factor * settings.runs_per_process() / loops))
+    while len(values) < min(settings.max_values, most):
         t0 = timer()
         for _ in itertools.repeat(None, loops):
             call()
@@ -41,7 +49,7 @@ def _repeat(call: Callable[[], object], loops: int, settings: Settings) -> list[
         if n < min_values:
             continue
         if n >= next_check:  # sorting is cheap, but not worth doing after every value
-            if n >= MIN_VALUES_FOR_CI and ci95_rel(sorted(values)) <= settings.ci_target:
+            if n >= MIN_VALUES_FOR_CI and _reached(sorted(values), settings):
                 break
             next_check = n + max(1, n // 10)
         if timer() - start >= settings.max_time_s:
@@ -65,12 +73,13 @@ def measure_call(call: Callable[[], object], settings: Settings) -> dict:
     finally:
         if gc_enabled:
             gc.enable()
-    stats = statistics(values, loops, settings.ci_target)
+    stats = statistics(values, loops, settings.ci_target, settings.abs_target_s)
     warnings = []
     if not stats["target_reached"]:
         warnings.append(
             f"95% confidence interval of the median is +-{stats['ci95_rel']:.1%}, above the "
-            f"{settings.ci_target:.0%} target after {stats['n']} values in {measure_s:.2f} s: "
-            f"the machine is noisy or the time cap too small")
+            f"max({settings.ci_target:.0%}, {settings.abs_target_s * 1e6:g} us) target after "
+            f"{stats['n']} values in {measure_s:.2f} s: the machine is noisy or the time cap "
+            f"too small")
     return {"stats": stats, "values": values, "warnings": warnings,
             "timing": {"warmup_s": warmup_s, "measure_s": measure_s}}
