@@ -28,6 +28,9 @@ InputShape = Annotated[list[str] | None, typer.Option(
     "--input-shape", help="Shape of one input, NAME=1x3x224x224 (repeatable).")]
 Dim = Annotated[list[str] | None, typer.Option(
     "--dim", help="Value of a named symbolic dimension, NAME=VALUE, e.g. sequence_length=128 (repeatable).")]
+SampleInputs = Annotated[Path | None, typer.Option("--inputs", exists=True,
+    help="Sample inputs for the one recorded run that decides data-dependent shapes and control flow: "
+    "an .npz file or a folder of .npy / .pb files named after the inputs (default: seeded random data).")]
 Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")]
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
 Runs = Annotated[int | None, typer.Option(
@@ -67,14 +70,15 @@ def user_secret(path: Path | None) -> bytes:
         fail(str(exc))
 
 
-def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None) -> ShapeOptions:
+def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None,
+                  inputs: Path | None = None) -> ShapeOptions:
     try:
         shapes = tuple((n, tuple(int(d) for d in v.replace(",", "x").split("x")))
                        for n, v in (_pair(s, "--input-shape") for s in input_shape or ()))
         dims = tuple((n, int(v)) for n, v in (_pair(s, "--dim") for s in dim or ()))
     except ValueError as exc:
         fail(str(exc), 2)
-    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims)
+    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims, inputs=inputs)
 
 
 def granularities(text: str) -> list[int]:
@@ -118,6 +122,7 @@ def compile_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    inputs: SampleInputs = None,
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1,
         help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more "
         "bytes.")] = DEFAULT_MAX_BYTES,
@@ -147,7 +152,7 @@ def compile_cmd(
     from .passes.plan import default_plan_path
     from .workflows.compile import compile_models
 
-    options = replace(shape_options(batch, input_shape, dim), max_bytes=max_bytes)
+    options = replace(shape_options(batch, input_shape, dim, inputs), max_bytes=max_bytes)
     try:
         budget = Budget.parse(decoys)
     except ValueError as exc:
@@ -333,6 +338,7 @@ def estimate(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    inputs: SampleInputs = None,
     emit_missing: Annotated[Path | None, typer.Option("--emit-missing",
         help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
     secret: SecretFile = None,
@@ -360,7 +366,7 @@ def estimate(
         if store is not None:
             chosen = [backends.TVM if backend == backends.TVM else backends.DEFAULT]
             latest, loaded = from_store(store, machine, chosen[0], statistic)
-            options = shape_options(batch, input_shape, dim)
+            options = shape_options(batch, input_shape, dim, inputs)
             plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing,
                                 user_secret(secret))] if model \
                 else [load_plan(p) for p in plan]
@@ -627,6 +633,7 @@ def inspect_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    inputs: SampleInputs = None,
 ) -> None:
     """Show layers, unique layers, repetition by op type and unique sequences per H.
 
@@ -636,7 +643,7 @@ def inspect_cmd(
     from .workflows.inspection import format_inspection, inspect_models
 
     hs = granularities(granularity)
-    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim))
+    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim, inputs))
     for _, error in failed:
         typer.echo(f"error: {error}", err=True)
     if not lowered:

@@ -112,7 +112,8 @@ def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
         parts, decoy_ids, digests = key_partition(parts, decoy_ids, recipe.secret)
     shipped = replace(parts, bricks=tuple(b for b in parts.bricks if b[0] not in recipe.exclude))
     info, files = render_suite(shipped, recipe.backends)
-    plan = plan_json(parts, info.suite, list(failed), recipe.shapes, decoy_ids)
+    assumed = {m.name: m.assumed for m in models if m.assumed}
+    plan = plan_json(parts, info.suite, list(failed), recipe.shapes, decoy_ids, assumed)
     if recipe.secret is not None and digests is not None:
         plan = plan_with_ids(plan, digests, secret_label(recipe.secret))
     return Assembled(parts, decoy_ids, info, files, plan)
