@@ -18,6 +18,7 @@ from rich.markup import escape
 from . import __version__, backends
 from .frontend import ShapeOptions, find_models
 from .frontend.shapes import DEFAULT_MAX_BYTES
+from .passes.decoys import DEFAULT as DEFAULT_DECOYS
 
 app = typer.Typer(
     help="DLBricks for ONNX: compile models into a standalone benchmark suite, "
@@ -33,6 +34,9 @@ InputShape = Annotated[list[str] | None, typer.Option(
     "--input-shape", help="Shape of one input, NAME=1x3x224x224 (repeatable).")]
 Dim = Annotated[list[str] | None, typer.Option(
     "--dim", help="Value of a named symbolic dimension, NAME=VALUE, e.g. sequence_length=128 (repeatable).")]
+SampleInputs = Annotated[Path | None, typer.Option("--inputs", exists=True,
+    help="Sample inputs for the one recorded run that decides data-dependent shapes and control flow: "
+    "an .npz file or a folder of .npy / .pb files named after the inputs (default: seeded random data).")]
 Threads = Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")]
 Quick = Annotated[bool, typer.Option("--quick", help="Short measurements (for tests and demos).")]
 Runs = Annotated[int | None, typer.Option(
@@ -47,6 +51,9 @@ Granularity = Annotated[str, typer.Option("-H", "--granularity",
     help="H, the most layers per benchmark: one value (compile, estimate) or several, 1..6 or "
     "1,2,4 (study, inspect).")]
 Backend = Annotated[str, typer.Option("--backend", help=f"Backend: {backends.HELP}.")]
+SecretFile = Annotated[Path | None, typer.Option("--secret", dir_okay=False,
+    help="File of the secret that keys brick ids (made on first use, mode 0600; default "
+    "$XDG_CONFIG_HOME/dlbricks-gen/secret). Share one file within a team to share a results store.")]
 Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion",
     help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H"
     " then counts fused kernels.")]
@@ -70,14 +77,27 @@ def check_output_file(path: Path | None, option: str) -> None:
         fail(f"{option} {path}: not writable", 2)
 
 
-def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None) -> ShapeOptions:
+def user_secret(path: Path | None) -> bytes:
+    """The secret that keys brick ids: `path`, or the user's own (made on first use)."""
+    import os
+
+    from .codegen.keys import default_secret_path, load_secret
+
+    try:
+        return load_secret(path or default_secret_path(os.environ))
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None,
+                  inputs: Path | None = None) -> ShapeOptions:
     try:
         shapes = tuple((n, tuple(int(d) for d in v.replace(",", "x").split("x")))
                        for n, v in (_pair(s, "--input-shape") for s in input_shape or ()))
         dims = tuple((n, int(v)) for n, v in (_pair(s, "--dim") for s in dim or ()))
     except ValueError as exc:
         fail(str(exc), 2)
-    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims)
+    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims, inputs=inputs)
 
 
 def granularities(text: str) -> list[int]:
@@ -121,12 +141,15 @@ def compile_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    inputs: SampleInputs = None,
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1,
         help="Refuse a model with a layer whose tensors (inputs, weights, outputs) need more "
         "bytes.")] = DEFAULT_MAX_BYTES,
-    decoys: Annotated[int, typer.Option("--decoys", min=0,
-        help="Add N plausible dummy bricks (real bricks at other sizes of the suite) so the brick set "
-        "does not identify the models; only the plan marks them.")] = 0,
+    decoys: Annotated[str, typer.Option("--decoys",
+        help="Decoys (paths of real layers rebuilt at other sizes of the suite; only the plan marks "
+        f"them): a share of the suite's latency, guessed from FLOPs and bytes ({DEFAULT_DECOYS}, 0.4; 0: none) or a "
+        f"number of bricks (40).")] = DEFAULT_DECOYS,
+    secret: SecretFile = None,
     audit: Annotated[bool, typer.Option("--audit/--no-audit",
         help="Audit the suite against the models before it is shipped (default); fail if anything of "
         "theirs is in it.")] = True,
@@ -144,10 +167,16 @@ def compile_cmd(
     """
     from dataclasses import replace
 
+    from .passes.decoys import Budget
     from .passes.plan import default_plan_path
     from .workflows.compile import compile_models
 
-    options = replace(shape_options(batch, input_shape, dim), max_bytes=max_bytes)
+    options = replace(shape_options(batch, input_shape, dim, inputs), max_bytes=max_bytes)
+    try:
+        budget = Budget.parse(decoys)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    key = user_secret(secret)
     plan_path = plan or default_plan_path(output)
     if machine is not None and have is None:
         fail("--machine chooses a machine of the --have store: give --have STORE", 2)
@@ -160,8 +189,9 @@ def compile_cmd(
         with progress_bar("compile", len(find_models(models)), echo_progress) as progress:
             result = compile_models(models, output, plan_path, h, options, fusion,
                                     progress=progress,
-                                    audit=audit, decoys=decoys, exclude=known,
-                                    backends=chosen_backends, tvm_target=target)
+                                    audit=audit, decoys=budget.count, exclude=known,
+                                    backends=chosen_backends, tvm_target=target,
+                                    decoy_share=budget.share, secret=key)
     except ValueError as exc:
         fail(str(exc))
     for _, error in result.failed:
@@ -173,10 +203,9 @@ def compile_cmd(
     instances = sum(len(m.instances) for m in parts.models)
     typer.echo(f"{len(parts.models)} models ({len(result.failed)} failed), {layers} layers, "
                f"{instances} sequences at H={h}, {len(parts.bricks) - len(result.decoys)} unique bricks"
-               + (f" + {len(result.decoys)} decoys" if decoys else ""))
-    if len(result.decoys) < decoys:
-        typer.echo(f"warning: only {len(result.decoys)} of {decoys} decoys could be made "
-                   "(too few distinct sizes among the real bricks)", err=True)
+               + (f" + {len(result.decoys)} decoys" if not budget.empty else ""))
+    if not budget.empty:
+        echo_decoys(result, budget)
     if have:
         echo_skipped(parts, latest, chosen)
     if result.kernels is not None:
@@ -189,6 +218,22 @@ def compile_cmd(
     if result.audit is not None:
         report_audit(result.audit, brief=True)
     typer.echo(f"suite {result.suite}: {output}/  (ship this)")
+
+
+def echo_decoys(result, budget) -> None:
+    """What the decoys cost, guessed from FLOPs and bytes (nothing is measured at compile time)."""
+    from .passes.cost import brick_cost, measuring_s
+
+    decoys = set(result.decoys)
+    costs = {d: brick_cost(b) for d, b in result.partition.bricks}
+    real = sum(c for d, c in costs.items() if d not in decoys)
+    extra = sum(measuring_s(costs[d]) for d in decoys)
+    typer.echo(f"decoys: {len(decoys)} bricks, +{sum(costs[d] for d in decoys) / max(real, 1e-12):.0%} of the "
+               f"suite's latency and about {extra:.0f} s more measuring for the vendor (guessed from FLOPs "
+               "and bytes: nothing is measured at compile time)")
+    if budget.count and len(decoys) < budget.count:
+        typer.echo(f"warning: only {len(decoys)} of {budget.count} decoys could be made "
+                   "(too few distinct sizes among the real bricks)", err=True)
 
 
 def echo_progress(item: str) -> None:
@@ -252,14 +297,34 @@ def audit_cmd(
     models: Annotated[Path | None, typer.Option("--models", exists=True,
         help="The models it was compiled from: search the suite for their names, texts and weight "
         "bytes.")] = None,
+    attacks: Annotated[bool, typer.Option("--attacks",
+        help="Also attack the suite as a vendor would (shape chaining, model inputs and heads, shape "
+        "histograms) and print what each recovers.")] = False,
+    plan: Annotated[Path | None, typer.Option("--plan", exists=True, dir_okay=False,
+        help="With --attacks: the suite's private plan, to score how well each attack finds the decoys.")] = None,
+    public: Annotated[Path | None, typer.Option("--public", exists=True,
+        help="With --attacks: public ONNX models (file or folder) to test for membership, by id and content.")] = None,
+    against: Annotated[Path | None, typer.Option("--against", exists=True, file_okay=False,
+        help="With --attacks: another suite (another user's) to match ids and contents against.")] = None,
 ) -> None:
     """Check a suite before shipping it, and print what it reveals (layer signatures).
 
     Example: dlbricks-gen audit generated/ --models models/
+    Example: dlbricks-gen audit generated/ --attacks --plan generated.plan.json --public resnet18.onnx
     """
     from .codegen.audit import audit_suite
 
-    report_audit(audit_suite(suite, models), brief=False)
+    if not attacks and (plan or public or against):
+        fail("--plan, --public and --against go with --attacks", 2)
+    report = audit_suite(suite, models)
+    if attacks:
+        from .codegen.attacks import format_findings, run_attacks
+
+        try:
+            typer.echo(format_findings(run_attacks(suite, plan, public, against)), nl=False)
+        except ValueError as exc:
+            fail(str(exc))
+    report_audit(report, brief=False)
 
 
 def stored_results(store: Path, machine: str | None, backend: str):
@@ -335,8 +400,10 @@ def estimate(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    inputs: SampleInputs = None,
     emit_missing: Annotated[Path | None, typer.Option("--emit-missing",
         help="With --model: write the bricks the store lacks as a new suite in this directory.")] = None,
+    secret: SecretFile = None,
     backend: Annotated[str, typer.Option("--backend",
         help=f"Backend: {backends.HELP}; all (default): one estimate per backend found in the results, "
         f"then a side-by-side table (with --store: onnxruntime unless tvm).")] = backends.ALL,
@@ -364,8 +431,9 @@ def estimate(
         if store is not None:
             chosen = [backends.TVM if backend == backends.TVM else backends.DEFAULT]
             latest, loaded = from_store(store, machine, chosen[0], statistic)
-            options = shape_options(batch, input_shape, dim)
-            plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing)] if model \
+            options = shape_options(batch, input_shape, dim, inputs)
+            plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing,
+                                user_secret(secret))] if model \
                 else [load_plan(p) for p in plan]
             sections = [(the_plan, "", loaded, chosen[0]) for the_plan in plans]
         else:
@@ -476,9 +544,10 @@ def check_estimate_sources(plan, results, store, model, emit_missing) -> None:
 
 
 def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: bool, latest: dict,
-               emit_missing: Path | None):
+               emit_missing: Path | None, secret: bytes):
     """The plan of models never compiled, when the store knows all their bricks; otherwise list
-    the missing bricks and exit (after writing them as a suite with --emit-missing)."""
+    the missing bricks and exit (after writing them as a suite with --emit-missing). Ids are
+    keyed with `secret`, as compile keys them: the store holds results under keyed ids."""
     from .passes.plan import default_plan_path
     from .workflows.compile import Recipe, assemble, compile_models, fusion_groups, layout_conversions, lower_all
     from .workflows.incremental import coverage, missing_lines, plan_of
@@ -489,7 +558,8 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
     if not lowered:
         fail("no model could be read" if failed else f"no *.onnx files found in {model}")
     grouped, units = fusion_groups(lowered, fusion)
-    parts = assemble(grouped, Recipe(granularity, options), units, layouts=layout_conversions(grouped)).partition
+    parts = assemble(grouped, Recipe(granularity, options, secret=secret), units,
+                     layouts=layout_conversions(grouped)).partition
     cov = coverage(parts, latest)
     if not cov.unknown:
         return plan_of(parts, batch=options.batch, failed=tuple(failed))
@@ -499,7 +569,8 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
     if emit_missing is None:
         fail("cannot estimate: measure the missing bricks first (--emit-missing DIR writes them as a suite)")
     plan_path = default_plan_path(emit_missing)
-    result = compile_models(model, emit_missing, plan_path, granularity, options, fusion, exclude=cov.known)
+    result = compile_models(model, emit_missing, plan_path, granularity, options, fusion, exclude=cov.known,
+                            secret=secret)
     typer.echo(f"suite {result.suite}: {emit_missing}/ with the {len(cov.unknown)} missing bricks (ship this); "
                f"plan: {plan_path}; import its results with `dlbricks-gen store import`, then estimate again")
     raise typer.Exit(0)
@@ -651,6 +722,7 @@ def inspect_cmd(
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
+    inputs: SampleInputs = None,
 ) -> None:
     """Show layers, unique layers, repetition by op type and unique sequences per H.
 
@@ -660,7 +732,7 @@ def inspect_cmd(
     from .workflows.inspection import format_inspection, inspect_models
 
     hs = granularities(granularity)
-    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim))
+    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim, inputs))
     for _, error in failed:
         typer.echo(f"error: {error}", err=True)
     if not lowered:

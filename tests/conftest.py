@@ -99,3 +99,11 @@ def venv_python(venv: Path) -> Path:
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",
                      help="Rewrite tests/golden/ from the current generator output.")
+
+
+@pytest.fixture(autouse=True)
+def user_config(tmp_path_factory, monkeypatch) -> Path:
+    """Every test's config home (the brick-id secret lives there): a temp dir, never the real home."""
+    home = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home

@@ -166,7 +166,7 @@ def cases() -> dict[str, tuple[object, str | None]]:
         "dangling_input.onnx": (relu_chain([relu("Add", ["x", "ghost"], ["y"], name="haunted")]),
                                 "node 'haunted' (Add): reads tensor 'ghost', which no node"),
         "zero_dim.onnx": (relu_chain([relu("Relu", ["x"], ["y"], name="r")], inputs=[vi("x", [1, 0])]),
-                          "unresolved input dimensions: x (dim 1 is 0)"),
+                          None),  # zero-size dimensions are static: compiles
         "zero_size_weight.onnx": (make_model([relu("MatMul", ["x", "w"], ["y"], name="empty_mm")],
                                              [vi("x", [1, 4])], [vi("y", [1, 0])],
                                              [numpy_helper.from_array(np.zeros((4, 0), np.float32), "w")]),
@@ -180,7 +180,7 @@ def cases() -> dict[str, tuple[object, str | None]]:
         "unknown_domain.onnx": (_with_domain(relu_chain([relu("Relu", ["x"], ["y"], name="evil",
                                                                domain="com.evil")]), "com.evil"),
                                 "node 'evil' (Relu): custom domain 'com.evil'"),
-        "nested_subgraph.onnx": (nested_subgraph(), "node 'outer_loop' (Loop): control flow"),
+        "nested_subgraph.onnx": (nested_subgraph(), "node 'outer_loop' (Loop): ran 0 times on the sample input"),
         "bad_utf8_name.onnx": (with_bad_utf8(_named_relu("PLACEHOLDER_NODE_NAME"), "PLACEHOLDER_NODE_NAME"),
                                "holds text (a name, doc string or metadata) that is not UTF-8"),
         "bad_utf8_doc.onnx": (with_bad_utf8(_doc_relu("PLACEHOLDER_DOC_STRING"), "PLACEHOLDER_DOC_STRING"),
@@ -189,7 +189,7 @@ def cases() -> dict[str, tuple[object, str | None]]:
         "hostile_valid.onnx": (hostile_valid(), None),
         "hostile_semantic_strings.onnx": (hostile_semantic_strings(), None),
         "external_missing.onnx": (external_missing, None),
-        "external_escape.onnx": (external_escape, "not available (external data file missing?)"),
+        "external_escape.onnx": (external_escape, "not available: it is computed at session start from 'm1', whose external data file is missing or outside"),
     }
 
 

@@ -160,7 +160,8 @@ def test_contrib_ops_get_shapes_from_onnxruntimes_inference():
     assert gelu.domain == "com.microsoft" and gelu.outputs[0].shape == (1, 16)
 
 
-def test_control_flow_is_a_clear_per_model_error():
+@pytest.mark.parametrize(("taken", "op"), [(True, "Relu"), (False, "Neg")])
+def test_an_if_becomes_the_branch_it_takes_on_the_sample_input(taken: bool, op: str):
     then = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [],
                              [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])])
     other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
@@ -169,8 +170,10 @@ def test_control_flow_is_a_clear_per_model_error():
     model = make_model([node], [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
                                 helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
-    with pytest.raises(FrontendError, match=r"node 'branch' \(If\): control flow"):
-        lower(model)
+    x = np.ones((1, 4), np.float32)
+    lowered = lower_proto(model, "m", "m.onnx", ShapeOptions(), inputs={"c": np.array(taken), "x": x})
+    assert [n.layer.op_type for n in lowered.nodes] == [op]
+    assert ("branch", f"If took {'then' if taken else 'else'}_branch") in lowered.assumed
 
 
 def test_model_local_functions_are_inlined(tmp_path: Path):

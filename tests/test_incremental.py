@@ -48,7 +48,9 @@ def test_adding_a_model_costs_only_its_unseen_bricks(zoo: Path, tmp_path: Path):
     old.mkdir()
     for name in ("resnet18", "vgg11"):
         shutil.copy(zoo / f"{name}.onnx", old / f"{name}.onnx")
-    invoke("compile", str(old), "-o", str(tmp_path / "s1"), "-H", "2")
+    # Counts here are of real bricks: no decoys (test_decoys.py covers them with --have). Ids are
+    # keyed with the test's own secret (conftest's config home), so reuse goes through keyed ids.
+    invoke("compile", str(old), "-o", str(tmp_path / "s1"), "-H", "2", "--decoys", "0")
     shutil.copytree(tmp_path / "s1", tmp_path / "s1b")  # as if shipped to a second, identical machine
     run_suite(tmp_path / "s1", "--shard", "1/2")
     run_suite(tmp_path / "s1b", "--shard", "2/2")
@@ -58,7 +60,7 @@ def test_adding_a_model_costs_only_its_unseen_bricks(zoo: Path, tmp_path: Path):
 
     shutil.copytree(old, new)
     shutil.copy(zoo / "resnet34.onnx", new / "resnet34.onnx")
-    out = invoke("compile", str(new), "-o", str(tmp_path / "s2"), "--have", str(store), "-H", "2")
+    out = invoke("compile", str(new), "-o", str(tmp_path / "s2"), "--have", str(store), "-H", "2", "--decoys", "0")
     unseen = bricks_of(tmp_path / "s2.plan.json", "resnet34") - bricks_of(tmp_path / "s1.plan.json")
     emitted = set(json.loads((tmp_path / "s2" / "suite.json").read_text())["bricks"])
     assert emitted == unseen and 0 < len(unseen) < len(bricks_of(tmp_path / "s2.plan.json", "resnet34"))

@@ -67,7 +67,9 @@ def check_opsets(model: onnx.ModelProto, display: str) -> None:
     opsets = {o.domain or "": o.version for o in model.opset_import}
     version = opsets.get("", opsets.get("ai.onnx"))
     if version is None:
-        raise FrontendError(display, "model imports no ai.onnx opset")
+        if "ai.onnx.ml" in opsets:
+            return  # a model of ai.onnx.ml operators only: its bricks import ai.onnx too
+        raise FrontendError(display, "model imports no ai.onnx or ai.onnx.ml opset")
     if version < MIN_OPSET:
         raise FrontendError(display, f"opset {version} is older than the supported {MIN_OPSET}")
     newest = onnx.defs.onnx_opset_version()

@@ -10,12 +10,32 @@ from onnx import helper
 
 from ..ir import Attribute, Kind, Layer, Node, Operand, TensorType
 from ..ir.order import depth_first_order
+from .control import MAX_NESTING
 from .errors import FrontendError
 from .fold import Known
 from .roles import INT_DTYPES, is_semantic
 
 # Domains run by ONNX Runtime's CPU provider without a custom op library.
 KNOWN_DOMAINS = ("", "ai.onnx.ml", "com.microsoft")
+# Operators that make or read sequences and optionals.
+SEQUENCE_OPS = frozenset({
+    "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
+    "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
+    "OptionalGetElement", "OptionalHasElement"})
+# Tensor attributes of ai.onnx.ml operators up to this size keep their values.
+ML_TENSOR_NUMEL = 1 << 14
+# Integer inputs that decide a kernel's output shape: computed at run time, they take the
+# value recorded in the sample run (and become constants of the brick).
+SHAPE_INPUTS = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "ConstantOfShape": (0,),
+    "Range": (0, 1, 2), "Resize": (3,), "Upsample": (1,), "Pad": (1, 3), "Squeeze": (1,),
+    "Unsqueeze": (1,), "Split": (1,), "OneHot": (1,), "TopK": (1,), "CenterCropPad": (1,),
+    "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
+    "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
+    "ReduceSumSquare": (1,), "NonMaxSuppression": (2,), "Col2Im": (1, 2), "DFT": (1, 2),
+    "RandomNormalLike": (), "Trilu": (1,), "BlackmanWindow": (0,), "HannWindow": (0,),
+    "HammingWindow": (0,), "STFT": (1, 3), "MelWeightMatrix": (0, 1, 2),
+}
 # Attributes that the schema leaves implicit but that have a fixed meaning when absent.
 IMPLICIT_SPATIAL = {
     "Conv": ("dilations", "strides", "pads", "kernel_shape"),
@@ -32,11 +52,14 @@ class Lowerer:
     """Turns node protos into IR nodes for one model; holds the per-model lookup tables."""
 
     def __init__(self, display: str, known: dict[str, Known], types: dict[str, TensorType],
-                 opsets: dict[str, int]):
+                 opsets: dict[str, int], recorded: dict[str, np.ndarray] | None = None,
+                 external: set[str] | None = None):
         self.display = display
         self.known = known
         self.types = types
         self.opsets = opsets
+        self.recorded = recorded or {}  # small integer values seen in the recorded run
+        self.external = external or set()  # small integer initializers whose external data is unread
 
     def error(self, node: onnx.NodeProto, index: int, message: str) -> FrontendError:
         return FrontendError(self.display, message, node=node.name or f"#{index}", op=node.op_type)
@@ -46,6 +69,9 @@ class Lowerer:
         if domain not in KNOWN_DOMAINS:
             raise self.error(proto, index, f"custom domain {domain!r} is not supported "
                              "(ONNX Runtime needs a custom op library for it)")
+        if domain == "" and proto.op_type in SEQUENCE_OPS:
+            raise self.error(proto, index, "reads or makes a sequence: sequence-typed values are not "
+                             "supported in bricks")
         schema = self.schema(proto, index, domain)
         since = schema.since_version if schema else self.opsets.get(domain, 1)
         for attr in proto.attribute:  # control flow is reported before any missing shape
@@ -77,6 +103,13 @@ class Lowerer:
             return self.constant_operand(proto, index, slot, self.known[name])
         if name not in self.types:
             raise self.error(proto, index, f"input {name!r} has no static shape after shape inference")
+        if name in self.recorded and slot in SHAPE_INPUTS.get(proto.op_type, ()):
+            # computed at run time, it decides the output shape: the recorded value decides the brick
+            value = self.recorded[name]
+            type_ = self.types[name]
+            if proto.op_type == "Range" and value.size == 1:  # ONNX Runtime accepts [1] at run time only
+                type_ = TensorType(type_.dtype, ())
+            return Operand(Kind.CONSTANT, type_, flat_values(value))
         return Operand(Kind.ACTIVATION, self.types[name])
 
     def constant_operand(self, proto: onnx.NodeProto, index: int, slot: int, known: Known) -> Operand:
@@ -85,8 +118,16 @@ class Lowerer:
             return Operand(Kind.WEIGHT, t)
         if not known.has_data:
             if t.dtype in INT_DTYPES:
-                raise self.error(proto, index, f"the values of constant input {proto.input[slot]!r} "
-                                 "are not available (external data file missing?)")
+                name = proto.input[slot]
+                unread = ", ".join(repr(n) for n in sorted(self.external)[:3])
+                cause = ("its external data file is missing or outside the model's folder"
+                         if name in self.external else
+                         f"it is computed at session start from {unread}, whose external data file is "
+                         "missing or outside the model's folder" if unread else
+                         "it is computed at session start from values that are not read (weights, "
+                         "or results too large to fold)")
+                raise self.error(proto, index, f"the values of constant input {name!r} are not "
+                                 f"available: {cause}")
             return Operand(Kind.WEIGHT, t)
         return Operand(Kind.CONSTANT, t, flat_values(known.values()))
 
@@ -118,10 +159,14 @@ class Lowerer:
         name = name or attr.name
         if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             raise self.error(proto, index, f"control flow ({proto.op_type} with subgraph attribute "
-                             f"{name!r}) is not supported yet")
+                             f"{name!r}) was not expanded: nested more than {MAX_NESTING} levels deep, "
+                             "or the recorded run failed")
         if attr.type == onnx.AttributeProto.TENSOR:
             array = onnx.numpy_helper.to_array(attr.t)
             type_ = TensorType(onnx.TensorProto.DataType.Name(attr.t.data_type), tuple(array.shape))
+            if proto.domain == "ai.onnx.ml" and array.size <= ML_TENSOR_NUMEL:
+                # a classical ML operator's tensors are its model (tree splits, label maps)
+                return Attribute(name, kind, Operand(Kind.CONSTANT, type_, flat_values(array)))
             return Attribute(name, kind, self.constant_operand(proto, index, -1, Known(type_, array)))
         if attr.type not in _PLAIN_ATTRIBUTE_TYPES:
             raise self.error(proto, index, f"attribute {name!r} of type {kind} is not supported")
@@ -165,6 +210,8 @@ def flat_values(array: np.ndarray) -> tuple:
         return tuple(bool(v) for v in flat)
     if np.issubdtype(flat.dtype, np.integer):
         return tuple(int(v) for v in flat)
+    if flat.dtype.kind in "OSU":  # strings (ai.onnx.ml label maps)
+        return tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat)
     return tuple(float(v) for v in flat.astype(np.float64))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import onnx
 
@@ -20,6 +21,7 @@ class ShapeOptions:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     dims: tuple[tuple[str, int], ...] = ()
     max_bytes: int = DEFAULT_MAX_BYTES  # refuse a layer whose tensors need more (--max-bytes)
+    inputs: Path | None = None  # sample inputs for the recorded run (--inputs): .npz or a folder
 
 
 def graph_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
@@ -41,7 +43,8 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
     unresolved = []
     for value in graph_inputs(graph):
         if not value.type.HasField("tensor_type"):
-            raise FrontendError(display, f"input {value.name!r} is not a tensor (sequence/map)")
+            raise FrontendError(display, f"input {value.name!r} is a sequence, map or optional: sequence-typed "
+                                "values are not supported in bricks")
         shape = value.type.tensor_type.shape
         if value.name in explicit:
             _check_explicit(value.name, shape, explicit[value.name], display)
@@ -49,8 +52,8 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
             continue
         missing = []
         for index, dim in enumerate(shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                continue
+            if dim.HasField("dim_value") and dim.dim_value >= 0:
+                continue  # zero-size dimensions are static too; -1 (Paddle exports) is symbolic
             if dim.dim_param in symbols:
                 dim.dim_value = symbols[dim.dim_param]
             elif index == 0 and options.batch is not None:
@@ -106,7 +109,8 @@ def _bind_outputs(graph: onnx.GraphProto, symbols: dict[str, int]) -> None:
 
 def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
     """ONNX shape inference; for models with com.microsoft ops (unknown to onnx), ONNX
-    Runtime's own symbolic shape inference, which knows them."""
+    Runtime's own symbolic shape inference, which knows them (what it leaves untyped, as in
+    QOperator models, is then typed by probing nodes or by a recorded run)."""
     try:
         if any(node.domain == "com.microsoft" for node in model.graph.node):
             return _infer_contrib(model)
@@ -118,9 +122,14 @@ def infer(model: onnx.ModelProto, display: str) -> onnx.ModelProto:
 
 
 def _infer_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
+    """SymbolicShapeInference.infer_shapes step by step: when it cannot finish (QOperator
+    models) its public entry point saves `sym_shape_infer_temp.onnx` into the working
+    directory and raises; here the partial result is kept (a recorded run types the rest)."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    if inferred is None:  # it returns None when it could not finish
-        raise RuntimeError("ONNX Runtime's symbolic shape inference did not finish")
-    return inferred
+    inference = SymbolicShapeInference(2**31 - 1, True, False, 0)
+    inference._preprocess(model)
+    while inference.run_:
+        inference._infer_impl()
+    inference._update_output_from_vi()
+    return inference.out_mp_

@@ -50,7 +50,7 @@ def _error(display: str, node: onnx.NodeProto, index: int, message: str) -> Fron
 
 def _check_dims(value: onnx.ValueInfoProto, display: str) -> None:
     for index, dim in enumerate(value.type.tensor_type.shape.dim):
-        if dim.HasField("dim_value") and dim.dim_value < 0:
+        if dim.HasField("dim_value") and dim.dim_value < -1:  # -1: symbolic (Paddle exports)
             raise FrontendError(display, f"input {value.name!r} has a negative dimension "
                                 f"{dim.dim_value} (dim {index})")
 

@@ -105,6 +105,7 @@ class Model:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     folded: int = 0  # nodes folded away at session start (constants, shapes), not benchmarked
+    assumed: tuple[tuple[str, str], ...] = ()  # (node or "recorded run", what was assumed)
 
     def __str__(self) -> str:
         lines = [f"model {self.name} ({len(self.nodes)} layers)"]

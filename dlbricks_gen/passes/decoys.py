@@ -1,12 +1,20 @@
-"""Decoy bricks: plausible dummy bricks so that the set of bricks does not identify the models.
+"""Decoy bricks: whole plausible paths of dummy bricks, so the brick set does not identify the models.
 
-DLBricks suggests hiding the model set among dummy models. A decoy is a real brick of the suite
-rebuilt at a spatial size (rank-4 inputs: height and width) or sequence length (rank-3 inputs)
-that real bricks starting with the same op have, with an input no larger than theirs, lowered
-by the frontend like any model, so it is a
-valid layer sequence with the shapes of a real one. Decoys are drawn with a generator seeded by
-the real bricks' digests: the same models give the same decoys, byte for byte. Only the private
-plan says which bricks are decoys; the suite treats them like the others.
+DLBricks suggests hiding the model set among dummy models; Proteus (MLSys 2024) shows decoys
+must survive an attacker who knows how they are made. A single rebuilt brick stands out: real
+bricks chain (one's output shape is another's input shape) and a lone decoy does not. So a
+decoy here is a *path*: a run of consecutive layers of a real model, rebuilt with every spatial
+size (or sequence length) scaled by one ratio that maps its first input onto a size real bricks
+with the same first op have, lowered by the frontend like any model and cut at the suite's H.
+Inside a path the bricks chain exactly as real ones do, their shapes are the suite's own
+(every decoy input size is a size some real brick has, never larger than the largest real input
+for its first op), and only the path's ends can fail to chain, as a real model's ends do.
+
+The budget is a number of bricks or a share of the suite's latency, guessed from FLOPs and
+bytes (cost.py). Decoys are drawn by a generator seeded with the user's secret and the real
+bricks' digests: the same models, budget and secret give the same decoys, byte for byte, and
+an attacker who knows this code and the models cannot redraw them without the secret. Only the
+private plan says which bricks are decoys; the suite treats them like the others.
 """
 
 from __future__ import annotations
@@ -14,41 +22,98 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from dataclasses import dataclass
+from fractions import Fraction
 
 import onnx
 from onnx import TensorProto, helper
 
 from ..frontend import ShapeOptions, lower_proto
-from ..ir import Brick
+from ..ir import Brick, Model, TensorType
 from ..ir.spec import brick_spec, weightless
 from ..runtime.core.spec import build_model
-from .partition import Partition, plan_model
+from .cost import brick_cost
+from .partition import Partition, consumers, make_brick, plan_model
 
-ATTEMPTS_PER_DECOY = 20
+ATTEMPTS_PER_PATH = 8  # spans tried per path wanted before giving up
+PATH_LAYERS = (4, 24)  # layers per decoy path, drawn uniformly
+RANKS = (3, 4)
+IMAGE_CHANNELS = (1, 3)  # a decoy never reads an image of a size no real model reads
+MAX_SHARE = 10.0  # decoys costing 10x the real bricks: beyond that, a typo
+DEFAULT = "40%"  # compile's default budget: every attack of codegen/attacks.py at AUC <= 0.6 (benchmarks/privacy.py)
 
 
-def add_decoys(partition: Partition, count: int) -> tuple[Partition, tuple[str, ...]]:
-    """The partition with up to `count` decoy bricks added, and the decoys' digests."""
-    if count <= 0 or not partition.bricks:
-        return partition, ()
-    real = dict(partition.bricks)
-    seed_text = "dlbricks-gen decoys v1\n" + f"{count}\n" + "\n".join(sorted(real)) + "\n"
-    rng = random.Random(int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "big"))
-    pools = _size_pools(real.values())
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How many decoys: up to `count` bricks, or bricks until their guessed latency reaches
+    `share` of the real bricks' (both 0: none)."""
+
+    count: int = 0
+    share: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return self.count <= 0 and self.share <= 0
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """`--decoys`: "20%" or "0.2" (a share of the suite's guessed latency), "40" (bricks)."""
+        try:
+            if text.endswith("%"):
+                budget = cls(share=float(text[:-1]) / 100)
+            elif "." in text:
+                budget = cls(share=float(text))
+            else:
+                budget = cls(count=int(text))
+        except ValueError:
+            budget = cls(count=-1)
+        if budget.count < 0 or not 0 <= budget.share <= MAX_SHARE:
+            raise ValueError(f"--decoys {text!r}: give a share of the suite's latency (20% or 0.2, at most "
+                             f"{MAX_SHARE:.0%}) or a number of bricks (40)")
+        return budget
+
+
+def add_decoys(parts: Partition, models: list[Model], budget: Budget, secret: bytes = b""
+               ) -> tuple[Partition, tuple[str, ...]]:
+    """The partition with decoy paths added within the budget, and the decoys' digests."""
+    if budget.empty or not parts.bricks:
+        return parts, ()
+    real = dict(parts.bricks)
+    rng = _generator(real, budget, secret)
+    limit = budget.share * sum(brick_cost(b) for b in real.values())
+    pools, sizes = _size_pools(real.values()), (_real_sizes(real.values()), _types(real.values()))
+    # Models in a name-free order (by their bricks): decoys depend neither on names nor on order.
+    order = sorted(range(len(models)), key=lambda i: parts.models[i].instances)
+    sources = [models[i] for i in order if models[i].nodes]
     decoys: dict[str, Brick] = {}
-    templates = sorted(real)
-    for _ in range(count * ATTEMPTS_PER_DECOY):
-        if len(decoys) == count:
+    spent = 0.0
+
+    def full() -> bool:
+        return (budget.count > 0 and len(decoys) >= budget.count) or (budget.share > 0 and spent >= limit)
+
+    for _ in range(ATTEMPTS_PER_PATH * max(budget.count, 8) * 4):
+        if full() or not sources:
             break
-        digest = rng.choice(templates)
-        made = _variant(brick_spec(digest, real[digest]), pools, rng)
-        if made is not None and made[0] not in real and made[0] not in decoys:
-            decoys[made[0]] = made[1]
+        for digest, brick in _path(rng.choice(sources), rng, pools, sizes, parts.granularity):
+            if full():
+                break
+            if digest not in real and digest not in decoys:
+                decoys[digest] = brick
+                spent += brick_cost(brick)
     bricks = tuple(sorted({**real, **decoys}.items()))
-    return Partition(partition.granularity, bricks, partition.models), tuple(sorted(decoys))
+    return Partition(parts.granularity, bricks, parts.models), tuple(sorted(decoys))
 
 
-def _size_pools(bricks) -> dict[tuple[str, int], tuple[list[tuple[int, ...]], int]]:
+def _generator(real: dict[str, Brick], budget: Budget, secret: bytes) -> random.Random:
+    text = f"dlbricks-gen decoys v2\n{budget.count}\n{budget.share!r}\n" + "\n".join(sorted(real)) + "\n"
+    seed = hashlib.sha256(secret + b"\n" + text.encode()).digest()[:8]
+    return random.Random(int.from_bytes(seed, "big"))
+
+
+Pools = dict[tuple[str, int], tuple[list[tuple[int, ...]], int]]
+
+
+def _size_pools(bricks) -> Pools:
     """Per first op and input rank (3, 4): the sizes real bricks starting with that op have,
     with their multiplicity (so a classifier head is never drawn at a feature-map size), and the
     largest such input's element count."""
@@ -63,44 +128,100 @@ def _size_pools(bricks) -> dict[tuple[str, int], tuple[list[tuple[int, ...]], in
     return {key: (sizes, largest[key]) for key, sizes in pools.items()}
 
 
-RANKS = (3, 4)
+def _real_sizes(bricks) -> set[tuple[int, tuple[int, ...]]]:
+    return {(len(t.shape), _sizes(t.shape)) for b in bricks for t in b.inputs if len(t.shape) in RANKS}
+
+
+def _types(bricks) -> set[TensorType]:
+    """The rank-3/4 tensor types real bricks read or write."""
+    found = set()
+    for b in bricks:
+        found |= {t for t in b.inputs if len(t.shape) in RANKS}
+        found |= {t for o in b.outputs for t in [b.layers[o.layer].outputs[o.output]]
+                  if t is not None and len(t.shape) in RANKS}
+    return found
 
 
 def _sizes(shape) -> tuple[int, ...]:
     return tuple(shape[2:]) if len(shape) == 4 else (shape[1],)
 
 
-def _variant(spec: dict, pools: dict, rng: random.Random) -> tuple[str, Brick] | None:
-    """The brick of `spec` with its first rank-3/4 input's sizes replaced, or None."""
+def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set], granularity: int
+          ) -> list[tuple[str, Brick]]:
+    """A random span of `model` rebuilt at another of the suite's sizes, cut into bricks, in
+    order; truncated before the first brick that has a size no real brick has (or a larger
+    input than real bricks of its op). Empty when the span cannot be rebuilt."""
+    length = rng.randint(*PATH_LAYERS)
+    begin = rng.randrange(len(model.nodes))
+    end = min(len(model.nodes), begin + length)
+    spec = brick_spec("0" * 64, make_brick(model, begin, end, consumers(model)))
+    ratio = _ratio(spec, pools, sizes[1], rng)
+    if ratio is None:
+        return []
+    try:
+        lowered = lower_proto(_proto(_scaled(spec, ratio)), "decoy", "decoy.onnx", ShapeOptions())
+        plan, bricks = plan_model(lowered, granularity)
+    except Exception:  # noqa: BLE001 - mostly FrontendError (a Reshape to a fixed shape); never fatal
+        return []
+    out = []
+    for digest in plan.instances:
+        if not _plausible(bricks[digest], pools, *sizes):
+            break
+        out.append((digest, bricks[digest]))
+    return out
+
+
+def _ratio(spec: dict, pools: Pools, types: set[TensorType], rng: random.Random) -> Fraction | None:
+    """new size / old size of the span's first rank-3/4 input, drawn from the sizes real bricks
+    with the same first op have; preferably one where that input becomes a tensor real bricks
+    read or write, so the path attaches to them."""
     first = next((t for t in spec["inputs"] if len(t["shape"]) in RANKS), None)
     if first is None:
         return None
+    node = spec["nodes"][0]
+    op = f"{node['domain']}.{node['op_type']}" if node["domain"] else node["op_type"]
     old = _sizes(first["shape"])
-    op = spec["nodes"][0]["op_type"]
-    op = f"{spec['nodes'][0]['domain']}.{op}" if spec["nodes"][0]["domain"] else op
-    sizes, largest = pools.get((op, len(first["shape"])), ([], 0))
-    per_size = math.prod(first["shape"]) // max(math.prod(old), 1)  # batch x channels (x width)
-    # no input larger than the largest real one for this op: decoys cost what real bricks cost
-    choices = [s for s in sizes if s != old and per_size * math.prod(s) <= largest]
-    if not choices:
+    choices = [s for s in pools.get((op, len(first["shape"])), ([], 0))[0] if s != old and len(s) == len(old)]
+    if not choices or 0 in old:
         return None
-    new = rng.choice(choices)
+    shape = first["shape"]
+    attached = [c for c in choices if TensorType(first["dtype"], tuple(
+        shape[:2] + list(c) if len(shape) == 4 else [shape[0], c[0], *shape[2:]])) in types]
+    return Fraction(rng.choice(attached or choices)[0], old[0])
+
+
+def _scaled(spec: dict, ratio: Fraction) -> dict:
+    """The SPEC with every rank-3/4 input's sizes times `ratio` (the first's ratio for all: a
+    skip connection entering the span keeps matching the path)."""
     inputs = []
     for t in spec["inputs"]:
         shape = list(t["shape"])
-        if len(shape) == len(first["shape"]) and _sizes(shape) == old:
-            shape = shape[:2] + list(new) if len(shape) == 4 else [shape[0], new[0], *shape[2:]]
+        if len(shape) == 4:
+            shape = shape[:2] + [_scale(d, ratio) for d in shape[2:]]
+        elif len(shape) == 3:
+            shape = [shape[0], _scale(shape[1], ratio), shape[2]]
         inputs.append({**t, "shape": shape})
-    try:
-        model = lower_proto(_proto({**spec, "inputs": inputs}), "decoy", "decoy.onnx", ShapeOptions())
-    except Exception:  # noqa: BLE001 - mostly FrontendError; a failed decoy never stops compile
-        return None
-    if len(model.nodes) != spec["layers"]:
-        return None
-    plan, bricks = plan_model(model, len(model.nodes))
-    if len(plan.instances) != 1:
-        return None
-    return plan.instances[0], bricks[plan.instances[0]]
+    return {**spec, "inputs": inputs}
+
+
+def _scale(size: int, ratio: Fraction) -> int:
+    return max(1, round(size * ratio))
+
+
+def _plausible(brick: Brick, pools: Pools, sizes: set, types: set[TensorType]) -> bool:
+    """Every input has a size real bricks have (an image input: a type real bricks read), and
+    is no larger than real inputs of the brick's first op."""
+    for t in brick.inputs:
+        if len(t.shape) not in RANKS:
+            continue
+        if (len(t.shape), _sizes(t.shape)) not in sizes:
+            return False
+        if len(t.shape) == 4 and t.shape[1] in IMAGE_CHANNELS and t not in types:
+            return False
+        largest = pools.get((brick.ops[0], len(t.shape)), ([], 0))[1]
+        if math.prod(t.shape) > largest:
+            return False
+    return True
 
 
 def _proto(spec: dict) -> onnx.ModelProto:

@@ -80,7 +80,8 @@ def group_model(model: Model, groups: list[int]) -> tuple[Model, Units]:
         group = members[ids[k]]
         units.append((len(nodes), len(nodes) + len(group)))
         nodes.extend(model.nodes[i] for i in group)
-    reordered = Model(model.name, model.file, tuple(nodes), model.inputs, model.outputs, model.folded)
+    reordered = Model(model.name, model.file, tuple(nodes), model.inputs, model.outputs, model.folded,
+                      model.assumed)
     return reordered, tuple(units)
 
 

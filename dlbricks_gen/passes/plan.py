@@ -7,7 +7,7 @@ directory, never inside it. Format: docs/FORMATS.md, section 3.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
@@ -33,6 +33,8 @@ class Plan:
     failed: tuple[tuple[str, str], ...]  # (file, error)
     batch: int | None = None  # the --batch the suite was compiled with
     decoys: tuple[str, ...] = ()  # bricks of the suite that belong to no model
+    # per model: what its lowering assumed (a recorded run, the If branch taken, trip counts)
+    assumed: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -52,13 +54,16 @@ def check_outside(plan_path: Path, suite_dir: Path) -> None:
 
 
 def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
-              shapes: ShapeOptions | None = None, decoys: tuple[str, ...] = ()) -> str:
+              shapes: ShapeOptions | None = None, decoys: tuple[str, ...] = (),
+              assumed: dict[str, tuple[tuple[str, str], ...]] | None = None) -> str:
     shapes = shapes or ShapeOptions()
+    assumed = assumed or {}
     data = {
         "version": PLAN_VERSION,
         "suite": suite,
         "shapes": {"batch": shapes.batch, "dims": dict(shapes.dims),
-                   "input_shapes": {n: list(d) for n, d in shapes.input_shapes}},
+                   "input_shapes": {n: list(d) for n, d in shapes.input_shapes},
+                   **({"inputs": shapes.inputs.name} if shapes.inputs is not None else {})},
         "generator": __version__,
         "granularity": partition.granularity,
         "bricks": {d: {"layers": len(b.layers), "ops": list(b.ops)} for d, b in partition.bricks},
@@ -66,7 +71,10 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
         "models": [
             {"name": m.name, "file": m.file, "layers": m.layers, "weight_bytes": m.weight_bytes,
              "instances": _instances(m),
-             "edges": [list(e) for e in m.edges]}
+             "edges": [list(e) for e in m.edges],
+             # optional: only models whose lowering assumed something (docs/FORMATS.md)
+             **({"assumed": [{"node": n, "assumption": a} for n, a in assumed[m.name]]}
+                if assumed.get(m.name) else {})}
             for m in partition.models
         ],
         "failed": [{"file": f, "error": e} for f, e in failed],
@@ -110,6 +118,16 @@ def load_plan(path: Path) -> Plan:
         failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))
         batch = data.get("shapes", {}).get("batch")
         decoys = tuple(data.get("decoys", ()))
-        return Plan(data["suite"], data["granularity"], bricks, models, failed, batch, decoys)
+        assumed = {m["name"]: tuple((str(a["node"]), str(a["assumption"])) for a in m["assumed"])
+                   for m in data["models"] if m.get("assumed")}
+        return Plan(data["suite"], data["granularity"], bricks, models, failed, batch, decoys, assumed)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: malformed plan: {exc!r}") from None
+
+
+def plan_with_ids(text: str, digests: dict[str, str], secret_label: str) -> str:
+    """The plan text with its optional "ids" section: the suite names bricks by keyed ids
+    (codegen/keys.py), and {keyed id: digest} maps them back (format: docs/FORMATS.md)."""
+    data = json.loads(text)
+    data["ids"] = {"key": "hmac-sha256", "secret": secret_label, "digests": digests}
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 from ..backends import DEFAULT as DEFAULT_BACKEND
 from ..codegen.audit import AuditReport, audit_suite
+from ..codegen.keys import key_partition, secret_label
 from ..codegen.render import SuiteInfo, render_suite, write_suite
 from ..frontend import FrontendError, ShapeOptions, find_models, load_model
 from ..ir import Model
-from ..passes.decoys import add_decoys
+from ..passes.decoys import Budget, add_decoys
 from ..passes.layout import Conversions, conversions, with_kept_reorders
 from ..passes.partition import Partition, partition
-from ..passes.plan import check_outside, plan_json
+from ..passes.plan import check_outside, plan_json, plan_with_ids
 
 if TYPE_CHECKING:
     from ..backends.tvm import KernelReport
@@ -35,9 +36,11 @@ class Recipe:
 
     granularity: int
     shapes: ShapeOptions = field(default_factory=ShapeOptions)
-    decoys: int = 0
+    decoys: int = 0  # decoy bricks wanted (count)
     exclude: frozenset[str] = frozenset()  # bricks left out of the suite (already measured)
     backends: tuple[str, ...] = (DEFAULT_BACKEND,)
+    decoy_share: float = 0.0  # or: decoys up to this share of the suite's guessed latency
+    secret: bytes | None = None  # key brick ids with it (codegen/keys.py); None: plain digests
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +101,21 @@ def layout_conversions(models: list[Model]) -> dict[str, Conversions]:
 def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
              failed: tuple[tuple[str, str], ...] = (),
              layouts: dict[str, Conversions] | None = None) -> Assembled:
-    """Cut, add decoys, render and write the plan text: pure, deterministic. `layouts`: the
-    models' layout conversions, recorded per brick instance in the plan."""
+    """Cut, add decoys, key the ids, render and write the plan text: pure, deterministic.
+    `layouts`: the models' layout conversions, recorded per brick instance in the plan. With a
+    secret, every id downstream (files, plan, `exclude`, results) is the keyed id."""
     cut = with_kept_reorders(partition(models, recipe.granularity, units), models, layouts or {})
-    parts, decoy_ids = add_decoys(cut, recipe.decoys)
+    budget = Budget(recipe.decoys, recipe.decoy_share)
+    parts, decoy_ids = add_decoys(cut, models, budget, recipe.secret or b"")
+    digests = None
+    if recipe.secret is not None:
+        parts, decoy_ids, digests = key_partition(parts, decoy_ids, recipe.secret)
     shipped = replace(parts, bricks=tuple(b for b in parts.bricks if b[0] not in recipe.exclude))
     info, files = render_suite(shipped, recipe.backends)
-    plan = plan_json(parts, info.suite, list(failed), recipe.shapes, decoy_ids)
+    assumed = {m.name: m.assumed for m in models if m.assumed}
+    plan = plan_json(parts, info.suite, list(failed), recipe.shapes, decoy_ids, assumed)
+    if recipe.secret is not None and digests is not None:
+        plan = plan_with_ids(plan, digests, secret_label(recipe.secret))
     return Assembled(parts, decoy_ids, info, files, plan)
 
 
@@ -121,14 +132,15 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                    audit: bool = False, decoys: int = 0,
                    exclude: frozenset[str] = frozenset(),
                    backends: tuple[str, ...] = (DEFAULT_BACKEND,),
-                   tvm_target: dict | None = None) -> CompileResult:
+                   tvm_target: dict | None = None, decoy_share: float = 0.0,
+                   secret: bytes | None = None) -> CompileResult:
     """Lower, assemble and write (with TVM kernels for `backends` with tvm); with `audit`,
     audit the written suite against the models. `exclude`: bricks left out of the suite; the
     plan still lists every brick of every model, so estimates combine stored and new results."""
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
     grouped, units = fusion_groups(models, fusion)
-    recipe = Recipe(granularity, options, decoys, exclude, backends)
+    recipe = Recipe(granularity, options, decoys, exclude, backends, decoy_share, secret)
     suite = assemble(grouped, recipe, units, tuple(failed), layout_conversions(grouped))
     report = kernels = None
     if models:

@@ -1,6 +1,9 @@
-"""The committed example suite (generated/): the demo models at default scale, H=1.
+"""The committed example suite (generated/): the demo models at default scale, H=1, brick ids
+keyed with the public DEMO_SECRET (codegen/keys.py) so that anyone can reproduce it byte for
+byte (a real compile keys with the user's own secret). No decoys, so that it shows exactly the
+models' bricks; `example_suite(decoys=True)` adds compile's default budget.
 
-    python -m dlbricks_gen.examples generated examples/generated.plan.json
+    python -m dlbricks_gen.workflows.examples generated examples/generated.plan.json
 
 Models are built and lowered in memory (nothing written but the suite and its plan), so a test
 can regenerate the suite and compare it with the committed one.
@@ -11,18 +14,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..codegen.keys import DEMO_SECRET
 from ..frontend import ShapeOptions, lower_proto
+from ..passes.decoys import DEFAULT as DEFAULT_DECOYS
+from ..passes.decoys import Budget
 from ..zoo import DEMO_MODELS, ZooOptions, build_model
 from .compile import Assembled, Recipe, assemble, layout_conversions, write_assembled
 
 GRANULARITY = 1
 
 
-def example_suite() -> Assembled:
-    """The example suite, assembled in memory."""
+def example_suite(decoys: bool = False) -> Assembled:
+    """The example suite, assembled in memory (with `decoys`: at compile's default budget)."""
     models = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1))
               for m in DEMO_MODELS]
-    return assemble(models, Recipe(GRANULARITY, ShapeOptions(batch=1)), layouts=layout_conversions(models))
+    budget = Budget.parse(DEFAULT_DECOYS if decoys else "0")
+    recipe = Recipe(GRANULARITY, ShapeOptions(batch=1), budget.count, decoy_share=budget.share, secret=DEMO_SECRET)
+    return assemble(models, recipe, layouts=layout_conversions(models))
 
 
 def render_example() -> tuple[dict[str, str], str]:
