@@ -1,12 +1,15 @@
-"""Cold caches: what a brick costs when its weights and inputs are not already in the cache.
+"""Cold caches: what a brick costs when its weights are not already in the cache.
 
-Timed alone in a loop, a brick finds its weights and inputs in the core's L2 cache on every
-call; inside a model whose weights do not fit there, each layer's weights come from further
-away. This module measures the ratio of the two on the target: the brick's session and its
-inputs are copied until the copies together take more than twice the L2 cache (at most
-MAX_COPIES), and the same short run of calls is timed on one copy (warm) and rotating through
-all of them (cold), interleaved. The estimator applies the ratio to the brick's latency where
-the model's weights exceed the L2 cache that the result records (machine.caches).
+Timed alone in a loop, a brick finds its weights in the core's L2 cache on every call; inside a
+model whose weights do not fit there, each layer's weights come from further away, while its
+input was just written by the layer before (so it stays warm). This module measures the ratio
+of the two on the target: the brick's session (its weights) is copied until the copies
+together take more than twice the L2 cache (at most MAX_COPIES; bricks whose weights are too
+small for that, or already larger than twice the L2, are not measured), all copies read the
+same input buffers, and the same short run of calls is timed on one copy (warm) and rotating
+through all of them (cold), interleaved. The estimator applies the ratio to the brick's
+latency where the model's weights exceed the L2 cache that the result records
+(machine.caches).
 """
 
 from __future__ import annotations
@@ -29,10 +32,9 @@ CALLS = 5  # calls per warm or cold part of a round
 NO_COLD = {"copies": 1, "footprint_bytes": 0, "warm_s": 0.0, "cold_s": 0.0}
 
 
-def footprint(model: onnx.ModelProto, feeds: dict) -> int:
-    """Bytes of the brick's weights and inputs: what a call reads."""
-    weights = sum(math.prod(t.dims) * _itemsize(t.data_type) for t in model.graph.initializer)
-    return weights + sum(int(getattr(v, "nbytes", 0)) for v in feeds.values())
+def footprint(model: onnx.ModelProto) -> int:
+    """Bytes of the brick's weights (its initializers): what a call reads besides its inputs."""
+    return sum(math.prod(t.dims) * _itemsize(t.data_type) for t in model.graph.initializer)
 
 
 def _itemsize(data_type: int) -> int:
@@ -67,12 +69,12 @@ def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: dict[str, np.
                 settings: Settings, session: object) -> dict:
     """The "cold" part of a result's calibration: copies, footprint, warm and cold seconds per
     call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""
-    nbytes = footprint(model, feeds)
+    nbytes = footprint(model)
     copies = copies_needed(nbytes, cache_sizes().get("l2", 0))
     if copies == 1 or nbytes * MAX_COPIES < 2 * cache_sizes().get("l2", 0):
         return {**NO_COLD, "footprint_bytes": nbytes}
     sessions = [session] + [make_session(model_bytes, settings) for _ in range(copies - 1)]
-    bound = [bound_call(s, {n: v.copy() for n, v in feeds.items()}) for s in sessions]
+    bound = [bound_call(s, feeds) for s in sessions]  # one input: warm, as in the model
     warm, cold = measure_cold([call for call, _ in bound])
     del bound, sessions
     return {"copies": copies, "footprint_bytes": nbytes, "warm_s": warm, "cold_s": cold}
