@@ -69,12 +69,10 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
                 missing[digest] = True
             else:
                 failed[digest] = result.error or "unknown error"
-    null_calls = sorted(n for d in model.instances if d in results and results[d].ok
-                        for n in [results[d].null_call] if n is not None)
     whole = None
     parts = [c for c in calibrated if c is not None]
-    if parts and len(parts) == len(calibrated) and null_calls:
-        whole = sum(parts) + null_calls[len(null_calls) // 2]  # one call for the model
+    if parts and len(parts) == len(calibrated):  # every brick calibrated, so each has a null call
+        whole = sum(parts) + model_call(model, results)
     return ModelEstimate(
         model.name, model.layers, len(model.instances), measured, covered,
         sum(weights), critical_path(len(weights), model.edges, weights), whole,
@@ -87,12 +85,14 @@ def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: boo
     return result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None, cold)
 
 
-def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool) -> float:
-    """What instance k of a model adds to its headline estimate (0 when not measured)."""
+def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool,
+                     cold: bool) -> float:
+    """What instance k of a model adds to its headline estimate (0 when not measured); `cold`:
+    `is_cold(model, results)`, decided once per model."""
     result = results.get(model.instances[k])
     if result is None or not result.ok:
         return 0.0
-    value = calibrated_instance(model, k, result, is_cold(model, results)) if calibrated else None
+    value = calibrated_instance(model, k, result, cold) if calibrated else None
     return result.latency if value is None else value
 
 
@@ -106,7 +106,8 @@ def model_call(model: ModelPlan, results: dict[str, BrickResult]) -> float:
 def headline_critical_path(model: ModelPlan, results: dict[str, BrickResult], calibrated: bool) -> float:
     """The critical path in the same terms as the headline estimate (calibrated bricks and one
     call of the model, or plain latencies), so it is never longer than the estimate."""
-    weights = [instance_seconds(model, k, results, calibrated) for k in range(len(model.instances))]
+    cold = is_cold(model, results)
+    weights = [instance_seconds(model, k, results, calibrated, cold) for k in range(len(model.instances))]
     return critical_path(len(weights), model.edges, weights) + (model_call(model, results) if calibrated else 0.0)
 
 
@@ -181,12 +182,13 @@ def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top
     terms of the calibrated estimate (its bars add up to it, the model's one call included)."""
     by_op: dict[str, float] = {}
     by_brick: dict[str, list] = {}
+    cold = is_cold(model, results)
     for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is None or not result.ok:
             continue
         label = ">".join(plan.bricks[digest].ops)
-        seconds = instance_seconds(model, k, results, calibrated)
+        seconds = instance_seconds(model, k, results, calibrated, cold)
         by_op[label] = by_op.get(label, 0.0) + seconds
         entry = by_brick.setdefault(digest, [label, 0, 0.0])
         entry[1] += 1

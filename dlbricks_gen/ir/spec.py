@@ -12,11 +12,21 @@ from . import Attribute, Brick, BrickInput, Kind, LayerOutput, Operand, Ref, Ten
 MIN_AI_ONNX_OPSET = 7
 
 
+def input_name(k: int) -> str:
+    """The SPEC's name of brick input k (the one naming rule; passes map names back with it)."""
+    return f"in{k}"
+
+
+def output_name(i: int, j: int) -> str:
+    """The SPEC's name of output j of the brick's layer i."""
+    return f"t{i}_{j}"
+
+
 def brick_spec(digest: str, brick: Brick) -> dict:
     """The SPEC literal of a brick program (format in docs/FORMATS.md)."""
-    names: dict[Ref, str] = {LayerOutput(i, j): f"t{i}_{j}" for i, layer in enumerate(brick.layers)
+    names: dict[Ref, str] = {LayerOutput(i, j): output_name(i, j) for i, layer in enumerate(brick.layers)
                              for j, out in enumerate(layer.outputs) if out is not None}
-    names.update({BrickInput(k): f"in{k}" for k in range(len(brick.inputs))})
+    names.update({BrickInput(k): input_name(k) for k in range(len(brick.inputs))})
     initializers, nodes = [], []
     for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring, strict=True)):
         inputs = []
@@ -45,7 +55,7 @@ def brick_spec(digest: str, brick: Brick) -> dict:
         "brick": digest,
         "layers": len(brick.layers),
         "opset_imports": _opsets(brick),
-        "inputs": [{"name": f"in{k}", **_type(t)} for k, t in enumerate(brick.inputs)],
+        "inputs": [{"name": input_name(k), **_type(t)} for k, t in enumerate(brick.inputs)],
         "outputs": outputs,
         "initializers": initializers,
         "nodes": nodes,

@@ -13,10 +13,9 @@ import onnx
 
 from ..ir import Model, Node
 from ..ir.order import depth_first_order
-from ..ir.spec import brick_spec
-from ..runtime.core.spec import build_model
-from .optimized import optimized_graph
-from .partition import consumers, make_brick
+from ..ir.spec import output_name
+from .optimized import optimized_graph, whole_model
+from .partition import consumers
 
 Units = tuple[tuple[int, int], ...]
 
@@ -27,8 +26,7 @@ def fused_groups(model: Model) -> list[int]:
     if n == 0:
         return []
     used_by = consumers(model)
-    spec = brick_spec("model", make_brick(model, 0, n, used_by))
-    surviving = _optimized_values(build_model(spec))
+    surviving = _optimized_values(whole_model(model))
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -39,7 +37,7 @@ def fused_groups(model: Model) -> list[int]:
 
     for i, node in enumerate(model.nodes):
         for j, name in enumerate(node.outputs):
-            if name and f"t{i}_{j}" not in surviving:  # brick_spec's name of this value
+            if name and output_name(i, j) not in surviving:
                 for c in used_by.get(name, ()):
                     a, b = find(i), find(c)
                     parent[max(a, b)] = min(a, b)

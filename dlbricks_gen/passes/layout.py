@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..ir import Kind, Model
-from ..ir.spec import brick_spec
+from ..ir.spec import input_name, output_name
 from ..runtime.core.calibration import NCHWC_SEEDS
-from ..runtime.core.spec import build_model
-from .optimized import optimized_graph
-from .partition import Partition, consumers, make_brick
+from .optimized import optimized_graph, whole_model
+from .partition import Partition, consumers
 
 REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
 
@@ -38,9 +37,8 @@ def conversions(model: Model) -> Conversions | None:
     """The model's layout conversions; None when no layer could start an NCHWc region."""
     if not any(n.layer.op_type in NCHWC_SEEDS and not n.layer.domain for n in model.nodes):
         return None
-    spec = brick_spec("model", make_brick(model, 0, len(model.nodes), consumers(model)))
     names = _spec_names(model)
-    optimized = optimized_graph(build_model(spec), "all")
+    optimized = optimized_graph(whole_model(model), "all")
     into = {names[n.input[0]] for n in optimized.node if n.op_type == REORDER_IN and n.input[0] in names}
     out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
     return Conversions(frozenset(into), frozenset(out_of))
@@ -55,8 +53,8 @@ def _spec_names(model: Model) -> dict[str, str]:
         for name, operand in zip(node.inputs, node.layer.inputs, strict=True):
             if operand.kind == Kind.ACTIVATION and name not in produced and name not in external:
                 external.append(name)
-        names.update({f"t{i}_{j}": out for j, out in enumerate(node.outputs) if out})
-    names.update({f"in{k}": name for k, name in enumerate(external)})
+        names.update({output_name(i, j): out for j, out in enumerate(node.outputs) if out})
+    names.update({input_name(k): name for k, name in enumerate(external)})
     return names
 
 

@@ -8,6 +8,11 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
+from ..ir import Model
+from ..ir.spec import brick_spec
+from ..runtime.core.spec import build_model
+from .partition import consumers, make_brick
+
 LEVELS = {"extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
@@ -28,3 +33,9 @@ def optimized_graph(model: onnx.ModelProto, level: str) -> onnx.GraphProto:
             "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         return onnx.load_model(str(path), load_external_data=False).graph
+
+
+def whole_model(model: Model) -> onnx.ModelProto:
+    """The whole model as one brick (brick_spec's value names: in<k>, t<i>_<j>), with seeded
+    random weights as the suite would give it: what the runtime is asked to optimize."""
+    return build_model(brick_spec("model", make_brick(model, 0, len(model.nodes), consumers(model))))

@@ -48,6 +48,7 @@ class Assembled:
     """A suite in memory: its files, its private plan, and the partition behind both."""
 
     partition: Partition  # every brick of every model, decoys included
+    shipped: Partition  # the bricks in the suite: `partition` less the recipe's `exclude`
     decoys: tuple[str, ...]
     info: SuiteInfo
     files: dict[str, str]  # {relative path: text}, what is shipped
@@ -116,7 +117,7 @@ def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
     plan = plan_json(parts, info.suite, list(failed), recipe.shapes, decoy_ids, assumed)
     if recipe.secret is not None and digests is not None:
         plan = plan_with_ids(plan, digests, secret_label(recipe.secret))
-    return Assembled(parts, decoy_ids, info, files, plan)
+    return Assembled(parts, shipped, decoy_ids, info, files, plan)
 
 
 def write_assembled(suite: Assembled, out_dir: Path, plan_path: Path) -> None:
@@ -150,9 +151,7 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
                 raise ValueError("--backend tvm needs a TVM target")
             from ..backends.tvm import compile_kernels  # imports tvm: only when asked
 
-            shipped = replace(suite.partition, bricks=tuple(
-                b for b in suite.partition.bricks if b[0] not in exclude))
-            kernels = compile_kernels(shipped, out_dir, tvm_target, progress)
+            kernels = compile_kernels(suite.shipped, out_dir, tvm_target, progress)
         if audit:
             report = audit_suite(out_dir, root)
     return CompileResult(suite.info.suite, suite.partition, tuple(failed), plan_path, out_dir,

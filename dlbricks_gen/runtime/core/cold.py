@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from .machine import cache_sizes
+from .machine import machine_info
 from .session import bound_call, make_session
 from .settings import Settings
 
@@ -70,8 +70,9 @@ def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: dict[str, np.
     """The "cold" part of a result's calibration: copies, footprint, warm and cold seconds per
     call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""
     nbytes = footprint(model)
-    copies = copies_needed(nbytes, cache_sizes().get("l2", 0))
-    if copies == 1 or nbytes * MAX_COPIES < 2 * cache_sizes().get("l2", 0):
+    l2 = machine_info()["caches"].get("l2", 0)  # read from sysfs once per process
+    copies = copies_needed(nbytes, l2)
+    if copies == 1 or nbytes * MAX_COPIES < 2 * l2:
         return {**NO_COLD, "footprint_bytes": nbytes}
     sessions = [session] + [make_session(model_bytes, settings) for _ in range(copies - 1)]
     bound = [bound_call(s, feeds) for s in sessions]  # one input: warm, as in the model
