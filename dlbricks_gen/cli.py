@@ -90,14 +90,24 @@ def user_secret(path: Path | None) -> bytes:
 
 
 def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None,
-                  inputs: Path | None = None) -> ShapeOptions:
+                  models: Path, inputs: Path | None = None) -> ShapeOptions:
+    """The shape options, checked against the inputs of the models before any work: a name no
+    model uses, a wrong rank or a changed fixed dimension is a usage error (exit 2)."""
+    from .frontend.shapes import option_problems
+
     try:
         shapes = tuple((n, tuple(int(d) for d in v.replace(",", "x").split("x")))
                        for n, v in (_pair(s, "--input-shape") for s in input_shape or ()))
         dims = tuple((n, int(v)) for n, v in (_pair(s, "--dim") for s in dim or ()))
     except ValueError as exc:
         fail(str(exc), 2)
-    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims, inputs=inputs)
+    options = ShapeOptions(batch=batch, input_shapes=shapes, dims=dims, inputs=inputs)
+    problems = option_problems(find_models(models), options) if shapes or dims else []
+    for problem in problems[:-1]:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        fail(problems[-1], 2)
+    return options
 
 
 def granularities(text: str) -> list[int]:
@@ -171,7 +181,7 @@ def compile_cmd(
     from .passes.plan import default_plan_path
     from .workflows.compile import compile_models
 
-    options = replace(shape_options(batch, input_shape, dim, inputs), max_bytes=max_bytes)
+    options = replace(shape_options(batch, input_shape, dim, models, inputs), max_bytes=max_bytes)
     try:
         budget = Budget.parse(decoys)
     except ValueError as exc:
@@ -431,7 +441,7 @@ def estimate(
         if store is not None:
             chosen = [backends.TVM if backend == backends.TVM else backends.DEFAULT]
             latest, loaded = from_store(store, machine, chosen[0], statistic)
-            options = shape_options(batch, input_shape, dim, inputs)
+            options = shape_options(batch, input_shape, dim, model, inputs) if model else ShapeOptions()
             plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing,
                                 user_secret(secret))] if model \
                 else [load_plan(p) for p in plan]
@@ -606,7 +616,7 @@ def e2e(
     from .workflows.e2e import measure_all
 
     check_output_file(output, "-o")
-    options = shape_options(batch, input_shape, dim)
+    options = shape_options(batch, input_shape, dim, models)
     settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs, processes=processes)
     measure = None
     if backends.ALIASES.get(backend, backend) != backends.DEFAULT:
@@ -706,7 +716,7 @@ def study(
     from .workflows.study import StudyOptions, format_study, run_study
 
     hs = tuple(granularities(granularity))
-    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion,
+    options = StudyOptions(hs, shape_options(batch, input_shape, dim, models), threads, quick, timeout, fusion,
                            runs=runs, processes=processes)
     data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
     (output / "study.html").write_text(study_report(data), encoding="utf-8")
@@ -732,7 +742,7 @@ def inspect_cmd(
     from .workflows.inspection import format_inspection, inspect_models
 
     hs = granularities(granularity)
-    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim, inputs))
+    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim, models, inputs))
     for _, error in failed:
         typer.echo(f"error: {error}", err=True)
     if not lowered:

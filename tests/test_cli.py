@@ -47,6 +47,25 @@ def test_bad_option_values_are_one_line_errors(models_dir: Path, tmp_path: Path)
     assert result.exit_code == 2
 
 
+def test_shape_options_no_model_uses_or_that_contradict_a_model_are_usage_errors(models_dir: Path, tmp_path: Path):
+    out = str(tmp_path / "s")
+    for command in (["compile", str(models_dir), "-o", out], ["inspect", str(models_dir)],
+                    ["e2e", str(models_dir), "-o", str(tmp_path / "e.json"), "--quick"]):
+        dim = runner.invoke(app, [*command, "--dim", "seq=8"])
+        assert dim.exit_code == 2 and "--dim seq=8" in dim.stderr and "'seq'" in dim.stderr, dim.output
+        assert "named dimensions: N" in dim.stderr and "reading" not in dim.stderr, dim.output
+    name = runner.invoke(app, ["compile", str(models_dir), "-o", out, "--input-shape", "y=1x8x16x16"])
+    assert name.exit_code == 2 and "no model has an input named 'y' (inputs: x)" in name.stderr, name.output
+    rank = runner.invoke(app, ["compile", str(models_dir), "-o", out, "--input-shape", "x=1x8x16"])
+    assert rank.exit_code == 2 and "input 'x' has rank 2, not 3" in rank.stderr, rank.output
+    fixed = runner.invoke(app, ["inspect", str(models_dir), "--input-shape", "x=2x9x16x16"])
+    assert fixed.exit_code == 2 and "dimension 1 of input 'x' is fixed at 8" in fixed.stderr, fixed.output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
+    # a name one model of the folder has applies to that model; the others compile as they are
+    used = runner.invoke(app, ["compile", str(models_dir), "-o", out, "--dim", "N=2"])
+    assert used.exit_code == 0 and "2 models (0 failed)" in used.stdout, used.output
+
+
 def test_unresolved_dimensions_name_the_input(models_dir: Path, tmp_path: Path):
     result = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s")])
     assert "confidential_resnet.onnx: unresolved input dimensions: x (N)" in result.stderr
