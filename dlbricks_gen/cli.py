@@ -250,14 +250,19 @@ def echo_progress(item: str) -> None:
     typer.echo(item if item.startswith("TVM kernel ") else f"reading {item!r}"[:300], err=True)
 
 
+Step = Callable[..., None]  # step(item) advances by one; step(item, done, total) sets the position
+
+
 @contextlib.contextmanager
 def progress_bar(what: str, total: int, line: Callable[[str], None],
-                 console: Console | None = None) -> Iterator[Callable[[str], None]]:
-    """A callback for long work over `total` items: on a terminal a rich progress bar with
-    counts, elapsed time and ETA; otherwise (logs, pipes, tests) `line` per item."""
+                 console: Console | None = None) -> Iterator[Step]:
+    """A callback for long work over `total` units: on a terminal a rich progress bar with
+    counts, elapsed time and ETA; otherwise (logs, pipes, tests) `line` per item. It is called
+    as an item starts: step(item) counts the items before it, step(item, done, total) says how
+    many units are done and how many there are (work whose size is learnt on the way)."""
     console = console or Console(stderr=True)
     if not console.is_terminal:
-        yield line
+        yield lambda item, done=None, new_total=None: line(item)
         return
     from rich.progress import (
         BarColumn,
@@ -274,16 +279,19 @@ def progress_bar(what: str, total: int, line: Callable[[str], None],
         task = bar.add_task(what, total=total, item="")
         started = False
 
-        def advance(item: str) -> None:
+        def advance(item: str, done: int | None = None, new_total: int | None = None) -> None:
             nonlocal started
             if item.startswith("TVM kernel "):  # a second phase, not counted
                 bar.console.print(item)
+                return
+            if done is not None:
+                bar.update(task, completed=done, total=new_total, item=escape(item[-60:]))
                 return
             bar.update(task, advance=1 if started else 0, item=escape(item[-60:]))
             started = True
 
         yield advance
-        bar.update(task, completed=total)
+        bar.update(task, completed=bar.tasks[0].total)
 
 
 def report_audit(report, brief: bool) -> None:
@@ -482,7 +490,7 @@ def estimate(
         side_by_side.setdefault(the_plan.label, {})[key] = table
         breakdowns = report.headline_views(table, the_plan, loaded.results)
         for row in table:
-            row["breakdown"] = breakdowns[row["model"]]
+            row["breakdown"] = report.breakdown_ms(breakdowns[row["model"]])
             row["batch"] = the_plan.batch
         header = ", ".join(filter(None, [the_plan.label if len(plans) > 1 else "", key]))
         if header:
@@ -491,7 +499,7 @@ def estimate(
         if not (as_json or as_csv):
             typer.echo(report.about_line(about))
         typer.echo(report.to_json(table, statistic, about) if as_json else
-                   report.to_csv(table) if as_csv else report.to_table(table), nl=False)
+                   report.to_csv(table, about) if as_csv else report.to_table(table), nl=False)
         if html_path is not None:
             from .estimate.html import estimate_report
 
@@ -713,13 +721,14 @@ def study(
     Example: dlbricks-gen study models/ -H 1..6 -o study/
     """
     from .estimate.html import study_report
-    from .workflows.study import StudyOptions, format_study, run_study
+    from .workflows.study import StudyOptions, about_line, format_study, run_study
 
     hs = tuple(granularities(granularity))
     options = StudyOptions(hs, shape_options(batch, input_shape, dim, models), threads, quick, timeout, fusion,
                            runs=runs, processes=processes)
-    data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
-    (output / "study.html").write_text(study_report(data), encoding="utf-8")
+    with progress_bar("study", len(find_models(models)), lambda m: typer.echo(m, err=True)) as progress:
+        data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True), progress=progress)
+    (output / "study.html").write_text(study_report(data, about_line(data)), encoding="utf-8")
     typer.echo(format_study(data), nl=False)
     typer.echo(f"report: {output / 'study.html'}", err=True)
 
@@ -769,9 +778,11 @@ def store_import(
 
     Example: dlbricks-gen store import results.db generated/results shard2/results
     """
-    from .results.store import Store, read_records
+    from .results.store import Store, read_records, result_paths
 
-    records, problems = read_records(opened_results(ctx, results))
+    folders = opened_results(ctx, results)
+    with progress_bar("store import", len(result_paths(folders)[0]), lambda _: None) as progress:
+        records, problems = read_records(folders, progress)
     for problem in problems:
         typer.echo(f"warning: skipped {problem}", err=True)
     try:

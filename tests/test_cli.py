@@ -170,3 +170,8 @@ def test_long_work_shows_a_bar_with_counts_and_eta_on_a_terminal_and_lines_elsew
     with progress_bar("compile", 2, lines.append, Console(file=io.StringIO(), force_terminal=False)) as step:
         step("a.onnx")
     assert lines == ["a.onnx"]
+    screen = io.StringIO()  # work whose size is learnt on the way (study): positions and totals
+    with progress_bar("study", 2, lines.append, Console(file=screen, force_terminal=True, width=120)) as step:
+        step("lowering a.onnx", 0, 2)
+        step("H1 brick", 2, 7)
+    assert "7/7" in screen.getvalue() and "ETA" in screen.getvalue()

@@ -85,7 +85,7 @@ def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
     table = report.rows(est.estimate(PLAN, res), e2e)
     assert [round(r["ratio"], 6) for r in table] == [1.25, 0.8]
     assert report.summary(table)["ratio_geomean"] == pytest.approx(1.0)
-    assert "model,layers" in report.to_csv(table)
+    assert "model,layers" in report.to_csv(table, report.describe(PLAN, res, "median", "2026-01-01"))
     assert json.loads(report.to_json(table, "median"))["summary"]["compared"] == 2
 
 
@@ -178,6 +178,10 @@ def test_every_view_of_the_report_shows_the_headline_estimate():
         assert row["critical_path_ms"] <= row["estimate_ms"] + 1e-12, row
         by_op = breakdowns[row["model"]]["by_op"]
         assert sum(by_op.values()) * 1e3 == pytest.approx(row["estimate_ms"]), (by_op, row)
+        in_json = report.breakdown_ms(breakdowns[row["model"]])  # the JSON's one unit: ms
+        assert sum(in_json["by_op_ms"].values()) == pytest.approx(row["estimate_ms"]), (in_json, row)
+        assert in_json["top_bricks"][0]["estimate_ms"] == pytest.approx(
+            breakdowns[row["model"]]["top_bricks"][0]["seconds"] * 1e3)
     diamond = next(r for r in table if r["model"] == "diamond")
     assert diamond["estimate_ms"] == pytest.approx(4 * 0.6 + 0.1)
     assert diamond["critical_path_ms"] == pytest.approx(3 * 0.6 + 0.1)  # a -> b -> d

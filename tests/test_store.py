@@ -156,3 +156,27 @@ def test_a_store_another_process_holds_locked_is_a_one_line_error(tmp_path: Path
         holder.rollback()
         holder.close()
     assert run.exit_code == 1 and "s.db" in run.output and "locked" in run.output, run.output
+
+
+def test_import_steps_a_progress_bar_per_result_file(tmp_path: Path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from dlbricks_gen import cli
+    from dlbricks_gen.results.store import result_paths
+
+    d1 = write_results(tmp_path / "r1", [result("a", 1.0), result("b", 2.0)])
+    d2 = write_results(tmp_path / "r2", [result("c", 1.0)])
+    (d2 / "broken.json").write_text("{")
+    paths, problems = result_paths([d1, d2, tmp_path / "nope"])
+    assert len(paths) == 4 and len(problems) == 1
+    seen: list[str] = []
+    records, problems = read_records([d1, d2], seen.append)
+    assert seen == [p.as_posix() for p in result_paths([d1, d2])[0]] and len(records) == 3
+    screen = io.StringIO()  # the command on a terminal: a bar with counts and ETA
+    real = cli.progress_bar
+    monkeypatch.setattr(cli, "progress_bar", lambda *a: real(*a, Console(file=screen, force_terminal=True, width=120)))
+    run = runner.invoke(app, ["store", "import", str(tmp_path / "s.db"), str(d1), str(d2)])
+    assert run.exit_code == 0 and "3 new results" in run.stdout, run.output
+    assert "store import" in screen.getvalue() and "4/4" in screen.getvalue() and "ETA" in screen.getvalue()

@@ -220,3 +220,8 @@ def test_every_output_names_machine_suite_statistic_h_version_and_date(tmp_path:
     for text in (table.stdout.splitlines()[0], (tmp_path / "r.html").read_text()):
         for part in ("cpu-x", SUITE, "median", "H=1", __version__, today):
             assert part in text, (part, text[:300])
+    import csv
+    import io
+    rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*base, "--csv"]).stdout)))
+    assert rows and all({k: r[k] for k in about} == {k: str(v if v is not None else "") for k, v in about.items()}
+                        for r in rows), rows

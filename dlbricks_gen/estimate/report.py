@@ -123,18 +123,31 @@ def describe(plan: Plan, results: dict[str, BrickResult], statistic: str, today:
             "dlbricks_gen": __version__, "date": today}
 
 
+ABOUT = ("machine", "suite", "statistic", "H", "batch", "dlbricks_gen", "date")  # CSV: last columns
+
+
+def breakdown_ms(data: dict) -> dict:
+    """A breakdown (estimate/model.py, seconds) in the estimate JSON's one unit, milliseconds."""
+    return {"by_op_ms": {op: s * 1e3 for op, s in data["by_op"].items()},
+            "top_bricks": [{"brick": b["brick"], "ops": b["ops"], "count": b["count"],
+                            "estimate_ms": b["seconds"] * 1e3, "share": b["share"]}
+                           for b in data["top_bricks"]]}
+
+
 def about_line(about: dict) -> str:
     return (f"# machine {about['machine'] or 'unknown (no results)'}; suite {about['suite']}, "
             f"H={about['H']}, statistic {about['statistic']}; dlbricks-gen {about['dlbricks_gen']}, "
             f"{about['date']}")
 
 
-def to_csv(table: list[dict]) -> str:
+def to_csv(table: list[dict], about: dict) -> str:
+    """One row per model; what the estimate describes (`about`) repeated in the last columns of
+    every row, so that any CSV reader keeps it (a comment line would break most)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS + ABOUT, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in table:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+        writer.writerow({k: ("" if v is None else v) for k, v in {**row, **about}.items()})
     return buffer.getvalue()
 
 

@@ -98,9 +98,9 @@ def option_problems(paths: list[Path], options: ShapeOptions) -> list[str]:
     for name in sorted(set(explicit) - inputs):
         problems.append(f"--input-shape {name}=...: no model has an input named {name!r} "
                         f"(inputs: {_listed(inputs)})")
-    for name, value in options.dims:
+    for name, size in options.dims:
         if name not in symbols:
-            problems.append(f"--dim {name}={value}: no input of the models has a dimension named "
+            problems.append(f"--dim {name}={size}: no input of the models has a dimension named "
                             f"{name!r} (named dimensions: {_listed(symbols)})")
     return problems
 
