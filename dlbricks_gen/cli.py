@@ -482,6 +482,11 @@ def estimate(
         if quick:
             typer.echo(f"warning: {quick} of {len(loaded.results)} results are QUICK (make run QUICK=1): "
                        "smoke-test timings, not an estimate of real latency", err=True)
+        busy = rl.contended_results(loaded.results)
+        if busy:
+            typer.echo(f"warning: {busy} of {len(loaded.results)} results were measured while other programs "
+                       "kept the CPUs busy (load average; e.g. two runs at once on one machine): their "
+                       "timings may be too high, measure them again on a quiet machine", err=True)
         drift = drift_warning([*loaded.results.values(), *measured[run].values()], "results")
         if drift:
             typer.echo(f"warning: {drift}", err=True)

@@ -225,3 +225,18 @@ def test_every_output_names_machine_suite_statistic_h_version_and_date(tmp_path:
     rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*base, "--csv"]).stdout)))
     assert rows and all({k: r[k] for k in about} == {k: str(v if v is not None else "") for k, v in about.items()}
                         for r in rows), rows
+
+
+def test_results_of_a_contended_run_are_flagged(tmp_path: Path):
+    """Two copies of a suite run at once on one machine (the lock holds per suite folder): the
+    runtime records the load in each result, and the estimate says so."""
+    busy = "load average 3.10 on 2 CPUs: other programs are running and may disturb the timings"
+    files = [result(x, 1.0) for x in "abcd"]
+    for r in files[:2]:
+        r["warnings"] = [busy]
+    d = write_results(tmp_path / "r", files)
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d)])
+    assert run.exit_code == 0 and "2 of 4 results were measured while other programs" in run.stderr, run.output
+    quiet = write_results(tmp_path / "q", [result(x, 1.0) for x in "abcd"])
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(quiet)])
+    assert "other programs" not in run.stderr, run.output

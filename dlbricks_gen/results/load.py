@@ -243,6 +243,14 @@ def quick_results(results: dict[str, BrickResult]) -> int:
     return sum((r.data.get("settings") or {}).get("quick") is True for r in results.values())
 
 
+def contended_results(results: dict[str, BrickResult]) -> int:
+    """How many results were measured while other programs kept the CPUs busy: the runtime
+    records it in `warnings` ("load average X on N CPUs: ...", core/machine.py quiet_warnings),
+    as when two copies of a suite run at once on one machine."""
+    return sum(any(isinstance(w, str) and w.startswith("load average ") for w in r.data.get("warnings") or ())
+               for r in results.values())
+
+
 def e2e_batch(path: Path) -> int | None:
     """The --batch an e2e file was measured with (None when not recorded)."""
     try:
