@@ -128,6 +128,14 @@ def one_granularity(text: str) -> int:
     return hs[0]
 
 
+def backend_names(name: str, option: str = "--backend") -> tuple[str, ...]:
+    """A --backend choice -> the backends it names; anything else is a usage error."""
+    try:
+        return backends.parse(name, option)
+    except ValueError as exc:
+        fail(str(exc), 2)
+
+
 def _pair(text: str, option: str) -> tuple[str, str]:
     name, sep, value = text.rpartition("=")
     if not sep or not name or not value:
@@ -190,6 +198,7 @@ def compile_cmd(
     plan_path = plan or default_plan_path(output)
     if machine is not None and have is None:
         fail("--machine chooses a machine of the --have store: give --have STORE", 2)
+    backend_names(backend)
     try:
         chosen_backends, target = _backends(backend, tvm_target)
         # --have: stored ONNX Runtime results (a TVM suite re-measures its TVM bricks).
@@ -443,11 +452,13 @@ def estimate(
     if as_json and as_csv:
         fail("--json and --csv cannot be combined: choose one output format", 2)
     check_output_file(html_path, "--html")
+    backend_names(backend)
     plan, results = plan or [], opened_results(ctx, results or [])
     try:
         sections = []
         if store is not None:
-            chosen = [backends.TVM if backend == backends.TVM else backends.DEFAULT]
+            named = backend_names(backend)
+            chosen = [named[0] if len(named) == 1 else backends.DEFAULT]  # all: ONNX Runtime's
             latest, loaded = from_store(store, machine, chosen[0], statistic)
             options = shape_options(batch, input_shape, dim, model, inputs) if model else ShapeOptions()
             plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing,
@@ -816,13 +827,16 @@ def store_list(
     """List the machines of the store: fingerprint, bricks with a valid result, description."""
     from .results.store import Store
 
+    named = backend_names(backend)
     try:
         db = Store.open(store)
     except ValueError as exc:
         fail(str(exc))
     try:
-        for row in db.machines(backend):
-            typer.echo(f"{row.fingerprint}  {row.bricks} bricks  {row.rows} rows  {row.label}")
+        for name in named:
+            for row in db.machines(name):
+                typer.echo(f"{row.fingerprint}  {row.bricks} bricks  {row.rows} rows  {row.label}"
+                           + (f"  ({name})" if len(named) > 1 else ""))
     finally:
         db.close()
 

@@ -144,6 +144,24 @@ def test_usage_errors_exit_2_and_raw_errors_are_named(models_dir: Path, tmp_path
     assert h.exit_code == 2 and "-H" in h.stderr and "abc" in h.stderr, h.output
 
 
+def test_backend_choices_are_usage_errors_in_every_command(models_dir: Path, tmp_path: Path):
+    from dlbricks_gen.results.store import Store
+
+    Store.open(tmp_path / "s.db", create=True).close()
+    (tmp_path / "p.json").write_text("{}")
+    for command in (["compile", str(models_dir), "-o", str(tmp_path / "s")],
+                    ["e2e", str(models_dir), "-o", str(tmp_path / "e.json")],
+                    ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path)],
+                    ["estimate", "--plan", str(tmp_path / "p.json"), "--store", str(tmp_path / "s.db")],
+                    ["store", "list", str(tmp_path / "s.db")]):
+        run = runner.invoke(app, [*command, "--backend", "cuda"])
+        assert run.exit_code == 2 and "--backend must be one of onnxruntime, tvm, all, not 'cuda'" in run.stderr, \
+            (command, run.output)
+        if command[0] != "store":
+            assert "onnxruntime" in runner.invoke(app, [command[0], "--help"], terminal_width=200).output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
+
+
 def test_make_demo_installs_only_the_plain_package_and_has_a_quick_switch(tmp_path: Path):
     root = Path(__file__).resolve().parent.parent
     dry = subprocess.run(["make", "-n", "-B", "-C", str(root), "demo", f"VENV={tmp_path}/venv",
