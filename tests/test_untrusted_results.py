@@ -107,6 +107,9 @@ def test_devices_fifos_and_oversized_files_are_refused_without_reading(tmp_path:
     for name, kind in [("zero.json", "character device"), ("fifo.json", "FIFO"), ("dir.json", "directory")]:
         assert any(f"/{name}:" in p and kind in p for p in out.problems), (name, out.problems)
     assert rl.backends_in([d]) == ["onnxruntime"]
+    from dlbricks_gen.results.store import read_records
+    records, problems = read_records([d])  # store import reads them the same way
+    assert [r.brick for r in records] == ["a"] and len(problems) == 3, problems
 
 
 def test_a_file_growing_past_its_stat_size_is_read_only_to_the_limit(tmp_path: Path, monkeypatch):
@@ -240,3 +243,23 @@ def test_results_of_a_contended_run_are_flagged(tmp_path: Path):
     quiet = write_results(tmp_path / "q", [result(x, 1.0) for x in "abcd"])
     run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(quiet)])
     assert "other programs" not in run.stderr, run.output
+
+
+@pytest.mark.parametrize("section, field, value", [
+    ("machine", "cores", 16), ("machine", "arch", "aarch64"), ("machine", "logical_cores", 32),
+    ("machine", "cpu_flags", ["avx512f"]), ("machine", "onnxruntime", "9.9"), ("machine", "cpu_model", "other"),
+    ("settings", "intra_op_threads", 4), ("settings", "quick", False)])
+def test_results_relabelled_as_another_machine_are_refused_as_the_store_keeps_them_apart(
+        tmp_path: Path, section: str, field: str, value):
+    from dlbricks_gen.results.store import Store, read_records
+
+    files = [result(x, 1.0) for x in "abcd"]
+    files[3][section] = {**files[3][section], field: value}
+    d = write_results(tmp_path / "r", files)
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d)])
+    assert run.exit_code == 1 and f"{section}.{field} is" in run.stderr and "cannot be combined" in run.stderr, \
+        run.output
+    db = Store.open(tmp_path / "s.db", create=True)
+    db.add(read_records([d])[0])
+    assert len(db.machines()) == 2
+    db.close()
