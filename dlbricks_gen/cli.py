@@ -493,6 +493,10 @@ def estimate(
         if quick:
             typer.echo(f"warning: {quick} of {len(loaded.results)} results are QUICK (make run QUICK=1): "
                        "smoke-test timings, not an estimate of real latency", err=True)
+        comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
+        mismatch = rl.e2e_mismatch(loaded.results, comparable)
+        if mismatch:
+            typer.echo(f"warning: {mismatch}", err=True)
         busy = rl.contended_results(loaded.results)
         if busy:
             typer.echo(f"warning: {busy} of {len(loaded.results)} results were measured while other programs "
@@ -501,7 +505,6 @@ def estimate(
         drift = drift_warning([*loaded.results.values(), *measured[run].values()], "results")
         if drift:
             typer.echo(f"warning: {drift}", err=True)
-        comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
         side_by_side.setdefault(the_plan.label, {})[key] = table
         breakdowns = report.headline_views(table, the_plan, loaded.results)

@@ -157,9 +157,19 @@ def test_backend_choices_are_usage_errors_in_every_command(models_dir: Path, tmp
         run = runner.invoke(app, [*command, "--backend", "cuda"])
         assert run.exit_code == 2 and "--backend must be one of onnxruntime, tvm, all, not 'cuda'" in run.stderr, \
             (command, run.output)
-        if command[0] != "store":
-            assert "onnxruntime" in runner.invoke(app, [command[0], "--help"], terminal_width=200).output
     assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
+    stat = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path),
+                               "--stat", "p99"])
+    assert stat.exit_code == 2 and "--stat must be one of trimmed_mean_20, median, mean, min" in stat.stderr
+    import typer
+
+    from dlbricks_gen.results.load import STATISTICS
+    options = {p.name: p for p in typer.main.get_command(app).commands["estimate"].params}  # type: ignore[attr-defined]
+    assert ", ".join(STATISTICS) in options["statistic"].help and "tvm" in options["backend"].help
+    # one vocabulary: the suite's Makefile and runner name the backends as the CLI and the store do
+    from dlbricks_gen import backends
+    makefile = (Path(__file__).resolve().parents[1] / "generated" / "Makefile").read_text()
+    assert f"BACKEND={'|'.join(backends.NAMES)}" in makefile
 
 
 def test_make_demo_installs_only_the_plain_package_and_has_a_quick_switch(tmp_path: Path):

@@ -263,3 +263,19 @@ def test_results_relabelled_as_another_machine_are_refused_as_the_store_keeps_th
     db.add(read_records([d])[0])
     assert len(db.machines()) == 2
     db.close()
+
+
+@pytest.mark.parametrize("section, field, value", [("settings", "quick", False), ("machine", "cpu_model", "laptop")])
+def test_whole_model_measurements_of_another_machine_or_quick_ones_are_flagged(
+        tmp_path: Path, section: str, field: str, value):
+    d = write_results(tmp_path / "r", [result(x, 1.0) for x in "abcd"])
+    models = {name: {**result(name, 8.0), "kind": "model"} for name in ("diamond", "chain")}
+    same = {"version": 1, "kind": "e2e", "models": models}
+    other = {"version": 1, "kind": "e2e", "models": {
+        n: {**r, section: {**r[section], field: value}} for n, r in models.items()}}
+    base = ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d), "--e2e"]
+    for data, flagged in ((same, False), (other, True)):
+        (tmp_path / "e2e.json").write_text(json.dumps(data))
+        run = CliRunner().invoke(app, [*base, str(tmp_path / "e2e.json")])
+        assert run.exit_code == 0, run.output
+        assert (f"--e2e) have {section}.{field} {value!r}" in run.stderr) is flagged, run.stderr

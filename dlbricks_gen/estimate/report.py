@@ -151,6 +151,25 @@ def to_csv(table: list[dict], about: dict) -> str:
     return buffer.getvalue()
 
 
+def text_table(head: list[str], lines: list[list[str]]) -> str:
+    """An aligned table through rich, as a Markdown (GFM) table: the first column left, the
+    others right; cells are plain text (no rich markup from model names), never wrapped."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(box=box.MARKDOWN, show_edge=False, pad_edge=False)
+    for index, name in enumerate(head):
+        grid.add_column(Text(name), justify="left" if index == 0 else "right", no_wrap=True)
+    for line in lines:
+        grid.add_row(*(Text(cell) for cell in line))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, force_terminal=False, emoji=False,
+            highlight=False).print(grid)
+    return "\n".join(row.rstrip() for row in buffer.getvalue().splitlines()) + "\n"
+
+
 def _ms(value: float | None, lower_bound: bool = False) -> str:
     if value is None:
         return "-"
@@ -182,11 +201,7 @@ def to_table(table: list[dict]) -> str:
                       _ms(r["measured_ms"]), _pm(r["measured_ms"], r.get("measured_pm_ms")),
                       "-" if r["ratio"] is None else f"{r['ratio']:.3f}",
                       _pm(r["ratio"], r.get("ratio_pm")), r.get("verdict") or "-"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
+    out = [text_table(head, lines).rstrip("\n")]
     s = summary(table)
     if s["compared"]:
         out.append("")
@@ -223,8 +238,4 @@ def side_by_side(tables: dict[str, list[dict]]) -> str:
             cells += [_ms(r["estimate_ms"], r["status"] != "complete"), _ms(r["measured_ms"]),
                       "-" if r["ratio"] is None else f"{r['ratio']:.3f}"]
         lines.append(cells)
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines]) + "\n"
+    return text_table(head, lines)
