@@ -78,6 +78,17 @@ def test_missing_and_failed_bricks_make_an_incomplete_lower_bound(tmp_path: Path
     assert ">=1500.000" in text and "ORT crashed" in text
 
 
+def test_tables_align_mark_lower_bounds_and_print_names_literally(tmp_path: Path):
+    res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("d", 0.5)])  # c missing
+    table = report.rows(est.estimate(PLAN, res), {})
+    table[1]["model"] = "[bold]chain:smile:"  # a model name is not rich markup
+    grid = [line for line in report.to_table(table).splitlines() if "|" in line]
+    assert len({len(line) for line in grid}) == 1, grid  # aligned
+    assert len({tuple(i for i, c in enumerate(line) if c == "|") for line in grid}) == 1, grid
+    assert grid[2].startswith("diamond ") and ">=" in grid[2] and grid[3].startswith("[bold]chain:smile: ")
+    assert ">=" not in grid[3]  # chain is complete: a plain number
+
+
 def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
     res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("c", 5.0), result("d", 0.5)])
     e2e = {"diamond": rl.BrickResult("diamond", True, 8.5 / 1.25, None, {}),
