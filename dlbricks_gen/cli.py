@@ -668,7 +668,14 @@ def e2e(
         data = measure_all(models, options, settings, measure=measure, progress=progress)
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
+    from .results.machine import identity, machine_label
+
+    first = next((r for r in data["models"].values() if r["status"] == "ok"), None)
+    data["about"] = {"machine": machine_label(identity(first)) if first else None, "statistic": "median",
+                     "dlbricks_gen": __version__, "date": datetime.date.today().isoformat()}
     output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    typer.echo(f"# machine {data['about']['machine'] or 'unknown (nothing measured)'}; statistic median; "
+               f"dlbricks-gen {__version__}, {data['about']['date']}")
     failed = 0
     for name, result in data["models"].items():
         if result["status"] == "ok":

@@ -70,9 +70,13 @@ def test_e2e_and_estimate_show_ratios_and_an_html_report(tiny_zoo: Path, tmp_pat
     run = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", "--quick"], cwd=suite, capture_output=True, text=True,
                          timeout=900)
     assert run.returncode == 0, run.stderr
-    invoke("e2e", str(tiny_zoo), "-o", str(tmp_path / "e2e.json"), "--quick")
+    measured = invoke("e2e", str(tiny_zoo), "-o", str(tmp_path / "e2e.json"), "--quick")
     e2e = json.loads((tmp_path / "e2e.json").read_text())
     assert all(r["status"] == "ok" for r in e2e["models"].values())
+    about = e2e["about"]  # what it describes, in the file and the first line printed
+    assert about["machine"] and "QUICK" in about["machine"] and about["statistic"] == "median"
+    assert measured.stdout.splitlines()[0] == (f"# machine {about['machine']}; statistic median; "
+                                               f"dlbricks-gen {about['dlbricks_gen']}, {about['date']}")
     html = tmp_path / "report.html"
     out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results"),
                  "--e2e", str(tmp_path / "e2e.json"), "--html", str(html))
