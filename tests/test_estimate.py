@@ -200,3 +200,32 @@ def test_every_view_of_the_report_shows_the_headline_estimate():
     cells = re.findall(r"<td>([^<]*)</td>", page)
     row = cells[cells.index("diamond"):]
     assert row[4] == f"{diamond['estimate_ms']:.3f}" and row[7] == f"{diamond['critical_path_ms']:.3f}", row
+
+
+def test_the_estimate_json_is_in_one_unit_named_in_every_key(tmp_path: Path):
+    """Every number of `estimate --json` that is a time is in ms and says so in its key; the
+    rest are counts, ratios and shares."""
+    res = loaded(tmp_path, [result("a", 1e-3), result("b", 2e-3), result("c", 5e-3), result("d", 5e-4)])
+    table = report.rows(est.estimate(PLAN, res), {})
+    breakdowns = report.headline_views(table, PLAN, res)
+    for row in table:
+        row["breakdown"] = report.breakdown_ms(breakdowns[row["model"]])
+    data = json.loads(report.to_json(table, "median", report.describe(PLAN, res, "median", "2026-01-01")))
+    assert data["version"] == 2
+    unitless = {"layers", "bricks", "coverage", "ratio", "ratio_pm", "count", "share", "H", "version", "models",
+                "complete", "compared", "ratio_geomean", "ratio_min", "ratio_max", "within_5pct",
+                "within_10pct", "hits", "misses", "undecided"}
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k if key != "by_op_ms" else key)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            assert key.endswith("_ms") or key in unitless, (key, value)
+
+    walk(data)
+    diamond = data["models"][0]
+    assert sum(diamond["breakdown"]["by_op_ms"].values()) == pytest.approx(diamond["estimate_ms"])

@@ -25,6 +25,10 @@ COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "estimate_pm_
            "verdict", "status")
 
 
+# The estimate JSON's format: 2 since its breakdowns are in ms (`by_op_ms`), as the rest.
+JSON_VERSION = 2
+
+
 def _scaled(value: float | None, scale: float = 1e3) -> float | None:
     return None if value is None else value * scale
 
@@ -107,7 +111,7 @@ def summary(table: list[dict]) -> dict:
 
 def to_json(table: list[dict], statistic: str, about: dict | None = None) -> str:
     extra = {"about": about} if about is not None else {}
-    return json.dumps({"version": 1, "statistic": statistic, "models": table,
+    return json.dumps({"version": JSON_VERSION, "statistic": statistic, "models": table,
                        "summary": summary(table), **extra}, indent=2, sort_keys=True) + "\n"
 
 
