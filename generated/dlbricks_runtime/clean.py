@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from .backends import NAMES, result_name
-from .suite import read_suite, run_lock
+from .suite import LOCK, read_suite, run_lock
 
 TUNING = ("database_workload.json", "database_tuning_record.json", "progress.json", "logs")
 
@@ -39,6 +39,7 @@ def clean(args: argparse.Namespace) -> int:
         print("no results/ to delete")
         return 0
     bricks = read_suite(args.suite_dir)["bricks"]
+    locked_before = (results / LOCK).exists()
     with run_lock(results, "stop it (Ctrl-C) or let it finish, then `make clean-results`: "
                   "nothing was deleted") as lock:
         doomed = written_by_runs(results, bricks)
@@ -47,11 +48,11 @@ def clean(args: argparse.Namespace) -> int:
         tuning = results / "tuning"
         if tuning.is_dir() and not tuning.is_symlink() and not any(tuning.iterdir()):
             tuning.rmdir()
-        if [p.name for p in results.iterdir()] == [lock.name]:
+        others = sorted(p.relative_to(args.suite_dir).as_posix() for p in results.iterdir() if p != lock)
+        if not others or not locked_before:
             lock.unlink()  # held: a run starting now fails on this one, or makes a new one
+        if not others:
             results.rmdir()
-    others = sorted(p.relative_to(args.suite_dir).as_posix() for p in results.rglob("*")
-                    if p.name != lock.name) if results.is_dir() else []
     print(f"deleted {len(doomed)} files the runs wrote in results/"
           + (f"; kept {len(others)} they did not write: {', '.join(others[:10])}"
              + (" ..." if len(others) > 10 else "") if others else ""))
