@@ -5,14 +5,15 @@
 Each model is cut as `compile` cuts it (fused kernels, layouts); the whole model (bound to
 batch 1) and each of its distinct bricks get their own session (1 intra-op thread, level
 "all", profiling on), and ROUNDS rounds run the model and every brick in turn (CALLS calls
-each; --cold: one call, so that the other bricks evict a brick's weights and inputs as the other
-layers do in the model), so load drifts over all of them alike. Each kernel's time is its minimum over the calls (the first call of
-each session is dropped): a neighbour's load only adds time, and the minimum is as robust for
-the model's kernels as for a brick's. Prints per model the bricks' kernel sum (each brick times
-its instances) over the model's, and with --ops the per-op-type sums of both: an op that costs
-more alone than in the model (a kernel run in another layout, transposes at a brick's edges,
-a fusion across a cut) shows there. Kernel sums leave out the per-call overhead and the
-estimator's corrections: they compare what runs, not the estimate.
+each; --cold: one call, so that the other bricks evict a brick's weights and inputs as the
+other layers do in the model), so load drifts over all of them alike. Each kernel's time is
+its minimum over the calls (the first call of each session is dropped): a neighbour's load only
+adds time, and the minimum is as robust for the model's kernels as for a brick's. Prints per
+model the bricks' kernel sum (each brick times its instances) over the model's, and with --ops
+the per-op-type sums of both: an op that costs more alone than in the model (a kernel run in
+another layout, transposes at a brick's edges, a fusion across a cut) shows there. Kernel sums
+leave out the per-call overhead and the estimator's corrections: they compare what runs, not
+the estimate.
 """
 
 from __future__ import annotations

@@ -82,3 +82,13 @@ def test_decoys_of_a_channels_last_model_have_nhwc_edges_too(qoperator):
     bricks = dict(suite.partition.bricks)
     assert suite.decoys
     assert any(bricks[d].nhwc_inputs or bricks[d].nhwc_outputs for d in suite.decoys)
+
+
+def test_a_channels_last_suite_is_the_same_twice(qoperator):
+    def files() -> dict[str, str]:
+        models, units = fusion_groups([qoperator], True)
+        return assemble(models, Recipe(1, B1), units, layouts=layout_conversions(models)).files
+
+    first = files()
+    assert any('"layout": "NHWC"' in text or "'layout': 'NHWC'" in text for text in first.values())
+    assert first == files()

@@ -88,7 +88,8 @@ def _edge(t: TensorType | None, nhwc: bool) -> dict:
     """A brick input or output; channels-last ones are given NHWC (the nodes see NCHW)."""
     if not nhwc:
         return _type(t)
-    assert t is not None and len(t.shape) == 4, "only 4-D values are carried channels-last"
+    if t is None or len(t.shape) != 4:
+        raise ValueError(f"only 4-D values are carried channels-last, not {t}")
     n, c, h, w = t.shape
     return {"dtype": t.dtype, "shape": [n, h, w, c], "layout": "NHWC"}
 
