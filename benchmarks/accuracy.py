@@ -10,8 +10,11 @@ models that miss. Variants:
   calibrated  less each brick's call overhead and every NCHWc reorder it paid (the old default)
   layout      less each brick's call overhead and the reorders the model itself does not do
               (per-instance shares in the plan, passes/layout.py)
-  default     layout, and each brick at its cold-cache time where the model's weights exceed
-              the L2 cache of the measuring machine (runtime/core/cold.py): what `estimate` prints
+  cold        layout, and each brick at its cold-cache time where the model's weights exceed
+              the L2 cache of the measuring machine (runtime/core/cold.py)
+  default     cold, without the bricks that the model runs inside a neighbouring NCHWc
+              convolution (an activation or residual Add ONNX Runtime fuses at level "all",
+              `absorbed` in the plan, passes/layout.py): what `estimate` prints
 A study made with `--fusion` gives the same variants on fusion-aware bricks.
 """
 
@@ -29,7 +32,7 @@ from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.results.load import load_e2e, load_results
 
 STATISTIC = "trimmed_mean_20"
-VARIANTS = ("plain", "calibrated", "layout", "default")
+VARIANTS = ("plain", "calibrated", "layout", "cold", "default")
 
 
 def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
@@ -37,11 +40,13 @@ def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
     plan = load_plan(study / f"H{h}" / "suite.plan.json")
     results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, STATISTIC).results
     measured = load_e2e(study / "e2e.json", STATISTIC)
-    warm = replace(plan, models=tuple(replace(m, weight_bytes=0) for m in plan.models))
-    old = replace(plan, models=tuple(replace(m, weight_bytes=0, kept_reorders=()) for m in plan.models))
+    apart = replace(plan, models=tuple(replace(m, absorbed=()) for m in plan.models))
+    warm = replace(apart, models=tuple(replace(m, weight_bytes=0) for m in apart.models))
+    old = replace(warm, models=tuple(replace(m, kept_reorders=()) for m in warm.models))
     out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    for variants in zip(estimate(old, results), estimate(warm, results), estimate(plan, results), strict=True):
-        name, complete = variants[2].name, variants[2].complete
+    plans = (old, warm, apart, plan)
+    for variants in zip(*(estimate(p, results) for p in plans), strict=True):
+        name, complete = variants[-1].name, variants[-1].complete
         truth = measured.get(name)
         if truth is None or not truth.ok or not complete:
             continue

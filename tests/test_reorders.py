@@ -85,6 +85,56 @@ def test_the_plan_keeps_the_shares_and_reads_plans_without_them(tmp_path: Path):
         load_plan(path)
 
 
+def conv_hardswish_residual() -> onnx.ModelProto:
+    """Conv -> HardSwish -> Conv -> Add(residual): at level "all" ONNX Runtime runs the
+    HardSwish as the first convolution's activation and the Add as the second one's sum input;
+    the "extended" level (what --fusion groups by) keeps both apart."""
+    c = 32
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv1"),
+        helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
+        helper.make_node("Conv", ["h1", "w2"], ["c2"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv2"),
+        helper.make_node("Add", ["c2", "h1"], ["y"], name="residual"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 8, 8])
+    return make_model(nodes, [x], [y], [weight("w1", (c, c, 3, 3)), weight("w2", (c, c, 3, 3))], opset=14)
+
+
+def test_the_runtime_says_which_layers_run_inside_an_nchwc_convolution(tmp_path: Path):
+    model = lower_proto(conv_hardswish_residual(), "m", "m.onnx", ShapeOptions(batch=1))
+    ops = [n.layer.op_type for n in model.nodes]
+    found = conversions(model)
+    assert found is not None
+    assert sorted(ops[i] for i in found.absorbed) == ["Add", "HardSwish"]
+    assert conversions(lowered()).absorbed == frozenset()  # Flatten, MatMul: kernels of their own
+    models = [model]
+    suite = assemble(models, Recipe(1, ShapeOptions(batch=1)), layouts=layout_conversions(models))
+    flags = suite.partition.models[0].absorbed
+    assert [ops[k] for k, f in enumerate(flags) if f] == ["HardSwish", "Add"]
+    path = tmp_path / "p.json"
+    path.write_text(suite.plan)
+    assert load_plan(path).models[0].absorbed == flags
+    data = json.loads(suite.plan)
+    data["models"][0]["instances"][0]["absorbed"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="absorbed must be true or false"):
+        load_plan(path)
+
+
+def test_an_absorbed_instance_adds_nothing_to_the_calibrated_estimate():
+    res = {"a": brick_result(result("a", 1.0, 0.0, 0.0), "median"),
+           "h": brick_result(result("h", 0.5, 0.0, 0.0), "median")}
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",)), "h": BrickInfo(1, ("HardSwish",))},
+                (ModelPlan("m", "m.onnx", 2, ("a", "h"), ((0, 1),), ((0.0, 0.0), (0.0, 0.0)),
+                           absorbed=(False, True)),), ())
+    got = estimate(plan, res)[0]
+    assert got.calibrated == pytest.approx(1.0)
+    assert got.sequential == pytest.approx(1.5)  # the plain sum still counts every brick
+    apart = replace(plan, models=(replace(plan.models[0], absorbed=()),))
+    assert estimate(apart, res)[0].calibrated == pytest.approx(1.5)
+
+
 def result(brick: str, seconds: float, reorder_in: float, reorder_out: float) -> dict:
     profile = {"calls": 4, "run_s": 1.0, "kernels_s": {"Conv": 0.5, "ReorderInput": reorder_in,
                                                        "ReorderOutput": reorder_out},

@@ -81,8 +81,13 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
 
 
 def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: bool) -> float | None:
-    """The calibrated latency of instance k (None when its result carries no calibration)."""
-    return result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None, cold)
+    """The calibrated latency of instance k (None when its result carries no calibration): 0
+    when the model runs it inside a neighbouring NCHWc convolution (`absorbed`, passes/layout.py),
+    whose own brick already pays what that kernel costs."""
+    value = result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None, cold)
+    if value is not None and model.absorbed and model.absorbed[k]:
+        return 0.0
+    return value
 
 
 def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool,
