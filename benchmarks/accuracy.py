@@ -15,6 +15,9 @@ models that miss. Variants:
   default     cold, without the bricks that the model runs inside a neighbouring NCHWc
               convolution (an activation or residual Add ONNX Runtime fuses at level "all",
               `absorbed` in the plan, passes/layout.py): what `estimate` prints
+  kernels     default, each profiled brick at its kernels' share of its run plus one node's
+              cost (estimate/model.py kernel_time), not at its latency less the null call
+  kernels-apart  the same without leaving out the absorbed bricks
 A study made with `--fusion` gives the same variants on fusion-aware bricks.
 """
 
@@ -32,7 +35,7 @@ from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.results.load import load_e2e, load_results
 
 STATISTIC = "trimmed_mean_20"
-VARIANTS = ("plain", "calibrated", "layout", "cold", "default")
+VARIANTS = ("plain", "calibrated", "layout", "cold", "default", "kernels", "kernels-apart")
 
 
 def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
@@ -44,8 +47,9 @@ def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
     warm = replace(apart, models=tuple(replace(m, weight_bytes=0) for m in apart.models))
     old = replace(warm, models=tuple(replace(m, kept_reorders=()) for m in warm.models))
     out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    plans = (old, warm, apart, plan)
-    for variants in zip(*(estimate(p, results) for p in plans), strict=True):
+    runs = [estimate(p, results) for p in (old, warm, apart, plan)]
+    runs += [estimate(plan, results, kernels=True), estimate(apart, results, kernels=True)]
+    for variants in zip(*runs, strict=True):
         name, complete = variants[-1].name, variants[-1].complete
         truth = measured.get(name)
         if truth is None or not truth.ok or not complete:

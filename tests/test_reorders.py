@@ -86,15 +86,16 @@ def test_the_plan_keeps_the_shares_and_reads_plans_without_them(tmp_path: Path):
 
 
 def conv_hardswish_residual() -> onnx.ModelProto:
-    """Conv -> HardSwish -> Conv -> Add(residual): at level "all" ONNX Runtime runs the
-    HardSwish as the first convolution's activation and the Add as the second one's sum input;
-    the "extended" level (what --fusion groups by) keeps both apart."""
+    """Conv -> HardSwish -> Conv -> Add(residual) -> Relu: at level "all" ONNX Runtime runs the
+    HardSwish as the first convolution's activation, the Add as the second one's sum input and
+    the Relu as its activation; the "extended" level (what --fusion groups by) keeps them apart."""
     c = 32
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv1"),
         helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
         helper.make_node("Conv", ["h1", "w2"], ["c2"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv2"),
-        helper.make_node("Add", ["c2", "h1"], ["y"], name="residual"),
+        helper.make_node("Add", ["c2", "h1"], ["a"], name="residual"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu"),
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 8, 8])
@@ -106,12 +107,12 @@ def test_the_runtime_says_which_layers_run_inside_an_nchwc_convolution(tmp_path:
     ops = [n.layer.op_type for n in model.nodes]
     found = conversions(model)
     assert found is not None
-    assert sorted(ops[i] for i in found.absorbed) == ["Add", "HardSwish"]
+    assert sorted(ops[i] for i in found.absorbed) == ["Add", "HardSwish", "Relu"]
     assert conversions(lowered()).absorbed == frozenset()  # Flatten, MatMul: kernels of their own
     models = [model]
     suite = assemble(models, Recipe(1, ShapeOptions(batch=1)), layouts=layout_conversions(models))
     flags = suite.partition.models[0].absorbed
-    assert [ops[k] for k, f in enumerate(flags) if f] == ["HardSwish", "Add"]
+    assert [ops[k] for k, f in enumerate(flags) if f] == ["HardSwish", "Add", "Relu"]
     path = tmp_path / "p.json"
     path.write_text(suite.plan)
     assert load_plan(path).models[0].absorbed == flags
@@ -153,6 +154,17 @@ def test_the_estimate_removes_only_the_conversions_the_model_does_not_do():
     unknown = replace(plan, models=(replace(plan.models[0], kept_reorders=()),))
     assert estimate(unknown, res)[0].calibrated == pytest.approx(2 * 0.7)  # every reorder removed
     assert layout.sequential == pytest.approx(2.0)
+
+
+def test_the_kernels_variant_counts_a_profiled_brick_at_its_kernels_share():
+    data = result("a", 1.0, 0.2, 0.1)  # kernels 0.8 of a profiled run of 1.0
+    data["calibration"].update(null_call_s=0.05, node_s=0.01)
+    res = {"a": brick_result(data, "median")}
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",))},
+                (ModelPlan("m", "m.onnx", 1, ("a",), (), ((0.0, 1.0),)),), ())
+    assert estimate(plan, res)[0].calibrated == pytest.approx(1.0 - 0.2 - 0.04 + 0.04)
+    # kernels: 0.8 x 1.0, less the ReorderInput the model does not do, plus one node
+    assert estimate(plan, res, kernels=True)[0].calibrated == pytest.approx(0.8 - 0.2 + 0.01 + 0.04)
 
 
 def test_cache_sizes_are_read_from_sysfs(tmp_path: Path):

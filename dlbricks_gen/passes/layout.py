@@ -103,7 +103,8 @@ def with_kept_reorders(parts: Partition, models: list[Model], layouts: dict[str,
 
 def absorbed_nodes(model: Model, optimized: onnx.GraphProto, extended: set[str]) -> frozenset[int]:
     """Nodes of `model` that the optimized graph runs inside the NCHWc convolution producing
-    their input (an activation such as HardSwish, or an Add as the convolution's sum input):
+    their input (an activation such as HardSwish, an Add as the convolution's sum input, and
+    an activation after that Add):
     no kernel of the optimized graph is theirs. The "extended" level, which `--fusion` groups
     by, keeps them apart (their outputs are in `extended`, its values); only the NCHWc pass
     of level "all" fuses them.
@@ -125,12 +126,15 @@ def absorbed_nodes(model: Model, optimized: onnx.GraphProto, extended: set[str])
     def own_kernel(i: int) -> bool:
         return f"n{i}" in kernels or any(o in computed or f"{o}{NCHWC_SUFFIX}" in kernels for o in outputs(i))
 
-    def after_conv(i: int) -> bool:
-        return any(f"{o}{NCHWC_SUFFIX}" in convs for name in model.nodes[i].inputs if name in producer
-                   for o in outputs(producer[name]))
+    def after_conv(i: int) -> bool:  # the producer is an NCHWc convolution or absorbed into one
+        sources = [producer[name] for name in model.nodes[i].inputs if name in producer]
+        return any(p in absorbed or any(f"{o}{NCHWC_SUFFIX}" in convs for o in outputs(p)) for p in sources)
 
-    return frozenset(i for i in range(len(model.nodes))
-                     if set(outputs(i)) <= extended and not own_kernel(i) and after_conv(i))
+    absorbed: set[int] = set()
+    for i in range(len(model.nodes)):  # topological order: an Add, then the Relu after it
+        if set(outputs(i)) <= extended and not own_kernel(i) and after_conv(i):
+            absorbed.add(i)
+    return frozenset(absorbed)
 
 
 def _channels_last(node: onnx.NodeProto) -> bool:

@@ -84,9 +84,9 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
 
 def _instances(model: ModelPlan) -> list[dict]:
     out: list[dict] = [{"brick": d} for d in model.instances]
-    for entry, kept in zip(out, model.kept_reorders):
+    for entry, kept in zip(out, model.kept_reorders, strict=False):
         entry["kept_reorders"] = list(kept)
-    for entry, absorbed in zip(out, model.absorbed):
+    for entry, absorbed in zip(out, model.absorbed, strict=False):
         if absorbed:  # optional, only where true (docs/FORMATS.md)
             entry["absorbed"] = True
     return out
