@@ -102,23 +102,30 @@ def with_kept_reorders(parts: Partition, models: list[Model], layouts: dict[str,
 
 
 def absorbed_nodes(model: Model, optimized: onnx.GraphProto, extended: set[str]) -> frozenset[int]:
-    """Nodes of `model` that the optimized graph runs inside the NCHWc convolution producing
-    their input (an activation such as HardSwish, an Add as the convolution's sum input, and
-    an activation after that Add):
-    no kernel of the optimized graph is theirs. The "extended" level, which `--fusion` groups
-    by, keeps them apart (their outputs are in `extended`, its values); only the NCHWc pass
-    of level "all" fuses them.
+    """The nodes of `nchwc_fusions`."""
+    return frozenset(nchwc_fusions(model, optimized, extended))
+
+
+def nchwc_fusions(model: Model, optimized: onnx.GraphProto, extended: set[str]) -> dict[int, int]:
+    """{node: the node it is fused into} for the nodes of `model` that the optimized graph
+    (level "all") runs inside the NCHWc convolution producing their input: an activation such
+    as HardSwish, an Add as the convolution's sum input, an activation after that Add. The
+    "extended" level, which `--fusion` otherwise groups by, keeps them apart (their outputs
+    are in `extended`, its values); only the NCHWc pass of level "all" fuses them.
 
     A node has its own kernel when an optimized node keeps its name (`n<i>`, as `whole_model`
     names them), is named after one of its outputs with the NCHWc transformer's suffix
     (`t<i>_<j>_nchwc`), or computes one of its outputs: any node but a reorder, or a reorder
-    that also transposes to channels-last (it replaces a Transpose node).
+    that also transposes to channels-last (it replaces a Transpose node). Of two convolutions
+    feeding an absorbed Add, the one whose output goes nowhere else takes it (the other is the
+    skip connection, which other layers read too).
     """
     kernels = {n.name for n in optimized.node}
     computed = {out for n in optimized.node if n.op_type != REORDER_IN
                 and (n.op_type != REORDER_OUT or _channels_last(n)) for out in n.output}
     convs = {n.name for n in optimized.node if n.domain == NCHWC_DOMAIN and n.op_type == "Conv"}
     producer = {out: i for i, node in enumerate(model.nodes) for out in node.outputs if out}
+    used_by = consumers(model)
 
     def outputs(i: int) -> list[str]:
         return [output_name(i, j) for j, out in enumerate(model.nodes[i].outputs) if out]
@@ -126,15 +133,15 @@ def absorbed_nodes(model: Model, optimized: onnx.GraphProto, extended: set[str])
     def own_kernel(i: int) -> bool:
         return f"n{i}" in kernels or any(o in computed or f"{o}{NCHWC_SUFFIX}" in kernels for o in outputs(i))
 
-    def after_conv(i: int) -> bool:  # the producer is an NCHWc convolution or absorbed into one
-        sources = [producer[name] for name in model.nodes[i].inputs if name in producer]
-        return any(p in absorbed or any(f"{o}{NCHWC_SUFFIX}" in convs for o in outputs(p)) for p in sources)
-
-    absorbed: set[int] = set()
-    for i in range(len(model.nodes)):  # topological order: an Add, then the Relu after it
-        if set(outputs(i)) <= extended and not own_kernel(i) and after_conv(i):
-            absorbed.add(i)
-    return frozenset(absorbed)
+    fused: dict[int, int] = {}
+    for i, node in enumerate(model.nodes):  # topological order: an Add, then the Relu after it
+        if not set(outputs(i)) <= extended or own_kernel(i):
+            continue
+        sources = [(len(used_by.get(name, ())) > 1, -producer[name]) for name in node.inputs if name in producer
+                   and (producer[name] in fused or any(f"{o}{NCHWC_SUFFIX}" in convs for o in outputs(producer[name])))]
+        if sources:
+            fused[i] = -min(sources)[1]
+    return fused
 
 
 def _channels_last(node: onnx.NodeProto) -> bool:
