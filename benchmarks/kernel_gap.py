@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from dlbricks_gen.frontend import ShapeOptions, find_models, model_name
@@ -34,13 +35,14 @@ from dlbricks_gen.runtime.core.settings import Settings
 from dlbricks_gen.runtime.core.spec import build_model, load_spec, model_inputs
 from dlbricks_gen.workflows.e2e import prepare
 
-# The minimum over the profiled (timed) runs: on a loaded machine a long kernel is preempted in
-# most runs and a microsecond brick in few, which a median would turn into a bias (`--median`).
-STAT = min
+# By default the minimum over the profiled (timed) runs: on a loaded machine a long kernel is
+# preempted in most runs and a microsecond brick in few, which a median would turn into a bias
+# (`--median` on a quiet machine).
+Stat = Callable[[list[float]], float]
 SETTINGS = Settings(intra_op_threads=1, inter_op_threads=1, graph_optimization_level="all")
 
 
-def profile(model_bytes: bytes, feeds: dict, calls: int) -> dict:
+def profile(model_bytes: bytes, feeds: dict, calls: int, stat: Stat) -> dict:
     """Kernel seconds per call by op type and by node, the profiled run time per call and the
     median unprofiled call time (a separate session, so profiling does not slow it)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,11 +67,11 @@ def profile(model_bytes: bytes, feeds: dict, calls: int) -> dict:
             node = e["name"][: -len("_kernel_time")]
             op_of[node] = e["args"].get("op_name", "?")
             per_node.setdefault(node, [0.0] * len(runs))[run] += e["dur"] * 1e-6
-    nodes = {node: STAT(v) for node, v in per_node.items()}
+    nodes = {node: stat(v) for node, v in per_node.items()}
     by_op: Counter[str] = Counter()
     for node, s in nodes.items():
         by_op[op_of[node]] += s
-    run_s = STAT([b - a for a, b in runs]) * 1e-6
+    run_s = stat([b - a for a, b in runs]) * 1e-6
     plain = make_session(model_bytes, SETTINGS)
     call, keep = bound_call(plain, feeds)
     call()
@@ -80,34 +82,32 @@ def profile(model_bytes: bytes, feeds: dict, calls: int) -> dict:
         times.append(time.perf_counter() - start)
     del keep, plain
     return {"kernels": dict(by_op), "nodes": nodes, "ops": op_of, "run_s": run_s,
-            "wall_s": STAT(times)}
+            "wall_s": stat(times)}
 
 
-def model_profile(path: Path, root: Path, calls: int) -> dict:
+def model_profile(path: Path, root: Path, calls: int, stat: Stat) -> dict:
     model = prepare(path, root, ShapeOptions(batch=1))
-    return profile(model.SerializeToString(), input_feeds(model_inputs(model)), calls)
+    return profile(model.SerializeToString(), input_feeds(model_inputs(model)), calls, stat)
 
 
-def brick_profile(suite: Path, file_id: str, calls: int) -> dict:
-    model = build_model(load_spec(suite / "bricks" / f"{file_id}.py"))
-    return profile(model.SerializeToString(), input_feeds(model_inputs(model)), calls)
+def brick_profile(suite: Path, brick: str, calls: int, stat: Stat) -> dict:
+    model = build_model(load_spec(suite / "bricks" / f"{brick}.py"))
+    return profile(model.SerializeToString(), input_feeds(model_inputs(model)), calls, stat)
 
 
-def compare(models: Path, suite: Path, names: list[str] | None, calls: int) -> dict:
+def compare(models: Path, suite: Path, names: list[str] | None, calls: int, stat: Stat = min) -> dict:
     plan_path = default_plan_path(suite)
     plan = load_plan(plan_path)
-    keyed = json.loads(plan_path.read_text(encoding="utf-8")).get("ids", {}).get("digests", {})
-    file_of = {digest: kid for kid, digest in keyed.items()}
     paths = {model_name(p, models): p for p in find_models(models)}
     out = {}
     for mp in plan.models:
         if names and mp.name not in names:
             continue
         print(f"{mp.name}: model", file=sys.stderr)
-        whole = model_profile(paths[mp.name], models, calls)
+        whole = model_profile(paths[mp.name], models, calls, stat)
         bricks = {}
         for digest in sorted(set(mp.instances)):
-            bricks[digest] = brick_profile(suite, file_of.get(digest, digest), calls)
+            bricks[digest] = brick_profile(suite, digest, calls, stat)
         counts = Counter(mp.instances)
         out[mp.name] = {"model": whole, "bricks": {d: {**bricks[d], "count": counts[d],
                                                         "ops": list(plan.bricks[d].ops)}
@@ -172,9 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--median", action="store_true", help="medians, not minima (quiet machine)")
     args = parser.parse_args(argv)
-    global STAT
-    STAT = statistics.median if args.median else min
-    found = compare(args.models, args.suite, args.names, args.calls)
+    found = compare(args.models, args.suite, args.names, args.calls,
+                    statistics.median if args.median else min)
     if args.json:
         args.json.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     for name, data in found.items():

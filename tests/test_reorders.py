@@ -217,3 +217,25 @@ def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
     warm, cold = estimate(plan, res)
     assert warm.calibrated == pytest.approx(1.0) and cold.calibrated == pytest.approx(1.5)
     assert warm.sequential == cold.sequential == pytest.approx(1.0)  # the plain sum is as measured
+
+
+def test_kernel_gap_profiles_a_model_against_its_bricks(tmp_path: Path):
+    import sys
+
+    from dlbricks_gen.workflows.compile import compile_models
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import kernel_gap
+
+    models = tmp_path / "models"
+    models.mkdir()
+    onnx.save(conv_hardswish_residual(), models / "m.onnx")
+    suite = tmp_path / "suite"
+    compile_models(models, suite, tmp_path / "suite.plan.json", 1, ShapeOptions(batch=1))
+    found = kernel_gap.compare(models, suite, None, 3)["m"]
+    assert "Conv" in found["model"]["kernels"]  # ONNX Runtime's own kernels, profiled
+    assert found["absorbed"] == [False, True, False, True, True]
+    assert all(b["wall_s"] > 0 and b["kernels"] for b in found["bricks"].values())
+    before, after = kernel_gap.kernel_estimates(found)
+    assert 0 < after < before
+    assert any(line.startswith("kernels as estimated") for line in kernel_gap.table("m", found))
