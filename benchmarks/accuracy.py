@@ -1,6 +1,7 @@
 """Estimate/measured per model for each estimator variant, from finished `study` folders.
 
     python benchmarks/accuracy.py STUDY [STUDY ...] [-H 1] [--tolerance 0.10] [--json]
+                                  [--absorbed-from PLAN]
 
 For each study folder (one `dlbricks-gen study` run: e2e.json and H<h>/suite with its plan and
 results) and each estimator variant computed from the same measurements, it prints how many
@@ -31,16 +32,30 @@ from dataclasses import replace
 from pathlib import Path
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean
-from dlbricks_gen.passes.plan import load_plan
+from dlbricks_gen.passes.plan import Plan, load_plan
 from dlbricks_gen.results.load import load_e2e, load_results
 
 STATISTIC = "trimmed_mean_20"
 VARIANTS = ("plain", "calibrated", "layout", "cold", "default", "kernels", "kernels-apart")
 
 
-def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
+def with_absorbed_from(plan: Plan, newer: Plan) -> Plan:
+    """`plan` with the `absorbed` flags of `newer`, a plan compiled later from the same models
+    (a study measured before the flags existed); a model whose instances differ keeps none."""
+    ops = {d: b.ops for d, b in newer.bricks.items()}
+    by_name = {m.name: m for m in newer.models}
+    models = []
+    for m in plan.models:
+        n = by_name.get(m.name)
+        same = n is not None and [ops[d] for d in n.instances] == [plan.bricks[d].ops for d in m.instances]
+        models.append(replace(m, absorbed=n.absorbed if same and n is not None else ()))
+    return replace(plan, models=tuple(models))
+
+
+def ratios(study: Path, h: int, absorbed_from: Plan | None = None) -> dict[str, dict[str, float]]:
     """{variant: {model: estimate/measured}} for the complete, measured models of a study."""
     plan = load_plan(study / f"H{h}" / "suite.plan.json")
+    plan = plan if absorbed_from is None else with_absorbed_from(plan, absorbed_from)
     results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, STATISTIC).results
     measured = load_e2e(study / "e2e.json", STATISTIC)
     apart = replace(plan, models=tuple(replace(m, absorbed=()) for m in plan.models))
@@ -76,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-H", type=int, default=1)
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--absorbed-from", type=Path, metavar="PLAN",
+                        help="take the absorbed flags from this plan of the same models, "
+                             "compiled later (studies measured before the flags existed)")
     args = parser.parse_args(argv)
+    newer = load_plan(args.absorbed_from) if args.absorbed_from else None
     table = {}
     for study in args.studies:
-        for variant, values in ratios(study, args.H).items():
+        for variant, values in ratios(study, args.H, newer).items():
             table[f"{study.name} {variant}"] = summary(values, args.tolerance)
     if args.json:
         print(json.dumps(table, indent=1))
