@@ -9,6 +9,8 @@ its consumers are one kernel. The partitioner never cuts inside such a group.
 
 from __future__ import annotations
 
+import onnx
+
 from ..ir import Model, Node
 from ..ir.order import depth_first_order
 from ..ir.spec import output_name
@@ -24,7 +26,7 @@ def fused_groups(model: Model) -> list[int]:
     if n == 0:
         return []
     used_by = consumers(model)
-    surviving = graph_values(optimized_graph(whole_model(model), "extended"))
+    surviving = _optimized_values(whole_model(model))
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -40,6 +42,10 @@ def fused_groups(model: Model) -> list[int]:
                     a, b = find(i), find(c)
                     parent[max(a, b)] = min(a, b)
     return [find(i) for i in range(n)]
+
+
+def _optimized_values(model: onnx.ModelProto) -> set[str]:
+    return graph_values(optimized_graph(model, "extended"))
 
 
 def group_model(model: Model, groups: list[int]) -> tuple[Model, Units]:
