@@ -11,7 +11,10 @@ the sum over the model's brick instances of their kernel time, and where the res
 model's and the bricks' profiled run time outside kernels, and the bricks' timed (unprofiled)
 latency. Kernel times come from the profiler, so they are less sensitive to a loaded machine
 than wall times. With `--json`, per-instance figures are written too (brick kernels mapped
-back to the model's nodes through the plan).
+back to the model's nodes through the plan). `benchmarks/kernel_sums.py` compares the raw
+kernel sums without a suite, in interleaved rounds; this one reads a compiled suite and its
+plan, applies the estimator's reorder and absorbed-layer terms to the kernel times, and shows
+the time outside the kernels, timed as well as profiled.
 """
 
 from __future__ import annotations
