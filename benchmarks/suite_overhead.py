@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -173,9 +174,12 @@ def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
 def worker_start(directory: Path, cached: bool) -> float:
     """Seconds from starting a worker process (as the runner does) to its "ready" line; with
     `cached`, the reference graph is in the build cache, as for later passes."""
-    from dlbricks_gen.runtime.core.buildcache import REFERENCE, BuildCache
-    from dlbricks_gen.runtime.core.reference import graph_bytes
-
+    try:
+        from dlbricks_gen.runtime.core.buildcache import REFERENCE, BuildCache
+        from dlbricks_gen.runtime.core.reference import graph_bytes
+    except ImportError:  # a runtime before the build cache
+        if cached:
+            return math.nan
     suite = json.loads((directory / "suite.json").read_text())["suite"]
     command = [sys.executable, "-B", "-m", "dlbricks_runtime", "worker", "--suite-dir",
                str(directory), "--suite", suite, "--threads", "1"]
@@ -187,8 +191,8 @@ def worker_start(directory: Path, cached: bool) -> float:
         proc = subprocess.Popen(command, cwd=directory, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert proc.stdout is not None and proc.stdin is not None
-        proc.stdout.readline()
-        seconds = time.perf_counter() - start
+        ready = b'"ready"' in proc.stdout.readline()  # else: a runtime without --cache
+        seconds = time.perf_counter() - start if ready else math.nan
         proc.stdin.close()
         proc.wait(timeout=30)
     return seconds
