@@ -161,7 +161,7 @@ def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
     print(f"  sum of those          {fixed:7.2f}    timed repetitions   {per['measure_s']:7.2f}    "
           f"(not fixed: the policy's budget, about min_runs x latency)")
     first, later = worker_start(directory, False), worker_start(directory, True)
-    starts = first + later * (processes - 1)
+    starts = first + (first if math.isnan(later) else later) * (processes - 1)
     outside = (wall - sum(r["timing"]["wall_s"] for r in results) - starts) / passes * 1e3
     print(f"  outside the bricks    {outside:7.2f}    (per brick pass: reading its SPEC and the "
           f"earlier pass, writing, the reference, messages, the runner's own start)")

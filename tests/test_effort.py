@@ -158,3 +158,15 @@ def test_warm_up_is_bounded_by_time_for_slow_calls_and_by_count_for_fast_ones():
     assert len(fast) >= settings.warmup_calls and sum(fast) < settings.warmup_s <= 1.0
     counted = _warm_up(lambda: None, Settings(warmup_s=0.0, warmup_calls=5))
     assert len(counted) == 5
+
+
+def test_the_runner_finds_the_libraries_without_importing_onnx(monkeypatch: pytest.MonkeyPatch):
+    from dlbricks_gen.runtime import suite as suites
+
+    done = subprocess.run([sys.executable, "-c", "import sys; from dlbricks_gen.runtime import "
+                           "runloop, suite; suite.require_libraries(); print('onnx' in sys.modules)"],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
+    monkeypatch.setattr(suites, "LIBRARIES", ("numpy", "no_such_library_here"))
+    with pytest.raises(suites.RunBroken, match="No module named 'no_such_library_here'"):
+        suites.require_libraries()
