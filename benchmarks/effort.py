@@ -14,6 +14,7 @@ of the corpus's `threads2` set when /work/corpus is there), compiled at H=1:
     taskset -c 1 .venv/bin/python benchmarks/effort.py                 # both sets, ~10-15 min
     taskset -c 1 .venv/bin/python benchmarks/effort.py --sets zoo      # the zoo only, ~5 min
     taskset -c 1 .venv/bin/python benchmarks/effort.py --models DIR    # any folder of models
+    .venv/bin/python benchmarks/effort.py --sets zoo --tiny --quick     # a smoke test (~1 min)
 
 Run it pinned on a quiet machine: the figures are only as steady as the machine.
 """
@@ -55,13 +56,15 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "dlbricks_gen.cli", *args]
 
 
-def models_of(name: str, work: Path, folder: Path | None) -> Path | None:
+def models_of(name: str, work: Path, folder: Path | None, tiny: bool = False) -> Path | None:
     """The folder of models of a set: the demo zoo written here, the corpus's threads2 set
     linked here, or a folder given."""
     if folder is not None:
         return folder
     if name == "zoo":
-        subprocess.run(cli("zoo", str(work / "models")), check=True, stdout=subprocess.DEVNULL)
+        small = ["--tiny", "--models", "resnet18,squeezenet1_1"] if tiny else []
+        subprocess.run(cli("zoo", str(work / "models"), *small), check=True,
+                       stdout=subprocess.DEVNULL)
         return work / "models"
     if not CORPUS.is_dir():
         print(f"== {name}: {CORPUS} is not there, skipped")
@@ -79,18 +82,19 @@ def suite_estimates(suite: Path, plan_path: Path, measured: dict) -> dict:
             "bricks": len(results), "drift": reference_spread(list(results.values()))}
 
 
-def run_set(name: str, models: Path, work: Path, threads: int) -> dict:
+def run_set(name: str, models: Path, work: Path, threads: int, quick: bool = False) -> dict:
     suite, plan = work / "suite", work / "suite.plan.json"
     subprocess.run(cli("compile", str(models), "-o", str(suite), "-H", "1", "--no-audit"),
                    check=True, stdout=subprocess.DEVNULL)
     e2e_path = work / "e2e.json"
-    e2e_wall = timed(cli("e2e", str(models), "-o", str(e2e_path), "--threads", str(threads)))
+    flags = ["--threads", str(threads), *(["--quick"] if quick else [])]
+    e2e_wall = timed(cli("e2e", str(models), "-o", str(e2e_path), *flags))
     e2e = json.loads(e2e_path.read_text(encoding="utf-8"))
     measured = {n: brick_result(r, STATISTIC) for n, r in e2e["models"].items()}
     runs = []
     for _ in range(2):
         shutil.rmtree(suite / "results", ignore_errors=True)  # this benchmark's own results
-        wall = timed(suite_command("--threads", str(threads)), cwd=suite)
+        wall = timed(suite_command(*flags), cwd=suite)
         runs.append({"wall": wall, **suite_estimates(suite, plan, measured)})
     return {"name": name, "models": len(measured), "e2e_wall": e2e_wall,
             "model_sum": sum(r.latency for r in measured.values() if r.ok), "runs": runs}
@@ -147,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="zoo,real", help="zoo, real or both (default zoo,real)")
     p.add_argument("--models", type=Path, help="a folder of models instead of the sets")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (1)")
+    p.add_argument("--tiny", action="store_true", help="zoo: two --tiny models (smoke test)")
+    p.add_argument("--quick", action="store_true", help="quick policy (smoke test, no figures)")
     args = p.parse_args(argv)
     info = machine_info()
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -157,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for name in sets:
         with tempfile.TemporaryDirectory(prefix=f"dlbricks-effort-{name}-") as temp:
-            models = models_of(name, Path(temp), args.models)
+            models = models_of(name, Path(temp), args.models, args.tiny)
             if models is None:
                 continue
-            data = run_set(name, models, Path(temp), args.threads)
+            data = run_set(name, models, Path(temp), args.threads, args.quick)
             report_cost(data)
             report_repeat(data)
     print(f"done in {time.perf_counter() - start:.0f} s; load average now {os.getloadavg()[0]:.2f}")

@@ -170,3 +170,14 @@ def test_the_runner_finds_the_libraries_without_importing_onnx(monkeypatch: pyte
     monkeypatch.setattr(suites, "LIBRARIES", ("numpy", "no_such_library_here"))
     with pytest.raises(suites.RunBroken, match="No module named 'no_such_library_here'"):
         suites.require_libraries()
+
+
+def test_the_effort_benchmark_prints_its_figures():
+    """benchmarks/effort.py in its smoke-test mode: the figures are printed, not checked."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "effort.py"
+    done = subprocess.run([sys.executable, str(script), "--sets", "zoo", "--tiny", "--quick"],
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for text in ("CPU ", "every model end to end", "suite, run 2", "ratio", "repeatability",
+                 "intervals cover the difference for"):
+        assert text in done.stdout, done.stdout
