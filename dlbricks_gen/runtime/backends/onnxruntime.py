@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core.buildcache import BuildCache, brick_key
@@ -71,7 +72,9 @@ def measure_model(model: onnx.ModelProto, settings: Settings, *, kind: str, id: 
         model.SerializeToString(), model_inputs(model), settings, model if profile else None))
 
 
-def _result(settings: Settings, kind: str, id: str, suite: str | None, measure) -> dict:  # noqa: ANN001
+def _result(settings: Settings, kind: str, id: str, suite: str | None,
+            measure: Callable[[], dict]) -> dict:
+    """The result of `measure()` (a result's parts: _measure); a failure is an error result."""
     start = time.perf_counter()
     warnings = quiet_warnings(settings.intra_op_threads)
     try:
@@ -94,10 +97,10 @@ def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None,
     `cache`: the first pass (`profile`) stores the built bytes there, later passes reuse them."""
     start = time.perf_counter()
     brick = str(spec.get("brick", "unknown")) if isinstance(spec, dict) else "unknown"
-    built = cache.get(brick_key(brick)) if cache is not None and not profile else None
-    if built is not None:
+    cached = cache.get(brick_key(brick)) if cache is not None and not profile else None
+    if cached is not None:
         result = _result(settings, "brick", brick, suite,
-                         lambda: _measure(built, spec["inputs"], settings, None))
+                         lambda: _measure(cached, spec["inputs"], settings, None))
     else:
         try:
             model = build_model(spec)
