@@ -35,6 +35,16 @@ def optimized_graph(model: onnx.ModelProto, level: str) -> onnx.GraphProto:
         return onnx.load_model(str(path), load_external_data=False).graph
 
 
+def graph_values(graph: onnx.GraphProto) -> set[str]:
+    """Every value name an (optimized) graph computes or reads: a value of the original graph
+    missing here was fused away or changed layout."""
+    names = {v.name for v in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names
+
+
 def whole_model(model: Model) -> onnx.ModelProto:
     """The whole model as one brick (brick_spec's value names: in<k>, t<i>_<j>), with seeded
     random weights as the suite would give it: what the runtime is asked to optimize."""

@@ -1,4 +1,4 @@
-"""The random data policy v2 (docs/FORMATS.md): every input and weight is drawn from a
+"""The random data policy v3 (docs/FORMATS.md): every input and weight is drawn from a
 generator seeded by the tensor's name, so it is the same on every run and machine."""
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ FLOAT_DTYPES = frozenset({
     "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "FLOAT4E2M1",
 })
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+# 8-bit integers are quantized data, never indices: drawn over their range, zero points (rank
+# <= 1 weights) at the middle of it, as onnxruntime.quantization writes them.
+QUANTIZED = {"INT8": (-127, 127, 0), "UINT8": (0, 255, 128)}  # low, high, zero point
 
 
 def seed_of(name: str) -> int:
@@ -32,7 +35,7 @@ def element_type(dtype: str) -> int:
 
 # numpy's own types, so that inputs are drawn without importing onnx (about a second, for
 # ml_dtypes) in a worker that reuses built graphs; onnx's table gives the others and the same
-# answer for these (tests/test_harness.py checks it).
+# answer for these (tests/test_effort.py checks it).
 NUMPY_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "INT8": "int8",
                "INT16": "int16", "INT32": "int32", "INT64": "int64", "UINT8": "uint8",
                "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64", "BOOL": "bool"}
@@ -56,14 +59,16 @@ def _bounds(shape: tuple[int, ...], role: str) -> tuple[float, float]:
 
 
 def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.ndarray:
-    """The data policy v2: seeded by the tensor name, the same on every run and machine."""
+    """The data policy v3: seeded by the tensor name, the same on every run and machine."""
     if role not in ("input", "weight"):
         raise ValueError(f"role must be 'input' or 'weight', not {role!r}")
     dims = tuple(int(d) for d in shape)
     np_type = numpy_dtype(dtype)
     if dtype == "STRING":
         return np.full(dims, "", dtype=object)
-    if dtype not in FLOAT_DTYPES:  # integers are zeros (always valid indices), BOOL is False
+    if dtype in QUANTIZED:
+        return _quantized(name, dtype, dims, role)
+    if dtype not in FLOAT_DTYPES:  # other integers are zeros (always valid indices), BOOL is False
         return np.zeros(dims, dtype=np_type)
     rng = np.random.default_rng(seed_of(name))
     low, high = _bounds(dims, role)
@@ -73,6 +78,14 @@ def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.n
         array += np.float32(low)
         return array
     return rng.uniform(low, high, size=dims).astype(np_type)
+
+
+def _quantized(name: str, dtype: str, dims: tuple[int, ...], role: str) -> np.ndarray:
+    low, high, zero_point = QUANTIZED[dtype]
+    if role == "weight" and len(dims) < 2:
+        return np.full(dims, zero_point, dtype=numpy_dtype(dtype))
+    rng = np.random.default_rng(seed_of(name))
+    return rng.integers(low, high, size=dims, endpoint=True).astype(numpy_dtype(dtype))
 
 
 def literal_array(dtype: str, shape: Iterable[int], data: list) -> np.ndarray:
