@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -141,22 +142,60 @@ def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
     if not ok:
         return
     passes = sum(r["stats"].get("processes", 1) for r in ok)
-    per = {key: sum(r["timing"].get(key, 0.0) for r in ok) / passes * 1e3
-           for key in ("setup_s", "calibration_s", "warmup_s", "measure_s")}
+    keys = ("setup_s", "calibration_s", "warmup_s", "measure_s")
+    per = {key: sum(r["timing"].get(key, 0.0) for r in ok) / passes * 1e3 for key in keys}
+    # What a brick's wall time holds besides those: building its graph (seeded weights, the
+    # ONNX model, serialised) or reading it from the run's build cache, and the result record.
+    build = sum(r["timing"]["wall_s"] - sum(r["timing"].get(k, 0.0) for k in keys)
+                for r in ok) / passes * 1e3
     processes = max(r["stats"].get("processes", 1) for r in ok)
     latency = sum(r["stats"]["median"] for r in ok)
     print(f"fixed costs per brick and process (ms; {passes} brick passes in {processes} "
           f"process(es)):")
-    print(f"  graph build + session {per['setup_s']:7.2f}    calibration/profile "
-          f"{per['calibration_s']:7.2f}    warm-up {per['warmup_s']:7.2f}")
-    print(f"  result writing        {_write_cost(ok[0], directory) * 1e3:7.2f}    "
-          f"reference benchmark {_reference_cost() * 1e3:7.2f} every {REFERENCE_EVERY_S:g} s")
-    print(f"  timed repetitions     {per['measure_s']:7.2f}    (not fixed: the policy's "
-          f"budget, about min_runs x latency)")
-    print(f"  process start         {(wall - sum(r['timing']['wall_s'] for r in results)) / processes:7.2f} s "
-          f"per worker process (imports, runner; includes the runner's own start once)")
+    print(f"  graph build / cache   {build:7.2f}    session             {per['setup_s']:7.2f}    "
+          f"calibration/profile {per['calibration_s']:7.2f}")
+    print(f"  warm-up               {per['warmup_s']:7.2f}    result writing      "
+          f"{_write_cost(ok[0], directory) * 1e3:7.2f}    reference benchmark "
+          f"{_reference_cost() * 1e3:7.2f} every {REFERENCE_EVERY_S:g} s")
+    fixed = build + sum(per[k] for k in keys[:3]) + _write_cost(ok[0], directory) * 1e3
+    print(f"  sum of those          {fixed:7.2f}    timed repetitions   {per['measure_s']:7.2f}    "
+          f"(not fixed: the policy's budget, about min_runs x latency)")
+    first, later = worker_start(directory, False), worker_start(directory, True)
+    starts = first + (first if math.isnan(later) else later) * (processes - 1)
+    outside = (wall - sum(r["timing"]["wall_s"] for r in results) - starts) / passes * 1e3
+    print(f"  outside the bricks    {outside:7.2f}    (per brick pass: reading its SPEC and the "
+          f"earlier pass, writing, the reference, messages, the runner's own start)")
+    print(f"  worker process start  {first:7.2f} s first pass, {later:.2f} s later passes "
+          f"(until ready: imports, the reference graph)")
     print(f"bricks' latency sum    {latency * 1e3:8.3f} ms; run wall time = "
           f"{wall / latency:.0f}x it")
+
+
+def worker_start(directory: Path, cached: bool) -> float:
+    """Seconds from starting a worker process (as the runner does) to its "ready" line; with
+    `cached`, the reference graph is in the build cache, as for later passes."""
+    try:
+        from dlbricks_gen.runtime.core.buildcache import REFERENCE, BuildCache
+        from dlbricks_gen.runtime.core.reference import graph_bytes
+    except ImportError:  # a runtime before the build cache
+        if cached:
+            return math.nan
+    suite = json.loads((directory / "suite.json").read_text())["suite"]
+    command = [sys.executable, "-B", "-m", "dlbricks_runtime", "worker", "--suite-dir",
+               str(directory), "--suite", suite, "--threads", "1"]
+    with tempfile.TemporaryDirectory(prefix="dlbricks-cache-") as cache:
+        if cached:
+            BuildCache(Path(cache)).put(REFERENCE, graph_bytes())
+            command += ["--cache", cache]
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=directory, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = b'"ready"' in proc.stdout.readline()  # else: a runtime without --cache
+        seconds = time.perf_counter() - start if ready else math.nan
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    return seconds
 
 
 def report(directory: Path, wall: float) -> None:

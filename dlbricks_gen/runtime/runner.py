@@ -116,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, help="pack: the archive to write")
     p.add_argument("--suite-dir", type=Path, default=SUITE_DIR, help=argparse.SUPPRESS)
     p.add_argument("--suite", help=argparse.SUPPRESS)
+    p.add_argument("--cache", type=Path, help=argparse.SUPPRESS)  # worker: the build cache
     return p
 
 

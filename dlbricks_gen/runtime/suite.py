@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
+import importlib.util
 import json
 import os
 import re
@@ -142,10 +142,14 @@ def backends_to_run(suite: dict, args: argparse.Namespace) -> list[str]:
 
 
 def require_libraries() -> None:
-    """Import what measuring needs; a missing one stops the run with one line."""
+    """Check that what measuring needs is installed; a missing one stops the run with one
+    line. Found, not imported: the runner itself needs no onnx (a second to import), and a
+    library that is installed but broken stops the worker, whose error the run reports."""
     for name in LIBRARIES:
         try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise RunBroken(f"{exc}: install the requirements first "
-                            f"({sys.executable} -m pip install -r requirements.txt)") from None
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise RunBroken(f"No module named {name!r}: install the requirements first "
+                            f"({sys.executable} -m pip install -r requirements.txt)")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .backends import DEFAULT, NAMES, TVM, onnxruntime, summary_line
+from .core.buildcache import BuildCache
 from .core.results import one_line, write_result
 from .core.settings import Settings, pin_cpus
 from .core.spec import load_spec
@@ -20,14 +21,16 @@ PROG = f"python -m {__spec__.name if __spec__ is not None else __name__}"
 
 
 def measure(spec: dict, settings: Settings, *, backend: str = DEFAULT, suite: str | None = None,
-            kernel_dir: Path | None = None, profile: bool = True) -> dict:
+            kernel_dir: Path | None = None, profile: bool = True,
+            cache: BuildCache | None = None) -> dict:
     """A brick's result with `backend`; tvm: its kernel in kernel_dir (<suite>/kernels).
-    `profile` false: no ONNX Runtime profile (a later worker pass keeps the first one's)."""
+    `profile` false: no ONNX Runtime profile (a later worker pass keeps the first one's);
+    `cache`: the run's built graphs (core/buildcache.py), for ONNX Runtime."""
     if backend == TVM:
         from .backends import tvm  # tvm's own imports wait until a kernel is loaded
 
         return tvm.measure_brick(spec, settings, kernel_dir or Path("kernels"), suite=suite)
-    return onnxruntime.measure_spec(spec, settings, suite=suite, profile=profile)
+    return onnxruntime.measure_spec(spec, settings, suite=suite, profile=profile, cache=cache)
 
 
 def parser() -> argparse.ArgumentParser:

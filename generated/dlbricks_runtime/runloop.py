@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .backends import DEFAULT, result_name, summary_line
+from .core import buildcache
 from .core.machine import quiet_warnings
 from .core.results import error_result, passes_done, validate_result, write_result
 from .core.settings import Settings, parse_cpus, settings_record
@@ -146,7 +147,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", flush=True)
     start = time.perf_counter()
     try:
-        failures, measured = _loop(args, settings, suite["suite"], todo, skipped, len(runs))
+        with _build_cache(args, settings):
+            failures, measured = _loop(args, settings, suite["suite"], todo, skipped, len(runs))
     except KeyboardInterrupt:
         print(f"\ninterrupted after {clock(time.perf_counter() - start)}: run the same command "
               f"again to continue", flush=True)
@@ -161,10 +163,34 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _build_cache(args: argparse.Namespace, settings: Settings) -> Iterator[None]:
+    """The run's build cache (core/buildcache.py) in results/, for the workers' later passes:
+    cleared when this run measures first passes (nothing from another run is ever reused),
+    and when it ends, unless a later pass is still to come (study's --pass rounds)."""
+    directory = args.suite_dir / "results" / buildcache.DIRECTORY
+    passes = _passes(args, settings)
+    if settings.processes < 2:
+        args.cache = None
+        yield
+        return
+    if 0 in passes:
+        buildcache.clear(directory)
+    args.cache = directory
+    ended = False
+    try:
+        yield
+        ended = True
+    finally:
+        if not ended or settings.processes - 1 in passes:
+            buildcache.clear(directory)
+
+
 def _loop(args: argparse.Namespace, settings: Settings, suite: str,
           todo: Todo, skipped: int, total: int) -> tuple[list[str], int]:
     """Measure `todo`, a fresh worker per pass: (failure summaries, how many were measured)."""
     failures: list[str] = []
+    written: dict[tuple[str, str], list[int]] = {}  # each result file as the worker wrote it
     worker, current = Worker(args.suite_dir, args, suite), None
     start = time.perf_counter()
     try:
@@ -172,7 +198,7 @@ def _loop(args: argparse.Namespace, settings: Settings, suite: str,
             if k != current:  # a new pass: a new process
                 worker.stop()
                 worker, current = Worker(args.suite_dir, args, suite), k
-            status, summary = _run_one(worker, (brick, backend, k), args, settings, suite)
+            status, summary = _run_one(worker, (brick, backend, k), args, settings, suite, written)
             if status != "ok":
                 failures.append(summary)
             elapsed = time.perf_counter() - start
@@ -188,13 +214,17 @@ def _loop(args: argparse.Namespace, settings: Settings, suite: str,
 
 
 def _run_one(worker: Worker, item: tuple[str, str, int], args: argparse.Namespace,
-             settings: Settings, suite: str) -> tuple[str, str]:
+             settings: Settings, suite: str, written: dict[tuple[str, str], list[int]]
+             ) -> tuple[str, str]:
     """(status, summary line) of one brick's pass; a crash or timeout is written as its error
-    result."""
+    result. `written`: each result as this run's worker wrote it (worker._earlier), updated."""
     brick, backend, pass_index = item
     start = time.perf_counter()
     try:
-        reply = worker.measure(brick, backend, args.timeout, pass_index)
+        reply = worker.measure(brick, backend, args.timeout, pass_index,
+                               written.pop((brick, backend), None))
+        if isinstance(reply.get("written"), list):
+            written[brick, backend] = reply["written"]
         return reply["status"], reply["summary"]
     except (WorkerDied, BrickTimeout) as exc:
         result = error_result(kind="brick", id=brick, error=str(exc), settings=settings,

@@ -18,13 +18,16 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from .machine import machine_info
 from .session import bound_call, make_session
 from .settings import Settings
+
+if TYPE_CHECKING:
+    import onnx
 
 MAX_COPIES = 8
 ROUNDS = 3  # alternations of warm and cold
@@ -38,6 +41,8 @@ def footprint(model: onnx.ModelProto) -> int:
 
 
 def _itemsize(data_type: int) -> int:
+    import onnx  # only a first pass, which has built the graph, gets here
+
     return onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize if data_type else 4
 
 

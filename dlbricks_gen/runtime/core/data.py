@@ -8,8 +8,6 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-import onnx
-from onnx import helper
 
 FLOAT_DTYPES = frozenset({
     "FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16", "COMPLEX64", "COMPLEX128",
@@ -27,13 +25,27 @@ def seed_of(name: str) -> int:
 
 
 def element_type(dtype: str) -> int:
+    import onnx  # here, not at the top: see NUMPY_NAMES
+
     try:
         return onnx.TensorProto.DataType.Value(dtype)
     except ValueError:
         raise ValueError(f"unknown dtype {dtype!r}") from None
 
 
+# numpy's own types, so that inputs are drawn without importing onnx (about a second, for
+# ml_dtypes) in a worker that reuses built graphs; onnx's table gives the others and the same
+# answer for these (tests/test_effort.py checks it).
+NUMPY_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "INT8": "int8",
+               "INT16": "int16", "INT32": "int32", "INT64": "int64", "UINT8": "uint8",
+               "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64", "BOOL": "bool"}
+
+
 def numpy_dtype(dtype: str) -> np.dtype:
+    if dtype in NUMPY_NAMES:
+        return np.dtype(NUMPY_NAMES[dtype])
+    from onnx import helper
+
     return np.dtype(helper.tensor_dtype_to_np_dtype(element_type(dtype)))
 
 

@@ -1,7 +1,8 @@
 """How to run: thread counts, graph optimisation, CPU pinning and the measurement policy.
 
 Measurement policy (numbers in FULL_POLICY / QUICK_POLICY; the loop is core/timing.py):
-  1. warm-up: at least `warmup_calls` calls and `warmup_s` seconds; the first call pays one-off
+  1. warm-up: `warmup_s` seconds and at least `warmup_calls` calls (one when it alone lasted
+     `warmup_s`: core/timing.py `_warm_up`); the first call pays one-off
      allocations, the later ones calibrate the loop count;
   2. each timed value runs the model `loops` times back to back, loops chosen so that a value
      lasts at least `min_value_s` (far above timer resolution and per-call Python overhead);
@@ -52,8 +53,9 @@ class Policy(TypedDict):
     max_runs_factor: int
 
 
-# Full runs. Warm-up 1 ms and >= 2 calls: the runner's worker keeps the CPU busy between bricks,
-# so a new session only needs its first call (allocations) and a few more (caches). Values of
+# Full runs. Warm-up 1 ms and >= 2 calls (1 when it lasts 1 ms): the runner's worker keeps the
+# CPU busy between bricks, so a new session only needs its first call (allocations) and a few
+# more (caches). Values of
 # >= 0.1 ms: about 1000x perf_counter's resolution and 30x ONNX Runtime's per-call overhead,
 # short enough that a 37 us brick's 10 values are not more than its 100 calls. >= 10 values per
 # process: the smallest n whose 95% median interval ([x2, x9]) excludes both extremes. >= 100

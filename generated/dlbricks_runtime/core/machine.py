@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 # CPU flags that decide which kernels ONNX Runtime uses (x86 and Arm spellings).
@@ -111,6 +111,12 @@ def cache_sizes(root: Path = CACHE_DIR) -> dict[str, int]:
     return sizes
 
 
+def _onnx_version() -> str:
+    """onnx's version without importing it (about a second: core/spec.py)."""
+    onnx = sys.modules.get("onnx")
+    return onnx.__version__ if onnx is not None else importlib.metadata.version("onnx")
+
+
 @functools.lru_cache(maxsize=1)
 def machine_info() -> dict:
     """What the results depend on: CPU, its kernel-relevant flags, cores, frequency policy,
@@ -131,7 +137,7 @@ def machine_info() -> dict:
         "arch": platform.machine(),
         "python": platform.python_version(),
         "onnxruntime": ort.__version__,
-        "onnx": onnx.__version__,
+        "onnx": _onnx_version(),
         "numpy": np.__version__,
     }
 

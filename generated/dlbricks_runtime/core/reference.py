@@ -13,8 +13,6 @@ import functools
 import time
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
 from .session import bound_call, make_session
 from .settings import Settings
@@ -25,7 +23,11 @@ SIZE = 256
 VALUES, VALUE_S = 7, 0.0002  # 7 values of >= 0.2 ms: about 2 ms each time it is taken
 
 
-def _graph() -> bytes:
+def graph_bytes() -> bytes:
+    """The reference graph, serialized (the same bytes in every process)."""
+    import onnx  # only where a graph is built (core/spec.py says why)
+    from onnx import helper, numpy_helper
+
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.standard_normal((SIZE, SIZE)).astype(np.float32), "w")
     bias = numpy_helper.from_array(rng.standard_normal(SIZE).astype(np.float32), "b")
@@ -40,14 +42,16 @@ def _graph() -> bytes:
 
 
 @functools.cache
-def _call(threads: int):  # noqa: ANN202 - (call, keepalive) of one cached session per process
-    session = make_session(_graph(), Settings(intra_op_threads=threads, quick=True))
+def _call(threads: int, graph: bytes | None = None):  # noqa: ANN202 - (call, keepalive)
+    """One cached session per process (and thread count); `graph`: graph_bytes() built
+    elsewhere (a worker's build cache), so that this process need not import onnx."""
+    session = make_session(graph or graph_bytes(), Settings(intra_op_threads=threads, quick=True))
     return bound_call(session, {"x": np.ones((1, SIZE), np.float32)})
 
 
-def reference_seconds(threads: int = 1) -> float:
+def reference_seconds(threads: int = 1, graph: bytes | None = None) -> float:
     """Median seconds per call of the reference graph (a fixed procedure, not the policy)."""
-    call, _ = _call(threads)
+    call, _ = _call(threads, graph)
     for _ in range(3):
         call()
     timer = time.perf_counter
@@ -66,8 +70,9 @@ def reference_seconds(threads: int = 1) -> float:
 class ReferenceClock:
     """The latest reference time of this process, re-timed once REFERENCE_EVERY_S have passed."""
 
-    def __init__(self, threads: int = 1, every_s: float = REFERENCE_EVERY_S):
-        self.threads, self.every_s = threads, every_s
+    def __init__(self, threads: int = 1, every_s: float = REFERENCE_EVERY_S,
+                 graph: bytes | None = None):
+        self.threads, self.every_s, self.graph = threads, every_s, graph
         self.taken_at: float | None = None
         self.seconds = 0.0
         self.cost_s = 0.0  # time spent on the reference so far
@@ -75,7 +80,7 @@ class ReferenceClock:
     def latest(self) -> float:
         now = time.perf_counter()
         if self.taken_at is None or now - self.taken_at >= self.every_s:
-            self.seconds = reference_seconds(self.threads)
+            self.seconds = reference_seconds(self.threads, self.graph)
             self.taken_at = time.perf_counter()
             self.cost_s += self.taken_at - now
         return self.seconds

@@ -1,16 +1,22 @@
 """Brick SPECs (format 1, docs/FORMATS.md): read from a brick file without executing it, and
-built into an ONNX model whose weights follow the random data policy."""
+built into an ONNX model whose weights follow the random data policy.
+
+onnx is imported only where a graph is built: importing it costs about a second (ml_dtypes),
+which a worker pass that reuses the first pass's built bytes (core/buildcache.py) never pays.
+"""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
-from typing import Any
-
-import onnx
-from onnx import helper, numpy_helper
+from typing import TYPE_CHECKING, Any
 
 from .data import NON_FINITE, element_type, literal_array, random_array
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
 
 SPEC_FORMAT = 1
 # The oldest IR version that can hold these element types (older ones reject them).
@@ -31,17 +37,43 @@ def load_spec(path: Path) -> dict:
     raise ValueError("no `SPEC = {...}` assignment")
 
 
-def make_tensor(name: str, tensor: dict) -> onnx.TensorProto:
-    """A SPEC tensor ({"dtype", "shape", "data"}) as a TensorProto."""
+# Element types whose raw_data is the numpy array's own bytes (on a little-endian host);
+# the others (strings, packed 4-bit types, ml_dtypes floats) go through numpy_helper.
+RAW_DTYPES = frozenset({"FLOAT", "DOUBLE", "FLOAT16", "INT8", "INT16", "INT32", "INT64", "UINT8",
+                        "UINT16", "UINT32", "UINT64", "BOOL"})
+
+
+def _array(name: str, tensor: dict) -> np.ndarray:
     dtype, shape, data = tensor["dtype"], tensor["shape"], tensor["data"]
     if data == "random":
-        array = random_array(name, dtype, shape, "weight")
-    elif isinstance(data, list):
-        array = literal_array(dtype, shape, data)
+        return random_array(name, dtype, shape, "weight")
+    if isinstance(data, list):
+        return literal_array(dtype, shape, data)
+    raise ValueError(f"tensor {name}: data must be 'random' or a list")
+
+
+def fill_tensor(proto: onnx.TensorProto, name: str, tensor: dict) -> None:
+    """Fill an empty TensorProto in place (an initializer of the model being built) with a
+    SPEC tensor: the weight bytes are copied into the model once, not once per nested message
+    as make_graph and make_model do. The bytes are those numpy_helper.from_array writes."""
+    from onnx import numpy_helper
+
+    array = _array(name, tensor)
+    if tensor["dtype"] in RAW_DTYPES and sys.byteorder == "little":
+        proto.dims.extend(array.shape)
+        proto.name = name
+        proto.raw_data = array.tobytes()
     else:
-        raise ValueError(f"tensor {name}: data must be 'random' or a list")
-    proto = numpy_helper.from_array(array, name)
-    proto.data_type = element_type(dtype)
+        proto.CopyFrom(numpy_helper.from_array(array, name))
+    proto.data_type = element_type(tensor["dtype"])
+
+
+def make_tensor(name: str, tensor: dict) -> onnx.TensorProto:
+    """A SPEC tensor ({"dtype", "shape", "data"}) as a TensorProto."""
+    import onnx
+
+    proto = onnx.TensorProto()
+    fill_tensor(proto, name, tensor)
     return proto
 
 
@@ -58,6 +90,9 @@ def _attribute_value(name: str, kind: str, value: Any) -> Any:
 
 
 def make_attribute(attr: dict) -> onnx.AttributeProto:
+    import onnx
+    from onnx import helper
+
     kind = attr["type"]
     code = onnx.AttributeProto.AttributeType.Value(kind)
     return helper.make_attribute(attr["name"], _attribute_value(attr["name"], kind, attr["value"]),
@@ -70,6 +105,8 @@ def build_model(spec: dict) -> onnx.ModelProto:
     ir_version is the oldest one that can hold the model's opsets and types, so any ONNX
     Runtime that supports those opsets loads it.
     """
+    from onnx import helper
+
     if spec.get("format") != SPEC_FORMAT:
         raise ValueError(f"brick SPEC format {spec.get('format')!r} is not supported "
                          f"(this harness reads format {SPEC_FORMAT})")
@@ -77,7 +114,6 @@ def build_model(spec: dict) -> onnx.ModelProto:
               for t in spec["inputs"]]
     outputs = [helper.make_tensor_value_info(t["name"], element_type(t["dtype"]), t["shape"])
                for t in spec["outputs"]]
-    initializers = [make_tensor(t["name"], t) for t in spec["initializers"]]
     first, last, inner = _layout_edges(spec)
     nodes = []
     for index, n in enumerate(spec["nodes"]):
@@ -86,10 +122,12 @@ def build_model(spec: dict) -> onnx.ModelProto:
                                 domain=n.get("domain", ""))
         node.attribute.extend(make_attribute(a) for a in n.get("attributes", []))
         nodes.append(node)
-    graph = helper.make_graph(first + nodes + last, "brick", inputs, outputs, initializers)
+    graph = helper.make_graph(first + nodes + last, "brick", inputs, outputs)
     opsets = [helper.make_opsetid(domain, int(version))
               for domain, version in sorted(spec["opset_imports"].items())]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="dlbricks-gen harness")
+    for t in spec["initializers"]:  # filled in place: the same bytes, copied once
+        fill_tensor(model.graph.initializer.add(), t["name"], t)
     dtypes = {t["dtype"] for t in [*spec["inputs"], *spec["outputs"], *spec["initializers"]]}
     # IR 4 at least: before it, initializers had to be listed as graph inputs too.
     model.ir_version = max([4, helper.find_min_ir_version_for(opsets, ignore_unknown=True),
@@ -101,6 +139,8 @@ def _layout_edges(spec: dict) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto
     """Transposes at the channels-last edges (SPEC "layout": "NHWC"): the graph takes and gives
     those values NHWC while its nodes see them NCHW, as inside the model; ONNX Runtime then runs
     the kernels channels-last and removes the transposes, as it does in the model."""
+    from onnx import helper
+
     first: list[onnx.NodeProto] = []
     last: list[onnx.NodeProto] = []
     inner: dict[str, str] = {}
@@ -120,6 +160,8 @@ def _layout_edges(spec: dict) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto
 
 def model_inputs(model: onnx.ModelProto) -> list[dict]:
     """The graph inputs of a model with static shapes, as SPEC-style dicts."""
+    import onnx
+
     constant = {t.name for t in model.graph.initializer}
     inputs = []
     for value in model.graph.input:

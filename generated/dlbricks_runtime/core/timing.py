@@ -14,15 +14,22 @@ from .stats import MIN_VALUES_FOR_CI, median_ci95, percentile, statistics, targe
 
 
 def _warm_up(call: Callable[[], object], settings: Settings) -> list[float]:
-    """Per-call times of the warm-up calls."""
+    """Per-call times of the warm-up calls: `warmup_s` of calls, and at least `warmup_calls`
+    unless the first call alone lasted `warmup_s` (bounded by time, not count, for slow graphs).
+    The first call pays the one-off allocations; one that lasts `warmup_s` (10x `min_value_s`)
+    gives a loop count of 1, which a second call would almost always confirm (at worst, after a
+    first call 10x slower than the rest, values are single calls shorter than `min_value_s`),
+    so the second call would only cost one more call of the slowest bricks and models."""
     timer = time.perf_counter
     times: list[float] = []
     start = timer()
-    while len(times) < settings.warmup_calls or timer() - start < settings.warmup_s:
+    while True:
         t0 = timer()
         call()
         times.append(timer() - t0)
-    return times
+        slow = 0 < settings.warmup_s <= times[0]
+        if timer() - start >= settings.warmup_s and (len(times) >= settings.warmup_calls or slow):
+            return times
 
 
 def _reached(ordered: list[float], settings: Settings) -> bool:
