@@ -62,7 +62,7 @@ def measure_all(root: Path, options: ShapeOptions, settings: Settings,
     `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime). `rounds`
     (default: every one of settings.processes) are measured in turn, each pooled into the
     model's result so far (`earlier` holds those of rounds done before: study)."""
-    measure = measure or measure_model
+    measure = measure or _timed_only
     paths = {model_name(path, root): path for path in find_models(root)}
     models = dict(earlier or {})
     clock = ReferenceClock(settings.intra_op_threads)
@@ -78,6 +78,12 @@ def measure_all(root: Path, options: ShapeOptions, settings: Settings,
               "input_shapes": {n: list(d) for n, d in options.input_shapes}}
     return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "shapes": shapes,
             "models": dict(sorted(models.items()))}
+
+
+def _timed_only(model: onnx.ModelProto, settings: Settings, *, kind: str, id: str) -> dict:
+    """A whole model is only timed: the profile, call costs and cold-cache copies calibrate
+    bricks, and running them for a whole model would only lengthen the run being compared."""
+    return measure_model(model, settings, kind=kind, id=id, profile=False)
 
 
 def _measure_round(path: Path, root: Path, name: str, options: ShapeOptions, settings: Settings,

@@ -10,8 +10,10 @@ the interval instead of passing as a tight one. --pass K runs only pass K (study
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .backends import DEFAULT, result_name, summary_line
