@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from ..ir import Kind, Model
 from ..ir.spec import input_name, output_name
 from ..runtime.core.calibration import NCHWC_SEEDS
-from .optimized import optimized_graph, whole_model
+from .optimized import optimized_graph
 from .partition import Partition, consumers
 
 REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
@@ -38,7 +38,7 @@ def conversions(model: Model) -> Conversions | None:
     if not any(n.layer.op_type in NCHWC_SEEDS and not n.layer.domain for n in model.nodes):
         return None
     names = _spec_names(model)
-    optimized = optimized_graph(whole_model(model), "all")
+    optimized = optimized_graph(model, "all")
     into = {names[n.input[0]] for n in optimized.node if n.op_type == REORDER_IN and n.input[0] in names}
     out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
     return Conversions(frozenset(into), frozenset(out_of))
