@@ -4,9 +4,9 @@
     python benchmarks/compile_speed.py /work/corpus --static 30    # 30 static real models
 
 Without MODELS_DIR it writes the zoo's demo models (default scale) to a temporary folder.
-`--static N` takes N of the corpus's static FP32 exports (benchmarks/realworld/manifest.json),
-evenly spread over their sizes. For every model it prints, side by side in one run, the
-best-of-N time of the floor (onnx.load without external data, then
+`--static N` takes N of the corpus's static FP32 exports (benchmarks/realworld/manifest.json;
+not the detectors, whose shapes depend on data), evenly spread over their sizes. For every
+model it prints, side by side in one run, the best-of-N time of the floor (onnx.load without external data, then
 onnx.shape_inference.infer_shapes), of dlbricks-gen's frontend (read, bind, infer, fold, lower),
 of the frontend with what compile then does per model (the layout pass's ONNX Runtime
 optimization of the whole model, the cut) without and with `--fusion` (a second optimization,
@@ -71,10 +71,12 @@ def compile_all(root: Path, fusion: bool) -> float:
 
 
 def static_models(root: Path, manifest: Path, count: int) -> list[Path]:
-    """`count` static FP32 exports of the manifest found below `root`, evenly spread by size."""
+    """`count` static FP32 exports of the manifest found below `root` (static inputs, and not
+    a detector: static inside too), evenly spread by size."""
     models = json.loads(manifest.read_text(encoding="utf-8"))["models"]
     static = sorted((m["size_bytes"], m["file"]) for m in models
                     if m["status"] == "ok" and m["kind"] == "export" and m["quantization"] == "none"
+                    and m["family"] != "detection"  # data-dependent shapes inside: a recorded run
                     and all(isinstance(d, int) for i in m["inputs"] for d in i["shape"])
                     and (root / m["file"]).is_file())
     if len(static) <= count:
