@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 python make_corpus.py [OUT]          # default OUT: realworld-models/
     python make_corpus.py OUT --only resnet18,bert_mini  # a subset (a quantized one needs its base)
-    python make_corpus.py --fixtures tests/fixtures/realworld   # only the three small test fixtures
+    python make_corpus.py --fixtures tests/fixtures/realworld   # only the small test fixtures
     python make_corpus.py --list                          # the task list
 
 Runs in its own venv (requirements.txt beside this file), never in the project's. Every model is
@@ -1510,7 +1510,7 @@ def main(argv=None) -> int:
         "--jobs", type=int, default=2, help="models built at once (default 2, one per core)"
     )
     ap.add_argument(
-        "--fixtures", metavar="DIR", help="write only the three small test fixtures into DIR"
+        "--fixtures", metavar="DIR", help="write only the small test fixtures into DIR"
     )
     ap.add_argument("--list", action="store_true", help="print the task list and exit")
     ap.add_argument("--worker", metavar="TASK", help=argparse.SUPPRESS)
