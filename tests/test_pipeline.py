@@ -148,3 +148,13 @@ def test_study_reports_per_h_and_resumes(models_dir: Path, tmp_path: Path):
     invoke("study", str(models_dir), "-o", str(out), "-H", "1..2", "--batch", "1", "--quick")
     assert {h: (out / f"H{h}" / "run.json").read_text() for h in (1, 2)} == runs  # not re-run
     assert (out / "e2e.json").read_text() == e2e  # measured models kept
+
+
+def test_study_rounds_alternate_models_and_suites(models_dir: Path, tmp_path: Path):
+    """ABBA order: round 1 measures models then bricks, round 2 bricks then models."""
+    result = invoke("study", str(models_dir), "-o", str(tmp_path / "s"), "-H", "1", "--batch", "1",
+                    "--quick", "--processes", "2")
+    steps = [("suite" if line.startswith("running ") else "models")
+             for line in result.output.splitlines() if line.startswith(("running ", "e2e "))]
+    collapsed = [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s]
+    assert collapsed == ["models", "suite", "models"]  # models, suite, suite, models

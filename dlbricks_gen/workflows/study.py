@@ -10,8 +10,10 @@ Layout of the study directory (every step resumes from what is already there):
     study.json, study.md     the per-H table and per-model ratios
 
 Whole models and bricks are measured interleaved, in rounds (the policy's `processes`): round k
-measures every model once more (a fresh session each) and then runs pass k of every suite (a
-fresh worker process), so drift and neighbours hit both alike. Each model's ratio carries a
+measures every model once more (a fresh session each) and runs pass k of every suite (a fresh
+worker process), so drift and neighbours hit both alike. The order alternates (models then
+suites, suites then models, ...: `round_order`), so a machine that drifts steadily over the
+study shifts the mean time of both kinds of measurement equally. Each model's ratio carries a
 95% interval (estimate and measurement), which says whether a miss is a miss or noise, and the
 reference benchmark recorded in every result shows how much the machine itself drifted.
 """
@@ -158,6 +160,11 @@ def _share(ratios: list[float], tolerance: float) -> float | None:
     return sum(abs(r - 1) <= tolerance for r in ratios) / len(ratios) if ratios else None
 
 
+def round_order(k: int) -> tuple[str, str]:
+    """What round k measures first: ABBA order, so linear drift hits models and bricks alike."""
+    return ("models", "suites") if k % 2 == 0 else ("suites", "models")
+
+
 def run_study(models_dir: Path, out: Path, options: StudyOptions,
               echo: Callable[[str], None] = print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -171,10 +178,13 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
                for h in options.granularities}
     walls = dict.fromkeys(options.granularities, 0.0)
     e2e_data: dict = {"models": {}}
-    for k in range(options.settings().processes):  # rounds: every model, then every suite
-        e2e_data = measure_e2e(models_dir, out / "e2e.json", options, k, echo)
-        for h, (suite, suite_dir, _) in written.items():
-            walls[h] += run_suite(suite_dir, suite, options, k, echo)
+    for k in range(options.settings().processes):  # rounds: every model and every suite
+        for step in round_order(k):
+            if step == "models":
+                e2e_data = measure_e2e(models_dir, out / "e2e.json", options, k, echo)
+            else:
+                for h, (suite, suite_dir, _) in written.items():
+                    walls[h] += run_suite(suite_dir, suite, options, k, echo)
     e2e = {name: brick_result(r, STATISTIC) for name, r in e2e_data["models"].items()}
     e2e_wall = sum(r["timing"]["wall_s"] for r in e2e_data["models"].values() if r["status"] == "ok")
     rows = [study_granularity(written[h], h, e2e, e2e_wall, walls[h], options)
