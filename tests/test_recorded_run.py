@@ -206,3 +206,17 @@ def test_real_exports_of_the_new_classes_compile():
     [softmax] = [n for n in paddle.nodes if n.layer.op_type == "Softmax"]
     assert softmax.layer.outputs[0].shape == (2, 2) and "Reshape" in {n.layer.op_type for n in paddle.nodes}
     assert not paddle.assumed  # the computed Reshape size folds once the batch is bound
+
+
+def test_a_recorded_run_that_fails_on_random_inputs_says_to_give_a_real_sample():
+    nodes = [helper.make_node("Range", ["start", "limit", "delta"], ["y"], name="range")]
+    model = make_model(nodes, [helper.make_tensor_value_info("delta", TensorProto.INT64, [])],
+                       [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+                       [numpy_helper.from_array(np.array(0, np.int64), "start"),
+                        numpy_helper.from_array(np.array(4, np.int64), "limit")], opset=18)
+    with pytest.raises(FrontendError, match=r"on random \(data policy\) inputs failed in ONNX Runtime \(give a "
+                                            r"real sample with --inputs\)") as err:
+        lower_proto(model, "m", "m.onnx", ShapeOptions())  # integer inputs are zeros: a zero delta
+    assert "\n" not in str(err.value)
+    fine = lower_proto(model, "m", "m.onnx", ShapeOptions(), inputs={"delta": np.array(1, np.int64)})
+    assert fine.nodes[0].layer.outputs[0].shape == (4,)

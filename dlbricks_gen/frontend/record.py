@@ -124,8 +124,9 @@ def record(model: onnx.ModelProto, feeds: dict[str, np.ndarray], known_types: di
     try:
         outputs, declared = _run(probe, feeds, base_dir)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-        raise FrontendError(display, "the recorded run (shapes from a real run) failed in ONNX Runtime: "
-                            f"{' '.join(str(exc).split())[:300]}") from None
+        hint = " (give a real sample with --inputs)" if source.startswith("random") else ""
+        raise FrontendError(display, f"the recorded run (shapes from a real run) on {source} inputs failed in "
+                            f"ONNX Runtime{hint}: {' '.join(str(exc).split())[:300]}") from None
     types, values, total = {}, {}, 0
     declared.update({v.name: _declared(v) for v in graph_inputs(model.graph)})
     given = [(k, v) for k, v in feeds.items() if k not in names]
