@@ -56,7 +56,7 @@ SecretFile = Annotated[Path | None, typer.Option("--secret", dir_okay=False,
     "$XDG_CONFIG_HOME/dlbricks-gen/secret). Share one file within a team to share a results store.")]
 Fusion = Annotated[bool, typer.Option("--fusion/--no-fusion",
     help="Never cut inside a group of layers that ONNX Runtime fuses (learned from the runtime); H"
-    " then counts fused kernels.")]
+    " then counts fused kernels (default: the most accurate estimates; --no-fusion: H counts layers).")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -137,7 +137,7 @@ def compile_cmd(
     granularity: Granularity = "1",
     plan: Annotated[Path | None, typer.Option("--plan",
         help="Private plan file (default: OUTPUT.plan.json beside the suite).")] = None,
-    fusion: Fusion = False,
+    fusion: Fusion = True,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
@@ -396,7 +396,7 @@ def estimate(
     model: Annotated[Path | None, typer.Option("--model", exists=True,
         help="With --store: estimate this ONNX file (or folder), never compiled, instead of a --plan.")] = None,
     granularity: Granularity = "1",
-    fusion: Fusion = False,
+    fusion: Fusion = True,
     batch: Batch = None,
     input_shape: InputShape = None,
     dim: Dim = None,
@@ -693,7 +693,7 @@ def study(
     threads: Threads = 1,
     quick: Quick = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Per-brick timeout in seconds.")] = 600.0,
-    fusion: Fusion = False,
+    fusion: Fusion = True,
     runs: Runs = None,
     processes: Processes = None,
 ) -> None:

@@ -110,7 +110,7 @@ def _reverse_suite_json(suite: Path) -> None:
 def test_the_committed_example_suite_passes_the_audit():
     report = audit_suite(Path(__file__).resolve().parents[1] / "generated")
     assert report.ok, format_report(report)
-    assert report.bricks == 199 and report.layers == sum(c for _, c in report.signatures)
+    assert report.bricks == 162 and report.layers == sum(c for _, c in report.signatures)
 
 
 def test_weight_bytes_in_external_data_files_are_searched_too(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""compile --fusion: the partitioner never cuts inside a group ONNX Runtime fuses, and H counts
+"""compile (--fusion, the default): the partitioner never cuts inside a group ONNX Runtime fuses, and H counts
 fused kernels (the groups are learned from ONNX Runtime, so this runs it on a small model)."""
 
 from __future__ import annotations
@@ -78,10 +78,17 @@ def test_h_counts_fused_kernels(models: Path, tmp_path: Path):
     ops_h2 = instance_ops(compile_fused(models, tmp_path / "h2", 2))
     assert CONV_BN_RELU * 2 in ops_h2  # two kernels, six layers, one brick at H=2
     assert len(ops_h2) == (kernels_h1 + 1) // 2
-    plain = runner.invoke(app, ["compile", str(models), "-o", str(tmp_path / "plain"), "-H", "2"])
+    plain = runner.invoke(app, ["compile", str(models), "-o", str(tmp_path / "plain"), "-H", "2", "--no-fusion"])
     assert plain.exit_code == 0, plain.output
     plain_ops = instance_ops(json.loads((tmp_path / "plain.plan.json").read_text()))
-    assert max(map(len, plain_ops)) == 2  # without --fusion, H counts layers
+    assert max(map(len, plain_ops)) == 2  # with --no-fusion, H counts layers
+
+
+def test_fusion_is_the_default(models: Path, tmp_path: Path):
+    result = runner.invoke(app, ["compile", str(models), "-o", str(tmp_path / "d"), "-H", "1"])
+    assert result.exit_code == 0, result.output
+    assert instance_ops(json.loads((tmp_path / "d.plan.json").read_text())) == \
+        instance_ops(compile_fused(models, tmp_path / "f", 1))
 
 
 def test_fused_suite_is_the_same_twice(models: Path, tmp_path: Path):

@@ -94,7 +94,7 @@ def test_median_interval_is_the_binomial_one_and_needs_six_values():
 
 # --- the random data policy -----------------------------------------------------------------
 
-def test_random_data_policy_v2():
+def test_random_data_policy_v3():
     seed = int.from_bytes(hashlib.sha256(b"w0").digest()[:8], "big")
     rng = np.random.default_rng(seed)
     expected = (np.float32(-1 / 6) + np.float32(2 / 6) * rng.random(size=(4, 4, 3, 3), dtype=np.float32))
@@ -108,6 +108,13 @@ def test_random_data_policy_v2():
     x = random_array("x", "DOUBLE", [1000], "input")
     assert x.dtype == np.float64 and -1 <= x.min() < -0.9 and 0.9 < x.max() < 1
     assert not random_array("i", "INT64", [3], "input").any()
+    q = random_array("qw", "INT8", [64, 32], "weight")  # quantized weights: seeded, over the range
+    assert q.dtype == np.int8 and q.min() < -100 and q.max() > 100
+    np.testing.assert_array_equal(q, random_array("qw", "INT8", [64, 32], "weight"))
+    u = random_array("qx", "UINT8", [4096], "input")
+    assert u.dtype == np.uint8 and u.min() < 10 and u.max() > 245
+    assert random_array("zp", "UINT8", [], "weight") == 128  # zero points: the type's middle
+    assert not random_array("wzp", "INT8", [16], "weight").any()
     assert random_array("b", "BOOL", [2], "weight").dtype == np.bool_
     assert not np.array_equal(random_array("a", "FLOAT", [8], "input"),
                               random_array("b", "FLOAT", [8], "input"))

@@ -50,7 +50,8 @@ def test_adding_a_model_costs_only_its_unseen_bricks(zoo: Path, tmp_path: Path):
         shutil.copy(zoo / f"{name}.onnx", old / f"{name}.onnx")
     # Counts here are of real bricks: no decoys (test_decoys.py covers them with --have). Ids are
     # keyed with the test's own secret (conftest's config home), so reuse goes through keyed ids.
-    invoke("compile", str(old), "-o", str(tmp_path / "s1"), "-H", "2", "--decoys", "0")
+    # H counts layers here (--no-fusion): at H=2 every fused kernel pair of resnet34 is resnet18's.
+    invoke("compile", str(old), "-o", str(tmp_path / "s1"), "-H", "2", "--decoys", "0", "--no-fusion")
     shutil.copytree(tmp_path / "s1", tmp_path / "s1b")  # as if shipped to a second, identical machine
     run_suite(tmp_path / "s1", "--shard", "1/2")
     run_suite(tmp_path / "s1b", "--shard", "2/2")
@@ -60,7 +61,8 @@ def test_adding_a_model_costs_only_its_unseen_bricks(zoo: Path, tmp_path: Path):
 
     shutil.copytree(old, new)
     shutil.copy(zoo / "resnet34.onnx", new / "resnet34.onnx")
-    out = invoke("compile", str(new), "-o", str(tmp_path / "s2"), "--have", str(store), "-H", "2", "--decoys", "0")
+    out = invoke("compile", str(new), "-o", str(tmp_path / "s2"), "--have", str(store), "-H", "2", "--decoys", "0",
+                 "--no-fusion")
     unseen = bricks_of(tmp_path / "s2.plan.json", "resnet34") - bricks_of(tmp_path / "s1.plan.json")
     emitted = set(json.loads((tmp_path / "s2" / "suite.json").read_text())["bricks"])
     assert emitted == unseen and 0 < len(unseen) < len(bricks_of(tmp_path / "s2.plan.json", "resnet34"))
@@ -77,14 +79,14 @@ def test_adding_a_model_costs_only_its_unseen_bricks(zoo: Path, tmp_path: Path):
 
     # A model never compiled: estimated straight from its file, the same as through a plan.
     direct = json.loads(invoke("estimate", "--store", str(store), "--model", str(zoo / "resnet34.onnx"),
-                               "-H", "2", "--json").stdout)["models"]
+                               "-H", "2", "--no-fusion", "--json").stdout)["models"]
     assert direct[0]["estimate_ms"] == pytest.approx(next(r for r in table if r["model"] == "resnet34")["estimate_ms"])
 
     # One with unseen bricks: listed, then emitted as a small suite of exactly those.
     vgg13 = str(zoo / "vgg13.onnx")
-    missing = invoke("estimate", "--store", str(store), "--model", vgg13, "-H", "2", code=1)
+    missing = invoke("estimate", "--store", str(store), "--model", vgg13, "-H", "2", "--no-fusion", code=1)
     assert "bricks have no valid result on this machine" in missing.stderr and "(used by vgg13)" in missing.stderr
-    invoke("estimate", "--store", str(store), "--model", vgg13, "-H", "2", "--emit-missing", str(tmp_path / "s3"))
+    invoke("estimate", "--store", str(store), "--model", vgg13, "-H", "2", "--no-fusion", "--emit-missing", str(tmp_path / "s3"))
     vgg = bricks_of(tmp_path / "s3.plan.json", "vgg13")
     emitted = set(json.loads((tmp_path / "s3" / "suite.json").read_text())["bricks"])
     assert emitted == vgg - bricks_of(tmp_path / "s2.plan.json") and 0 < len(emitted) < len(vgg)

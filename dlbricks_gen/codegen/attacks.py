@@ -26,6 +26,8 @@ from pathlib import Path
 
 from ..frontend import FrontendError, ShapeOptions, find_models, load_model
 from ..ir.spec import brick_spec
+from ..passes.fusion import fusion_units
+from ..passes.layout import conversions
 from ..passes.partition import partition
 from .audit import brick_spec_of, read_suite
 
@@ -183,8 +185,9 @@ class Membership:
 
 def membership(bricks: list[View], public: Path, granularity: int,
                options: ShapeOptions | None = None) -> list[Membership]:
-    """Each public model below `public`, compiled at `granularity` without the user's secret
-    (the vendor has none), matched against the suite."""
+    """Each public model below `public`, compiled at `granularity` as compile does by default
+    (fused kernels, layouts) but without the user's secret (the vendor has none), matched
+    against the suite."""
     ids, contents = {b.id for b in bricks}, {b.content for b in bricks}
     out = []
     for path in find_models(public):
@@ -192,7 +195,9 @@ def membership(bricks: list[View], public: Path, granularity: int,
             model = load_model(path, public if public.is_dir() else public.parent, options or ShapeOptions(batch=1))
         except FrontendError as exc:
             raise ValueError(f"membership: {exc}") from None
-        parts = partition([model], granularity)
+        models, units = fusion_units([model])  # cut as compile cuts by default
+        found = conversions(models[0])
+        parts = partition(models, granularity, units, {model.name: found.nhwc} if found else None)
         keys = {d: content_key(brick_spec(d, b)) for d, b in parts.bricks}
         out.append(Membership(model.name, len(keys), len(set(keys) & ids), sum(k in contents for k in keys.values())))
     return out

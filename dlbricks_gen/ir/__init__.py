@@ -152,6 +152,11 @@ class Brick:
     layers: tuple[Layer, ...]
     wiring: tuple[tuple[Ref | None, ...], ...]  # per layer, per operand: source of activations
     outputs: tuple[LayerOutput, ...]  # visible outside the brick, sorted
+    # Edges the model carries channels-last (NHWC: ONNX Runtime runs 8-bit convolutions and
+    # their neighbours so, passes/layout.py): indices into `inputs` and into `outputs`. The
+    # brick takes and gives these NHWC, so that it runs the kernels the model runs.
+    nhwc_inputs: tuple[int, ...] = ()
+    nhwc_outputs: tuple[int, ...] = ()
 
     @property
     def ops(self) -> tuple[str, ...]:

@@ -12,6 +12,9 @@ One line per brick input and per layer (attributes elided here):
     %1 = Relu@14(activation FLOAT[1,8,16,16]) {} -> FLOAT[1,8,16,16] <- (%0.0)
     out: %1.0
 
+A brick whose edges the model carries channels-last adds a last line naming them, e.g.
+`nhwc: in0, %1.0`.
+
 Scalars are spelled as Python literals (`'text'`, `1.5`, `True`), lists of them as `[a, b]`;
 a tensor-valued attribute as `Operand(kind='constant', type=TensorType(dtype='FLOAT',
 shape=(1,)), data=(0.0,))`, the form this text had when it was derived from `repr`."""
@@ -35,6 +38,9 @@ def brick_text(brick: Brick) -> str:
     for i, (layer, refs) in enumerate(zip(brick.layers, brick.wiring, strict=True)):
         lines.append(f"%{i} = {layer_text(layer)} <- ({', '.join(ref_text(r) for r in refs)})")
     lines.append("out: " + ", ".join(_output(o) for o in brick.outputs))
+    if brick.nhwc_inputs or brick.nhwc_outputs:  # only then: every other digest stays as it was
+        edges = [f"in{k}" for k in brick.nhwc_inputs] + [_output(brick.outputs[k]) for k in brick.nhwc_outputs]
+        lines.append("nhwc: " + ", ".join(edges))
     return "\n".join(lines) + "\n"
 
 

@@ -48,14 +48,14 @@ def brick_spec(digest: str, brick: Brick) -> dict:
             "outputs": [names.get(LayerOutput(i, j), "") for j in range(len(layer.outputs))],
             "attributes": [_attribute(a) for a in layer.attributes],
         })
-    outputs = [{"name": names[o], **_type(brick.layers[o.layer].outputs[o.output])}
-               for o in brick.outputs]
+    outputs = [{"name": names[o], **_edge(brick.layers[o.layer].outputs[o.output], k in brick.nhwc_outputs)}
+               for k, o in enumerate(brick.outputs)]
     return {
         "format": 1,
         "brick": digest,
         "layers": len(brick.layers),
         "opset_imports": _opsets(brick),
-        "inputs": [{"name": input_name(k), **_type(t)} for k, t in enumerate(brick.inputs)],
+        "inputs": [{"name": input_name(k), **_edge(t, k in brick.nhwc_inputs)} for k, t in enumerate(brick.inputs)],
         "outputs": outputs,
         "initializers": initializers,
         "nodes": nodes,
@@ -84,6 +84,16 @@ def _type(t: TensorType | None) -> dict:
     if t.sequence is not None:  # a sequence of tensors: each element's shape
         return {"dtype": t.dtype, "shape": [], "sequence": [list(s) for s in t.sequence]}
     return {"dtype": t.dtype, "shape": list(t.shape)}
+
+
+def _edge(t: TensorType | None, nhwc: bool) -> dict:
+    """A brick input or output; channels-last ones are given NHWC (the nodes see NCHW)."""
+    if not nhwc:
+        return _type(t)
+    if t is None or len(t.shape) != 4:
+        raise ValueError(f"only 4-D values are carried channels-last, not {t}")
+    n, c, h, w = t.shape
+    return {"dtype": t.dtype, "shape": [n, h, w, c], "layout": "NHWC"}
 
 
 def _tensor(operand: Operand) -> dict:

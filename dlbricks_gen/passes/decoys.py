@@ -33,6 +33,7 @@ from ..ir import Brick, Model, TensorType
 from ..ir.spec import brick_spec, weightless
 from ..runtime.core.spec import build_model
 from .cost import brick_cost
+from .layout import channels_last_candidates
 from .partition import Partition, consumers, make_brick, plan_model
 
 ATTEMPTS_PER_PATH = 8  # spans tried per path wanted before giving up
@@ -85,6 +86,9 @@ def add_decoys(parts: Partition, models: list[Model], budget: Budget, secret: by
     # Models in a name-free order (by their bricks): decoys depend neither on names nor on order.
     order = sorted(range(len(models)), key=lambda i: parts.models[i].instances)
     sources = [models[i] for i in order if models[i].nodes]
+    # A model run channels-last (8-bit, passes/layout.py) has bricks with NHWC edges: its decoys too.
+    nhwc = {models[i].name for i in order
+            if any(real[d].nhwc_inputs or real[d].nhwc_outputs for d in parts.models[i].instances)}
     decoys: dict[str, Brick] = {}
     spent = 0.0
 
@@ -94,7 +98,8 @@ def add_decoys(parts: Partition, models: list[Model], budget: Budget, secret: by
     for _ in range(ATTEMPTS_PER_PATH * max(budget.count, 8) * 4):
         if full() or not sources:
             break
-        for digest, brick in _path(rng.choice(sources), rng, pools, sizes, parts.granularity):
+        source = rng.choice(sources)
+        for digest, brick in _path(source, rng, pools, sizes, parts.granularity, source.name in nhwc):
             if full():
                 break
             if digest not in real and digest not in decoys:
@@ -146,11 +151,12 @@ def _sizes(shape) -> tuple[int, ...]:
     return tuple(shape[2:]) if len(shape) == 4 else (shape[1],)
 
 
-def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set], granularity: int
-          ) -> list[tuple[str, Brick]]:
+def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set], granularity: int,
+          channels_last: bool = False) -> list[tuple[str, Brick]]:
     """A random span of `model` rebuilt at another of the suite's sizes, cut into bricks, in
     order; truncated before the first brick that has a size no real brick has (or a larger
-    input than real bricks of its op). Empty when the span cannot be rebuilt."""
+    input than real bricks of its op). Empty when the span cannot be rebuilt. With
+    `channels_last`, its 8-bit 4-D values are NHWC edges, as in the model's real bricks."""
     length = rng.randint(*PATH_LAYERS)
     begin = rng.randrange(len(model.nodes))
     end = min(len(model.nodes), begin + length)
@@ -160,7 +166,8 @@ def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set]
         return []
     try:
         lowered = lower_proto(_proto(_scaled(spec, ratio)), "decoy", "decoy.onnx", ShapeOptions())
-        plan, bricks = plan_model(lowered, granularity)
+        nhwc = channels_last_candidates(lowered) if channels_last else frozenset()
+        plan, bricks = plan_model(lowered, granularity, nhwc=nhwc)
     except Exception:  # noqa: BLE001 - mostly FrontendError (a Reshape to a fixed shape); never fatal
         return []
     out = []

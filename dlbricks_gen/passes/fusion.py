@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..ir import Model, Node
 from ..ir.order import depth_first_order
 from ..ir.spec import output_name
-from .optimized import optimized_graph
+from .optimized import graph_values, optimized_graph
 from .partition import consumers
 
 Units = tuple[tuple[int, int], ...]
@@ -43,12 +43,7 @@ def fused_groups(model: Model) -> list[int]:
 
 
 def _optimized_values(model: Model) -> set[str]:
-    graph = optimized_graph(model, "extended")
-    names = {v.name for v in graph.output}
-    for node in graph.node:
-        names.update(node.input)
-        names.update(node.output)
-    return names
+    return graph_values(optimized_graph(model, "extended"))
 
 
 def group_model(model: Model, groups: list[int]) -> tuple[Model, Units]:

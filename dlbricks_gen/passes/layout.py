@@ -10,19 +10,29 @@ and output edges that the model converts, so the estimator removes only the othe
 (measured in the brick's own profile on the target). The regions depend on the CPU's block
 size; they are read on the machine that compiles, which is why the estimator still uses the
 target's own measured conversion times.
+
+8-bit models are run channels-last instead: ONNX Runtime turns QLinearConv (and the QLinearConv
+of a fused QDQ group) into an NHWC kernel, carries its neighbours (pools, QLinearAdd,
+QLinearConcat ...) NHWC too and transposes only at the region's edges. A brick alone would run
+an NCHW kernel (an 8-bit MaxPool alone costs 20x its NHWC kernel) or pay two transposes, so the
+values the model carries NHWC (8-bit 4-D values its optimized graph no longer has) are given
+to and taken from the brick NHWC (`Brick.nhwc_inputs`, SPEC "layout"): the brick then runs what
+the model runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..ir import Kind, Model
+from ..ir import Kind, Model, TensorType
 from ..ir.spec import input_name, output_name
 from ..runtime.core.calibration import NCHWC_SEEDS
-from .optimized import optimized_graph
+from .optimized import graph_values, optimized_graph
 from .partition import Partition, consumers
 
 REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
+NHWC_SEEDS = frozenset({"QLinearConv"})  # besides NCHWC_SEEDS' Conv, which QDQ groups become
+CHANNELS_LAST_DTYPES = frozenset({"INT8", "UINT8"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +41,32 @@ class Conversions:
 
     into: frozenset[str] = frozenset()
     out_of: frozenset[str] = frozenset()
+    nhwc: frozenset[str] = frozenset()  # values it carries channels-last (8-bit, 4-D)
 
 
 def conversions(model: Model) -> Conversions | None:
     """The model's layout conversions; None when no layer could start an NCHWc region."""
-    if not any(n.layer.op_type in NCHWC_SEEDS and not n.layer.domain for n in model.nodes):
+    seeds = NCHWC_SEEDS | NHWC_SEEDS
+    if not any(n.layer.op_type in seeds and not n.layer.domain for n in model.nodes):
         return None
     names = _spec_names(model)
     optimized = optimized_graph(model, "all")
     into = {names[n.input[0]] for n in optimized.node if n.op_type == REORDER_IN and n.input[0] in names}
     out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
-    return Conversions(frozenset(into), frozenset(out_of))
+    kept = graph_values(optimized)
+    nhwc = channels_last_candidates(model) & {name for spec, name in names.items() if spec not in kept}
+    return Conversions(frozenset(into), frozenset(out_of), frozenset(nhwc))
+
+
+def channels_last_candidates(model: Model) -> frozenset[str]:
+    """The model's values that ONNX Runtime could carry channels-last: 8-bit and 4-D."""
+    types: dict[str, TensorType | None] = {
+        name: op.type for node in model.nodes
+        for name, op in zip(node.inputs, node.layer.inputs, strict=True) if name}
+    types.update({name: t for node in model.nodes for name, t in zip(node.outputs, node.layer.outputs, strict=True)
+                  if name})
+    return frozenset(name for name, t in types.items()
+                     if t is not None and t.dtype in CHANNELS_LAST_DTYPES and len(t.shape) == 4)
 
 
 def _spec_names(model: Model) -> dict[str, str]:

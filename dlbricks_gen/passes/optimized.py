@@ -97,3 +97,13 @@ def _whole_model(model: Model) -> _WholeModel:
 def clear_whole_model() -> None:
     """Forget the last whole model (and free its weights)."""
     _whole_model.cache_clear()
+
+
+def graph_values(graph: onnx.GraphProto) -> set[str]:
+    """Every value name an (optimized) graph computes or reads: a value of the original graph
+    missing here was fused away or changed layout."""
+    names = {v.name for v in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names

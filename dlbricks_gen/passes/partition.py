@@ -56,8 +56,10 @@ def windows(model: Model, granularity: int,
     return spans
 
 
-def make_brick(model: Model, begin: int, end: int, consumed_after: dict[str, set[int]]) -> Brick:
-    """The name-free brick for nodes [begin, end) of `model`."""
+def make_brick(model: Model, begin: int, end: int, consumed_after: dict[str, set[int]],
+               nhwc: frozenset[str] = frozenset()) -> Brick:
+    """The name-free brick for nodes [begin, end) of `model`; `nhwc`: the model's values that
+    it carries channels-last (passes/layout.py), given to and taken from the brick so."""
     local: dict[str, LayerOutput] = {}
     for i in range(begin, end):
         for j, name in enumerate(model.nodes[i].outputs):
@@ -91,7 +93,11 @@ def make_brick(model: Model, begin: int, end: int, consumed_after: dict[str, set
         or any(not begin <= c < end for c in consumed_after[name])
     )
     layers = tuple(model.nodes[i].layer for i in range(begin, end))
-    return Brick(tuple(input_types), layers, tuple(wiring), tuple(sorted(outputs)))
+    names = {pos: name for name, pos in local.items()}
+    outs = tuple(sorted(outputs))
+    return Brick(tuple(input_types), layers, tuple(wiring), outs,
+                 tuple(ref.index for name, ref in external.items() if name in nhwc),
+                 tuple(k for k, pos in enumerate(outs) if names[pos] in nhwc))
 
 
 def consumers(model: Model) -> dict[str, set[int]]:
@@ -103,15 +109,15 @@ def consumers(model: Model) -> dict[str, set[int]]:
     return found
 
 
-def plan_model(model: Model, granularity: int,
-               units: tuple[tuple[int, int], ...] | None = None) -> tuple[ModelPlan, dict[str, Brick]]:
+def plan_model(model: Model, granularity: int, units: tuple[tuple[int, int], ...] | None = None,
+               nhwc: frozenset[str] = frozenset()) -> tuple[ModelPlan, dict[str, Brick]]:
     spans = windows(model, granularity, units)
     used_by = consumers(model)
     bricks = {}
     instances = []
     owner = {}
     for k, (begin, end) in enumerate(spans):
-        brick = make_brick(model, begin, end, used_by)
+        brick = make_brick(model, begin, end, used_by, nhwc)
         digest = brick_digest(brick)
         bricks[digest] = brick
         instances.append(digest)
@@ -143,14 +149,17 @@ def itemsize(dtype: str) -> int:
 
 
 def partition(models: list[Model], granularity: int,
-              units: dict[str, tuple[tuple[int, int], ...]] | None = None) -> Partition:
+              units: dict[str, tuple[tuple[int, int], ...]] | None = None,
+              nhwc: dict[str, frozenset[str]] | None = None) -> Partition:
     """Cut every model and deduplicate the sequences across all of them.
 
     `units` (by model name) are spans that must stay whole; H then counts units, not layers.
+    `nhwc` (by model name): the values each model carries channels-last (passes/layout.py).
     """
     plans, bricks = [], {}
     for model in models:
-        plan, found = plan_model(model, granularity, (units or {}).get(model.name))
+        plan, found = plan_model(model, granularity, (units or {}).get(model.name),
+                                 (nhwc or {}).get(model.name, frozenset()))
         plans.append(plan)
         bricks.update(found)
     return Partition(granularity, tuple(sorted(bricks.items())), tuple(plans))

@@ -123,7 +123,9 @@ def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
     """Cut, add decoys, key the ids, render and write the plan text: pure, deterministic.
     `layouts`: the models' layout conversions, recorded per brick instance in the plan. With a
     secret, every id downstream (files, plan, `exclude`, results) is the keyed id."""
-    cut = with_kept_reorders(partition(models, recipe.granularity, units), models, layouts or {})
+    layouts = layouts or {}
+    nhwc = {name: found.nhwc for name, found in layouts.items()}
+    cut = with_kept_reorders(partition(models, recipe.granularity, units, nhwc), models, layouts)
     budget = Budget(recipe.decoys, recipe.decoy_share)
     parts, decoy_ids = add_decoys(cut, models, budget, recipe.secret or b"")
     digests = None
@@ -146,7 +148,7 @@ def write_assembled(suite: Assembled, out_dir: Path, plan_path: Path) -> None:
 
 
 def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
-                   options: ShapeOptions, fusion: bool = False,
+                   options: ShapeOptions, fusion: bool = True,
                    progress: Callable[[str], None] | None = None,
                    audit: bool = False, decoys: int = 0,
                    exclude: frozenset[str] = frozenset(),

@@ -1,7 +1,7 @@
-"""The committed example suite (generated/): the demo models at default scale, H=1, brick ids
-keyed with the public DEMO_SECRET (codegen/keys.py) so that anyone can reproduce it byte for
-byte (a real compile keys with the user's own secret). No decoys, so that it shows exactly the
-models' bricks; `example_suite(decoys=True)` adds compile's default budget.
+"""The committed example suite (generated/): the demo models at default scale, H=1 in fused
+kernels (compile's default), brick ids keyed with the public DEMO_SECRET (codegen/keys.py) so
+that anyone can reproduce it byte for byte (a real compile keys with the user's own secret). No
+decoys, so that it shows exactly the models' bricks; `example_suite(decoys=True)` adds compile's default budget.
 
     python -m dlbricks_gen.workflows.examples generated examples/generated.plan.json
 
@@ -19,18 +19,19 @@ from ..frontend import ShapeOptions, lower_proto
 from ..passes.decoys import DEFAULT as DEFAULT_DECOYS
 from ..passes.decoys import Budget
 from ..zoo import DEMO_MODELS, ZooOptions, build_model
-from .compile import Assembled, Recipe, assemble, layout_conversions, write_assembled
+from .compile import Assembled, Recipe, assemble, fusion_groups, layout_conversions, write_assembled
 
 GRANULARITY = 1
 
 
 def example_suite(decoys: bool = False) -> Assembled:
     """The example suite, assembled in memory (with `decoys`: at compile's default budget)."""
-    models = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1))
-              for m in DEMO_MODELS]
+    lowered = [lower_proto(build_model(m, ZooOptions()), m, f"{m}.onnx", ShapeOptions(batch=1))
+               for m in DEMO_MODELS]
+    models, units = fusion_groups(lowered, True)  # compile's default: never cut a fused kernel
     budget = Budget.parse(DEFAULT_DECOYS if decoys else "0")
     recipe = Recipe(GRANULARITY, ShapeOptions(batch=1), budget.count, decoy_share=budget.share, secret=DEMO_SECRET)
-    return assemble(models, recipe, layouts=layout_conversions(models))
+    return assemble(models, recipe, units, layouts=layout_conversions(models))
 
 
 def render_example() -> tuple[dict[str, str], str]:

@@ -50,7 +50,7 @@ class StudyOptions:
     threads: int = 1
     quick: bool = False
     timeout: float = 600.0
-    fusion: bool = False
+    fusion: bool = True  # never cut inside a fused kernel (passes/fusion.py)
     calibrate: bool = True
     runs: int | None = None  # timed calls per brick and per model (None: the policy's default)
     processes: int | None = None  # rounds of e2e and suite passes (None: the policy's default)

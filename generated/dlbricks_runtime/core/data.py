@@ -1,4 +1,4 @@
-"""The random data policy v2 (docs/FORMATS.md): every input and weight is drawn from a
+"""The random data policy v3 (docs/FORMATS.md): every input and weight is drawn from a
 generator seeded by the tensor's name, so it is the same on every run and machine."""
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ FLOAT_DTYPES = frozenset({
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 # A session's inputs: a tensor per name, or a list of them for a sequence input.
 Feeds = dict[str, "np.ndarray | list[np.ndarray]"]
+
+# 8-bit integers are quantized data, never indices: drawn over their range, zero points (rank
+# <= 1 weights) at the middle of it, as onnxruntime.quantization writes them.
+QUANTIZED = {"INT8": (-127, 127, 0), "UINT8": (0, 255, 128)}  # low, high, zero point
 
 
 def seed_of(name: str) -> int:
@@ -46,14 +50,16 @@ def _bounds(shape: tuple[int, ...], role: str) -> tuple[float, float]:
 
 
 def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.ndarray:
-    """The data policy v2: seeded by the tensor name, the same on every run and machine."""
+    """The data policy v3: seeded by the tensor name, the same on every run and machine."""
     if role not in ("input", "weight"):
         raise ValueError(f"role must be 'input' or 'weight', not {role!r}")
     dims = tuple(int(d) for d in shape)
     np_type = numpy_dtype(dtype)
     if dtype == "STRING":
         return np.full(dims, "", dtype=object)
-    if dtype not in FLOAT_DTYPES:  # integers are zeros (always valid indices), BOOL is False
+    if dtype in QUANTIZED:
+        return _quantized(name, dtype, dims, role)
+    if dtype not in FLOAT_DTYPES:  # other integers are zeros (always valid indices), BOOL is False
         return np.zeros(dims, dtype=np_type)
     rng = np.random.default_rng(seed_of(name))
     low, high = _bounds(dims, role)
@@ -63,6 +69,14 @@ def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.n
         array += np.float32(low)
         return array
     return rng.uniform(low, high, size=dims).astype(np_type)
+
+
+def _quantized(name: str, dtype: str, dims: tuple[int, ...], role: str) -> np.ndarray:
+    low, high, zero_point = QUANTIZED[dtype]
+    if role == "weight" and len(dims) < 2:
+        return np.full(dims, zero_point, dtype=numpy_dtype(dtype))
+    rng = np.random.default_rng(seed_of(name))
+    return rng.integers(low, high, size=dims, endpoint=True).astype(numpy_dtype(dtype))
 
 
 def literal_array(dtype: str, shape: Iterable[int], data: list) -> np.ndarray:

@@ -80,13 +80,15 @@ def build_model(spec: dict) -> onnx.ModelProto:
     inputs = [value_info(t) for t in spec["inputs"]]
     outputs = [value_info(t) for t in spec["outputs"]]
     initializers = [make_tensor(t["name"], t) for t in spec["initializers"]]
+    first, last, inner = _layout_edges(spec)
     nodes = []
     for index, n in enumerate(spec["nodes"]):
-        node = helper.make_node(n["op_type"], n["inputs"], n["outputs"], name=f"n{index}",
+        node = helper.make_node(n["op_type"], [inner.get(v, v) for v in n["inputs"]],
+                                [inner.get(v, v) for v in n["outputs"]], name=f"n{index}",
                                 domain=n.get("domain", ""))
         node.attribute.extend(make_attribute(a) for a in n.get("attributes", []))
         nodes.append(node)
-    graph = helper.make_graph(nodes, "brick", inputs, outputs, initializers)
+    graph = helper.make_graph(first + nodes + last, "brick", inputs, outputs, initializers)
     opsets = [helper.make_opsetid(domain, int(version))
               for domain, version in sorted(spec["opset_imports"].items())]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="dlbricks-gen harness")
@@ -116,6 +118,26 @@ def _sequence_shapes(model: onnx.ModelProto) -> dict:
         raise ValueError(f"{SEQUENCE_SHAPES} holds {len(text)} characters, more than {MAX_SEQUENCE_SHAPES_TEXT}")
     shapes = json.loads(text)
     return shapes if isinstance(shapes, dict) else {}
+
+def _layout_edges(spec: dict) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto], dict[str, str]]:
+    """Transposes at the channels-last edges (SPEC "layout": "NHWC"): the graph takes and gives
+    those values NHWC while its nodes see them NCHW, as inside the model; ONNX Runtime then runs
+    the kernels channels-last and removes the transposes, as it does in the model."""
+    first: list[onnx.NodeProto] = []
+    last: list[onnx.NodeProto] = []
+    inner: dict[str, str] = {}
+    for side, perm in (("inputs", [0, 3, 1, 2]), ("outputs", [0, 2, 3, 1])):
+        for t in spec[side]:
+            layout = t.get("layout", "NCHW")
+            if layout == "NCHW":
+                continue
+            if layout != "NHWC" or len(t["shape"]) != 4:
+                raise ValueError(f"{t['name']}: layout {layout!r} of a {len(t['shape'])}-D value is not supported")
+            inner[t["name"]] = f"{t['name']}.nchw"
+            pair = [t["name"], inner[t["name"]]] if side == "inputs" else [inner[t["name"]], t["name"]]
+            node = helper.make_node("Transpose", pair[:1], pair[1:], name=f"{t['name']}.layout", perm=perm)
+            (first if side == "inputs" else last).append(node)
+    return first, last, inner
 
 
 def model_inputs(model: onnx.ModelProto) -> list[dict]:
