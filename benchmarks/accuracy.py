@@ -1,6 +1,7 @@
 """Estimate/measured per model for each estimator variant, from finished `study` folders.
 
     python benchmarks/accuracy.py STUDY [STUDY ...] [-H 1] [--tolerance 0.10] [--json]
+                                  [--absorbed-from PLAN]
 
 For each study folder (one `dlbricks-gen study` run: e2e.json and H<h>/suite with its plan and
 results) and each estimator variant computed from the same measurements, it prints how many
@@ -10,8 +11,14 @@ models that miss. Variants:
   calibrated  less each brick's call overhead and every NCHWc reorder it paid (the old default)
   layout      less each brick's call overhead and the reorders the model itself does not do
               (per-instance shares in the plan, passes/layout.py)
-  default     layout, and each brick at its cold-cache time where the model's weights exceed
-              the L2 cache of the measuring machine (runtime/core/cold.py): what `estimate` prints
+  cold        layout, and each brick at its cold-cache time where the model's weights exceed
+              the L2 cache of the measuring machine (runtime/core/cold.py)
+  default     cold, without the bricks that the model runs inside a neighbouring NCHWc
+              convolution (an activation or residual Add ONNX Runtime fuses at level "all",
+              `absorbed` in the plan, passes/layout.py): what `estimate` prints
+  kernels     default, each profiled brick at its kernels' share of its run plus one node's
+              cost (estimate/model.py kernel_time), not at its latency less the null call
+  kernels-apart  the same without leaving out the absorbed bricks
 A study made with `--fusion` gives the same variants on fusion-aware bricks.
 """
 
@@ -25,23 +32,40 @@ from dataclasses import replace
 from pathlib import Path
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean
-from dlbricks_gen.passes.plan import load_plan
+from dlbricks_gen.passes.plan import Plan, load_plan
 from dlbricks_gen.results.load import load_e2e, load_results
 
 STATISTIC = "trimmed_mean_20"
-VARIANTS = ("plain", "calibrated", "layout", "default")
+VARIANTS = ("plain", "calibrated", "layout", "cold", "default", "kernels", "kernels-apart")
 
 
-def ratios(study: Path, h: int) -> dict[str, dict[str, float]]:
+def with_absorbed_from(plan: Plan, newer: Plan) -> Plan:
+    """`plan` with the `absorbed` flags of `newer`, a plan compiled later from the same models
+    (a study measured before the flags existed); a model whose instances differ keeps none."""
+    ops = {d: b.ops for d, b in newer.bricks.items()}
+    by_name = {m.name: m for m in newer.models}
+    models = []
+    for m in plan.models:
+        n = by_name.get(m.name)
+        same = n is not None and [ops[d] for d in n.instances] == [plan.bricks[d].ops for d in m.instances]
+        models.append(replace(m, absorbed=n.absorbed if same and n is not None else ()))
+    return replace(plan, models=tuple(models))
+
+
+def ratios(study: Path, h: int, absorbed_from: Plan | None = None) -> dict[str, dict[str, float]]:
     """{variant: {model: estimate/measured}} for the complete, measured models of a study."""
     plan = load_plan(study / f"H{h}" / "suite.plan.json")
+    plan = plan if absorbed_from is None else with_absorbed_from(plan, absorbed_from)
     results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, STATISTIC).results
     measured = load_e2e(study / "e2e.json", STATISTIC)
-    warm = replace(plan, models=tuple(replace(m, weight_bytes=0) for m in plan.models))
-    old = replace(plan, models=tuple(replace(m, weight_bytes=0, kept_reorders=()) for m in plan.models))
+    apart = replace(plan, models=tuple(replace(m, absorbed=()) for m in plan.models))
+    warm = replace(apart, models=tuple(replace(m, weight_bytes=0) for m in apart.models))
+    old = replace(warm, models=tuple(replace(m, kept_reorders=()) for m in warm.models))
     out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    for variants in zip(estimate(old, results), estimate(warm, results), estimate(plan, results), strict=True):
-        name, complete = variants[2].name, variants[2].complete
+    runs = [estimate(p, results) for p in (old, warm, apart, plan)]
+    runs += [estimate(plan, results, kernels=True), estimate(apart, results, kernels=True)]
+    for variants in zip(*runs, strict=True):
+        name, complete = variants[-1].name, variants[-1].complete
         truth = measured.get(name)
         if truth is None or not truth.ok or not complete:
             continue
@@ -67,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-H", type=int, default=1)
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--absorbed-from", type=Path, metavar="PLAN",
+                        help="take the absorbed flags from this plan of the same models, "
+                             "compiled later (studies measured before the flags existed)")
     args = parser.parse_args(argv)
+    newer = load_plan(args.absorbed_from) if args.absorbed_from else None
     table = {}
     for study in args.studies:
-        for variant, values in ratios(study, args.H).items():
+        for variant, values in ratios(study, args.H, newer).items():
             table[f"{study.name} {variant}"] = summary(values, args.tolerance)
     if args.json:
         print(json.dumps(table, indent=1))

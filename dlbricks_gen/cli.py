@@ -90,14 +90,24 @@ def user_secret(path: Path | None) -> bytes:
 
 
 def shape_options(batch: int | None, input_shape: list[str] | None, dim: list[str] | None,
-                  inputs: Path | None = None) -> ShapeOptions:
+                  models: Path, inputs: Path | None = None) -> ShapeOptions:
+    """The shape options, checked against the inputs of the models before any work: a name no
+    model uses, a wrong rank or a changed fixed dimension is a usage error (exit 2)."""
+    from .frontend.shapes import option_problems
+
     try:
         shapes = tuple((n, tuple(int(d) for d in v.replace(",", "x").split("x")))
                        for n, v in (_pair(s, "--input-shape") for s in input_shape or ()))
         dims = tuple((n, int(v)) for n, v in (_pair(s, "--dim") for s in dim or ()))
     except ValueError as exc:
         fail(str(exc), 2)
-    return ShapeOptions(batch=batch, input_shapes=shapes, dims=dims, inputs=inputs)
+    options = ShapeOptions(batch=batch, input_shapes=shapes, dims=dims, inputs=inputs)
+    problems = option_problems(find_models(models), options) if shapes or dims else []
+    for problem in problems[:-1]:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        fail(problems[-1], 2)
+    return options
 
 
 def granularities(text: str) -> list[int]:
@@ -116,6 +126,14 @@ def one_granularity(text: str) -> int:
     if len(hs) != 1:
         fail(f"-H {text!r}: this command takes one granularity", 2)
     return hs[0]
+
+
+def backend_names(name: str, option: str = "--backend") -> tuple[str, ...]:
+    """A --backend choice -> the backends it names; anything else is a usage error."""
+    try:
+        return backends.parse(name, option)
+    except ValueError as exc:
+        fail(str(exc), 2)
 
 
 def _pair(text: str, option: str) -> tuple[str, str]:
@@ -171,7 +189,7 @@ def compile_cmd(
     from .passes.plan import default_plan_path
     from .workflows.compile import compile_models
 
-    options = replace(shape_options(batch, input_shape, dim, inputs), max_bytes=max_bytes)
+    options = replace(shape_options(batch, input_shape, dim, models, inputs), max_bytes=max_bytes)
     try:
         budget = Budget.parse(decoys)
     except ValueError as exc:
@@ -180,6 +198,7 @@ def compile_cmd(
     plan_path = plan or default_plan_path(output)
     if machine is not None and have is None:
         fail("--machine chooses a machine of the --have store: give --have STORE", 2)
+    backend_names(backend)
     try:
         chosen_backends, target = _backends(backend, tvm_target)
         # --have: stored ONNX Runtime results (a TVM suite re-measures its TVM bricks).
@@ -240,14 +259,19 @@ def echo_progress(item: str) -> None:
     typer.echo(item if item.startswith("TVM kernel ") else f"reading {item!r}"[:300], err=True)
 
 
+Step = Callable[..., None]  # step(item) advances by one; step(item, done, total) sets the position
+
+
 @contextlib.contextmanager
 def progress_bar(what: str, total: int, line: Callable[[str], None],
-                 console: Console | None = None) -> Iterator[Callable[[str], None]]:
-    """A callback for long work over `total` items: on a terminal a rich progress bar with
-    counts, elapsed time and ETA; otherwise (logs, pipes, tests) `line` per item."""
+                 console: Console | None = None) -> Iterator[Step]:
+    """A callback for long work over `total` units: on a terminal a rich progress bar with
+    counts, elapsed time and ETA; otherwise (logs, pipes, tests) `line` per item. It is called
+    as an item starts: step(item) counts the items before it, step(item, done, total) says how
+    many units are done and how many there are (work whose size is learnt on the way)."""
     console = console or Console(stderr=True)
     if not console.is_terminal:
-        yield line
+        yield lambda item, done=None, new_total=None: line(item)
         return
     from rich.progress import (
         BarColumn,
@@ -264,16 +288,19 @@ def progress_bar(what: str, total: int, line: Callable[[str], None],
         task = bar.add_task(what, total=total, item="")
         started = False
 
-        def advance(item: str) -> None:
+        def advance(item: str, done: int | None = None, new_total: int | None = None) -> None:
             nonlocal started
             if item.startswith("TVM kernel "):  # a second phase, not counted
                 bar.console.print(item)
+                return
+            if done is not None:
+                bar.update(task, completed=done, total=new_total, item=escape(item[-60:]))
                 return
             bar.update(task, advance=1 if started else 0, item=escape(item[-60:]))
             started = True
 
         yield advance
-        bar.update(task, completed=total)
+        bar.update(task, completed=bar.tasks[0].total)
 
 
 def report_audit(report, brief: bool) -> None:
@@ -425,13 +452,15 @@ def estimate(
     if as_json and as_csv:
         fail("--json and --csv cannot be combined: choose one output format", 2)
     check_output_file(html_path, "--html")
+    backend_names(backend)
     plan, results = plan or [], opened_results(ctx, results or [])
     try:
         sections = []
         if store is not None:
-            chosen = [backends.TVM if backend == backends.TVM else backends.DEFAULT]
+            named = backend_names(backend)
+            chosen = [named[0] if len(named) == 1 else backends.DEFAULT]  # all: ONNX Runtime's
             latest, loaded = from_store(store, machine, chosen[0], statistic)
-            options = shape_options(batch, input_shape, dim, inputs)
+            options = shape_options(batch, input_shape, dim, model, inputs) if model else ShapeOptions()
             plans = [model_plan(model, one_granularity(granularity), options, fusion, latest, emit_missing,
                                 user_secret(secret))] if model \
                 else [load_plan(p) for p in plan]
@@ -464,15 +493,23 @@ def estimate(
         if quick:
             typer.echo(f"warning: {quick} of {len(loaded.results)} results are QUICK (make run QUICK=1): "
                        "smoke-test timings, not an estimate of real latency", err=True)
+        comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
+        mismatch = rl.e2e_mismatch(loaded.results, comparable)
+        if mismatch:
+            typer.echo(f"warning: {mismatch}", err=True)
+        busy = rl.contended_results(loaded.results)
+        if busy:
+            typer.echo(f"warning: {busy} of {len(loaded.results)} results were measured while other programs "
+                       "kept the CPUs busy (load average; e.g. two runs at once on one machine): their "
+                       "timings may be too high, measure them again on a quiet machine", err=True)
         drift = drift_warning([*loaded.results.values(), *measured[run].values()], "results")
         if drift:
             typer.echo(f"warning: {drift}", err=True)
-        comparable = measured[run] if e2e_batch is None or e2e_batch == the_plan.batch else {}
         table = report.rows(est.estimate(the_plan, loaded.results), comparable, calibrate)
         side_by_side.setdefault(the_plan.label, {})[key] = table
         breakdowns = report.headline_views(table, the_plan, loaded.results)
         for row in table:
-            row["breakdown"] = breakdowns[row["model"]]
+            row["breakdown"] = report.breakdown_ms(breakdowns[row["model"]])
             row["batch"] = the_plan.batch
         header = ", ".join(filter(None, [the_plan.label if len(plans) > 1 else "", key]))
         if header:
@@ -481,7 +518,7 @@ def estimate(
         if not (as_json or as_csv):
             typer.echo(report.about_line(about))
         typer.echo(report.to_json(table, statistic, about) if as_json else
-                   report.to_csv(table) if as_csv else report.to_table(table), nl=False)
+                   report.to_csv(table, about) if as_csv else report.to_table(table), nl=False)
         if html_path is not None:
             from .estimate.html import estimate_report
 
@@ -605,7 +642,7 @@ def e2e(
     from .workflows.e2e import measure_all
 
     check_output_file(output, "-o")
-    options = shape_options(batch, input_shape, dim)
+    options = shape_options(batch, input_shape, dim, models)
     settings = Settings(intra_op_threads=threads, quick=quick, min_runs=runs, processes=processes)
     measure = None
     if backends.ALIASES.get(backend, backend) != backends.DEFAULT:
@@ -630,7 +667,14 @@ def e2e(
         data = measure_all(models, options, settings, measure=measure, progress=progress)
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
+    from .results.machine import identity, machine_label
+
+    first = next((r for r in data["models"].values() if r["status"] == "ok"), None)
+    data["about"] = {"machine": machine_label(identity(first)) if first else None, "statistic": "median",
+                     "dlbricks_gen": __version__, "date": datetime.date.today().isoformat()}
     output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    typer.echo(f"# machine {data['about']['machine'] or 'unknown (nothing measured)'}; statistic median; "
+               f"dlbricks-gen {__version__}, {data['about']['date']}")
     failed = 0
     for name, result in data["models"].items():
         if result["status"] == "ok":
@@ -702,13 +746,14 @@ def study(
     Example: dlbricks-gen study models/ -H 1..6 -o study/
     """
     from .estimate.html import study_report
-    from .workflows.study import StudyOptions, format_study, run_study
+    from .workflows.study import StudyOptions, about_line, format_study, run_study
 
     hs = tuple(granularities(granularity))
-    options = StudyOptions(hs, shape_options(batch, input_shape, dim), threads, quick, timeout, fusion,
+    options = StudyOptions(hs, shape_options(batch, input_shape, dim, models), threads, quick, timeout, fusion,
                            runs=runs, processes=processes)
-    data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True))
-    (output / "study.html").write_text(study_report(data), encoding="utf-8")
+    with progress_bar("study", len(find_models(models)), lambda m: typer.echo(m, err=True)) as progress:
+        data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True), progress=progress)
+    (output / "study.html").write_text(study_report(data, about_line(data)), encoding="utf-8")
     typer.echo(format_study(data), nl=False)
     typer.echo(f"report: {output / 'study.html'}", err=True)
 
@@ -731,7 +776,7 @@ def inspect_cmd(
     from .workflows.inspection import format_inspection, inspect_models
 
     hs = granularities(granularity)
-    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim, inputs))
+    lowered, failed = lower_all(models, shape_options(batch, input_shape, dim, models, inputs))
     for _, error in failed:
         typer.echo(f"error: {error}", err=True)
     if not lowered:
@@ -758,9 +803,11 @@ def store_import(
 
     Example: dlbricks-gen store import results.db generated/results shard2/results
     """
-    from .results.store import Store, read_records
+    from .results.store import Store, read_records, result_paths
 
-    records, problems = read_records(opened_results(ctx, results))
+    folders = opened_results(ctx, results)
+    with progress_bar("store import", len(result_paths(folders)[0]), lambda _: None) as progress:
+        records, problems = read_records(folders, progress)
     for problem in problems:
         typer.echo(f"warning: skipped {problem}", err=True)
     try:
@@ -789,13 +836,16 @@ def store_list(
     """List the machines of the store: fingerprint, bricks with a valid result, description."""
     from .results.store import Store
 
+    named = backend_names(backend)
     try:
         db = Store.open(store)
     except ValueError as exc:
         fail(str(exc))
     try:
-        for row in db.machines(backend):
-            typer.echo(f"{row.fingerprint}  {row.bricks} bricks  {row.rows} rows  {row.label}")
+        for name in named:
+            for row in db.machines(name):
+                typer.echo(f"{row.fingerprint}  {row.bricks} bricks  {row.rows} rows  {row.label}"
+                           + (f"  ({name})" if len(named) > 1 else ""))
     finally:
         db.close()
 

@@ -47,6 +47,25 @@ def test_bad_option_values_are_one_line_errors(models_dir: Path, tmp_path: Path)
     assert result.exit_code == 2
 
 
+def test_shape_options_no_model_uses_or_that_contradict_a_model_are_usage_errors(models_dir: Path, tmp_path: Path):
+    out = str(tmp_path / "s")
+    for command in (["compile", str(models_dir), "-o", out], ["inspect", str(models_dir)],
+                    ["e2e", str(models_dir), "-o", str(tmp_path / "e.json"), "--quick"]):
+        dim = runner.invoke(app, [*command, "--dim", "seq=8"])
+        assert dim.exit_code == 2 and "--dim seq=8" in dim.stderr and "'seq'" in dim.stderr, dim.output
+        assert "named dimensions: N" in dim.stderr and "reading" not in dim.stderr, dim.output
+    name = runner.invoke(app, ["compile", str(models_dir), "-o", out, "--input-shape", "y=1x8x16x16"])
+    assert name.exit_code == 2 and "no model has an input named 'y' (inputs: x)" in name.stderr, name.output
+    rank = runner.invoke(app, ["compile", str(models_dir), "-o", out, "--input-shape", "x=1x8x16"])
+    assert rank.exit_code == 2 and "input 'x' has rank 2, not 3" in rank.stderr, rank.output
+    fixed = runner.invoke(app, ["inspect", str(models_dir), "--input-shape", "x=2x9x16x16"])
+    assert fixed.exit_code == 2 and "dimension 1 of input 'x' is fixed at 8" in fixed.stderr, fixed.output
+    assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
+    # a name one model of the folder has applies to that model; the others compile as they are
+    used = runner.invoke(app, ["compile", str(models_dir), "-o", out, "--dim", "N=2"])
+    assert used.exit_code == 0 and "2 models (0 failed)" in used.stdout, used.output
+
+
 def test_unresolved_dimensions_name_the_input(models_dir: Path, tmp_path: Path):
     result = runner.invoke(app, ["compile", str(models_dir), "-o", str(tmp_path / "s")])
     assert "confidential_resnet.onnx: unresolved input dimensions: x (N)" in result.stderr
@@ -125,6 +144,34 @@ def test_usage_errors_exit_2_and_raw_errors_are_named(models_dir: Path, tmp_path
     assert h.exit_code == 2 and "-H" in h.stderr and "abc" in h.stderr, h.output
 
 
+def test_backend_choices_are_usage_errors_in_every_command(models_dir: Path, tmp_path: Path):
+    from dlbricks_gen.results.store import Store
+
+    Store.open(tmp_path / "s.db", create=True).close()
+    (tmp_path / "p.json").write_text("{}")
+    for command in (["compile", str(models_dir), "-o", str(tmp_path / "s")],
+                    ["e2e", str(models_dir), "-o", str(tmp_path / "e.json")],
+                    ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path)],
+                    ["estimate", "--plan", str(tmp_path / "p.json"), "--store", str(tmp_path / "s.db")],
+                    ["store", "list", str(tmp_path / "s.db")]):
+        run = runner.invoke(app, [*command, "--backend", "cuda"])
+        assert run.exit_code == 2 and "--backend must be one of onnxruntime, tvm, all, not 'cuda'" in run.stderr, \
+            (command, run.output)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
+    stat = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path),
+                               "--stat", "p99"])
+    assert stat.exit_code == 2 and "--stat must be one of trimmed_mean_20, median, mean, min" in stat.stderr
+    import typer
+
+    from dlbricks_gen.results.load import STATISTICS
+    options = {p.name: p for p in typer.main.get_command(app).commands["estimate"].params}  # type: ignore[attr-defined]
+    assert ", ".join(STATISTICS) in options["statistic"].help and "tvm" in options["backend"].help
+    # one vocabulary: the suite's Makefile and runner name the backends as the CLI and the store do
+    from dlbricks_gen import backends
+    makefile = (Path(__file__).resolve().parents[1] / "generated" / "Makefile").read_text()
+    assert f"BACKEND={'|'.join(backends.NAMES)}" in makefile
+
+
 def test_make_demo_installs_only_the_plain_package_and_has_a_quick_switch(tmp_path: Path):
     root = Path(__file__).resolve().parent.parent
     dry = subprocess.run(["make", "-n", "-B", "-C", str(root), "demo", f"VENV={tmp_path}/venv",
@@ -151,3 +198,8 @@ def test_long_work_shows_a_bar_with_counts_and_eta_on_a_terminal_and_lines_elsew
     with progress_bar("compile", 2, lines.append, Console(file=io.StringIO(), force_terminal=False)) as step:
         step("a.onnx")
     assert lines == ["a.onnx"]
+    screen = io.StringIO()  # work whose size is learnt on the way (study): positions and totals
+    with progress_bar("study", 2, lines.append, Console(file=screen, force_terminal=True, width=120)) as step:
+        step("lowering a.onnx", 0, 2)
+        step("H1 brick", 2, 7)
+    assert "7/7" in screen.getvalue() and "ETA" in screen.getvalue()

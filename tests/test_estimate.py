@@ -78,6 +78,17 @@ def test_missing_and_failed_bricks_make_an_incomplete_lower_bound(tmp_path: Path
     assert ">=1500.000" in text and "ORT crashed" in text
 
 
+def test_tables_align_mark_lower_bounds_and_print_names_literally(tmp_path: Path):
+    res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("d", 0.5)])  # c missing
+    table = report.rows(est.estimate(PLAN, res), {})
+    table[1]["model"] = "[bold]chain:smile:"  # a model name is not rich markup
+    grid = [line for line in report.to_table(table).splitlines() if "|" in line]
+    assert len({len(line) for line in grid}) == 1, grid  # aligned
+    assert len({tuple(i for i, c in enumerate(line) if c == "|") for line in grid}) == 1, grid
+    assert grid[2].startswith("diamond ") and ">=" in grid[2] and grid[3].startswith("[bold]chain:smile: ")
+    assert ">=" not in grid[3]  # chain is complete: a plain number
+
+
 def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
     res = loaded(tmp_path, [result("a", 1.0), result("b", 2.0), result("c", 5.0), result("d", 0.5)])
     e2e = {"diamond": rl.BrickResult("diamond", True, 8.5 / 1.25, None, {}),
@@ -85,7 +96,7 @@ def test_ratio_against_end_to_end_and_geometric_mean(tmp_path: Path):
     table = report.rows(est.estimate(PLAN, res), e2e)
     assert [round(r["ratio"], 6) for r in table] == [1.25, 0.8]
     assert report.summary(table)["ratio_geomean"] == pytest.approx(1.0)
-    assert "model,layers" in report.to_csv(table)
+    assert "model,layers" in report.to_csv(table, report.describe(PLAN, res, "median", "2026-01-01"))
     assert json.loads(report.to_json(table, "median"))["summary"]["compared"] == 2
 
 
@@ -178,6 +189,10 @@ def test_every_view_of_the_report_shows_the_headline_estimate():
         assert row["critical_path_ms"] <= row["estimate_ms"] + 1e-12, row
         by_op = breakdowns[row["model"]]["by_op"]
         assert sum(by_op.values()) * 1e3 == pytest.approx(row["estimate_ms"]), (by_op, row)
+        in_json = report.breakdown_ms(breakdowns[row["model"]])  # the JSON's one unit: ms
+        assert sum(in_json["by_op_ms"].values()) == pytest.approx(row["estimate_ms"]), (in_json, row)
+        assert in_json["top_bricks"][0]["estimate_ms"] == pytest.approx(
+            breakdowns[row["model"]]["top_bricks"][0]["seconds"] * 1e3)
     diamond = next(r for r in table if r["model"] == "diamond")
     assert diamond["estimate_ms"] == pytest.approx(4 * 0.6 + 0.1)
     assert diamond["critical_path_ms"] == pytest.approx(3 * 0.6 + 0.1)  # a -> b -> d
@@ -185,3 +200,32 @@ def test_every_view_of_the_report_shows_the_headline_estimate():
     cells = re.findall(r"<td>([^<]*)</td>", page)
     row = cells[cells.index("diamond"):]
     assert row[4] == f"{diamond['estimate_ms']:.3f}" and row[7] == f"{diamond['critical_path_ms']:.3f}", row
+
+
+def test_the_estimate_json_is_in_one_unit_named_in_every_key(tmp_path: Path):
+    """Every number of `estimate --json` that is a time is in ms and says so in its key; the
+    rest are counts, ratios and shares."""
+    res = loaded(tmp_path, [result("a", 1e-3), result("b", 2e-3), result("c", 5e-3), result("d", 5e-4)])
+    table = report.rows(est.estimate(PLAN, res), {})
+    breakdowns = report.headline_views(table, PLAN, res)
+    for row in table:
+        row["breakdown"] = report.breakdown_ms(breakdowns[row["model"]])
+    data = json.loads(report.to_json(table, "median", report.describe(PLAN, res, "median", "2026-01-01")))
+    assert data["version"] == 2
+    unitless = {"layers", "bricks", "coverage", "ratio", "ratio_pm", "count", "share", "H", "version", "models",
+                "complete", "compared", "ratio_geomean", "ratio_min", "ratio_max", "within_5pct",
+                "within_10pct", "hits", "misses", "undecided"}
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k if key != "by_op_ms" else key)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            assert key.endswith("_ms") or key in unitless, (key, value)
+
+    walk(data)
+    diamond = data["models"][0]
+    assert sum(diamond["breakdown"]["by_op_ms"].values()) == pytest.approx(diamond["estimate_ms"])

@@ -70,9 +70,13 @@ def test_e2e_and_estimate_show_ratios_and_an_html_report(tiny_zoo: Path, tmp_pat
     run = subprocess.run([sys.executable, "-B", "-m", "dlbricks_runtime", "--quick"], cwd=suite, capture_output=True, text=True,
                          timeout=900)
     assert run.returncode == 0, run.stderr
-    invoke("e2e", str(tiny_zoo), "-o", str(tmp_path / "e2e.json"), "--quick")
+    measured = invoke("e2e", str(tiny_zoo), "-o", str(tmp_path / "e2e.json"), "--quick")
     e2e = json.loads((tmp_path / "e2e.json").read_text())
     assert all(r["status"] == "ok" for r in e2e["models"].values())
+    about = e2e["about"]  # what it describes, in the file and the first line printed
+    assert about["machine"] and "QUICK" in about["machine"] and about["statistic"] == "median"
+    assert measured.stdout.splitlines()[0] == (f"# machine {about['machine']}; statistic median; "
+                                               f"dlbricks-gen {about['dlbricks_gen']}, {about['date']}")
     html = tmp_path / "report.html"
     out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results"),
                  "--e2e", str(tmp_path / "e2e.json"), "--html", str(html))
@@ -143,6 +147,21 @@ def test_study_reports_per_h_and_resumes(models_dir: Path, tmp_path: Path):
         assert set(row["models"]) == {"team_a/confidential_resnet", "private_mlp"}
     assert "| H | unique bricks" in first.stdout
     assert (out / "study.html").read_text().count("data:image/png;base64,") == 2
+    # progress: one step per model lowered, per whole model measured and per brick run
+    steps = first.stderr.splitlines()
+    assert sum(line.startswith("lowering ") for line in steps) == 2, first.stderr
+    assert sum(line.startswith("e2e ") for line in steps) == 2, first.stderr
+    for h in (1, 2):
+        bricks = len(json.loads((out / f"H{h}" / "suite" / "suite.json").read_text())["bricks"])
+        assert sum(line.startswith(f"H{h} ") for line in steps) == bricks, first.stderr
+    # what it describes: machine, the suite of each H, statistic, version, date
+    about = data["about"]
+    assert about["suites"] == {str(r["h"]): r["suite"] for r in data["by_h"]} and about["H"] == [1, 2]
+    assert about["machine"] and about["statistic"] == "trimmed_mean_20" and about["date"]
+    for text in (first.stdout.splitlines()[0], (out / "study.html").read_text(), (out / "study.md").read_text()):
+        for part in (about["machine"], data["by_h"][0]["suite"], data["by_h"][1]["suite"], "trimmed_mean_20",
+                     about["dlbricks_gen"], about["date"]):
+            assert part in text, (part, text[:300])
     runs = {h: (out / f"H{h}" / "run.json").read_text() for h in (1, 2)}
     e2e = (out / "e2e.json").read_text()
     invoke("study", str(models_dir), "-o", str(out), "-H", "1..2", "--batch", "1", "--quick")

@@ -85,6 +85,57 @@ def test_the_plan_keeps_the_shares_and_reads_plans_without_them(tmp_path: Path):
         load_plan(path)
 
 
+def conv_hardswish_residual() -> onnx.ModelProto:
+    """Conv -> HardSwish -> Conv -> Add(residual) -> Relu: at level "all" ONNX Runtime runs the
+    HardSwish as the first convolution's activation, the Add as the second one's sum input and
+    the Relu as its activation; the "extended" level (what --fusion groups by) keeps them apart."""
+    c = 32
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv1"),
+        helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
+        helper.make_node("Conv", ["h1", "w2"], ["c2"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv2"),
+        helper.make_node("Add", ["c2", "h1"], ["a"], name="residual"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 8, 8])
+    return make_model(nodes, [x], [y], [weight("w1", (c, c, 3, 3)), weight("w2", (c, c, 3, 3))], opset=14)
+
+
+def test_the_runtime_says_which_layers_run_inside_an_nchwc_convolution(tmp_path: Path):
+    model = lower_proto(conv_hardswish_residual(), "m", "m.onnx", ShapeOptions(batch=1))
+    ops = [n.layer.op_type for n in model.nodes]
+    found = conversions(model)
+    assert found is not None
+    assert sorted(ops[i] for i in found.absorbed) == ["Add", "HardSwish", "Relu"]
+    assert conversions(lowered()).absorbed == frozenset()  # Flatten, MatMul: kernels of their own
+    models = [model]
+    suite = assemble(models, Recipe(1, ShapeOptions(batch=1)), layouts=layout_conversions(models))
+    flags = suite.partition.models[0].absorbed
+    assert [ops[k] for k, f in enumerate(flags) if f] == ["HardSwish", "Add", "Relu"]
+    path = tmp_path / "p.json"
+    path.write_text(suite.plan)
+    assert load_plan(path).models[0].absorbed == flags
+    data = json.loads(suite.plan)
+    data["models"][0]["instances"][0]["absorbed"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="absorbed must be true or false"):
+        load_plan(path)
+
+
+def test_an_absorbed_instance_adds_nothing_to_the_calibrated_estimate():
+    res = {"a": brick_result(result("a", 1.0, 0.0, 0.0), "median"),
+           "h": brick_result(result("h", 0.5, 0.0, 0.0), "median")}
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",)), "h": BrickInfo(1, ("HardSwish",))},
+                (ModelPlan("m", "m.onnx", 2, ("a", "h"), ((0, 1),), ((0.0, 0.0), (0.0, 0.0)),
+                           absorbed=(False, True)),), ())
+    got = estimate(plan, res)[0]
+    assert got.calibrated == pytest.approx(1.0)
+    assert got.sequential == pytest.approx(1.5)  # the plain sum still counts every brick
+    apart = replace(plan, models=(replace(plan.models[0], absorbed=()),))
+    assert estimate(apart, res)[0].calibrated == pytest.approx(1.5)
+
+
 def result(brick: str, seconds: float, reorder_in: float, reorder_out: float) -> dict:
     profile = {"calls": 4, "run_s": 1.0, "kernels_s": {"Conv": 0.5, "ReorderInput": reorder_in,
                                                        "ReorderOutput": reorder_out},
@@ -103,6 +154,17 @@ def test_the_estimate_removes_only_the_conversions_the_model_does_not_do():
     unknown = replace(plan, models=(replace(plan.models[0], kept_reorders=()),))
     assert estimate(unknown, res)[0].calibrated == pytest.approx(2 * 0.7)  # every reorder removed
     assert layout.sequential == pytest.approx(2.0)
+
+
+def test_the_kernels_variant_counts_a_profiled_brick_at_its_kernels_share():
+    data = result("a", 1.0, 0.2, 0.1)  # kernels 0.8 of a profiled run of 1.0
+    data["calibration"].update(null_call_s=0.05, node_s=0.01)
+    res = {"a": brick_result(data, "median")}
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",))},
+                (ModelPlan("m", "m.onnx", 1, ("a",), (), ((0.0, 1.0),)),), ())
+    assert estimate(plan, res)[0].calibrated == pytest.approx(1.0 - 0.2 - 0.04 + 0.04)
+    # kernels: 0.8 x 1.0, less the ReorderInput the model does not do, plus one node
+    assert estimate(plan, res, kernels=True)[0].calibrated == pytest.approx(0.8 - 0.2 + 0.01 + 0.04)
 
 
 def test_cache_sizes_are_read_from_sysfs(tmp_path: Path):
@@ -155,3 +217,25 @@ def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
     warm, cold = estimate(plan, res)
     assert warm.calibrated == pytest.approx(1.0) and cold.calibrated == pytest.approx(1.5)
     assert warm.sequential == cold.sequential == pytest.approx(1.0)  # the plain sum is as measured
+
+
+def test_kernel_gap_profiles_a_model_against_its_bricks(tmp_path: Path):
+    import sys
+
+    from dlbricks_gen.workflows.compile import compile_models
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import kernel_gap
+
+    models = tmp_path / "models"
+    models.mkdir()
+    onnx.save(conv_hardswish_residual(), models / "m.onnx")
+    suite = tmp_path / "suite"
+    compile_models(models, suite, tmp_path / "suite.plan.json", 1, ShapeOptions(batch=1))
+    found = kernel_gap.compare(models, suite, None, 3)["m"]
+    assert "Conv" in found["model"]["kernels"]  # ONNX Runtime's own kernels, profiled
+    assert found["absorbed"] == [False, True, False, True, True]
+    assert all(b["wall_s"] > 0 and b["kernels"] for b in found["bricks"].values())
+    before, after = kernel_gap.kernel_estimates(found)
+    assert 0 < after < before
+    assert any(line.startswith("kernels as estimated") for line in kernel_gap.table("m", found))

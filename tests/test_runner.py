@@ -247,7 +247,7 @@ def test_one_run_per_suite_at_a_time_and_its_temp_files_are_left_alone(suite):
     with open(directory / "results" / ".run.lock", "a") as lock:  # a run in progress holds it
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         second = run_py(directory, "--quick")
-    assert second.returncode == 2 and "another run" in second.stderr, second.stderr
+    assert second.returncode == 2 and "a run is measuring this suite (pid" in second.stderr, second.stderr
     assert in_flight.exists() and not list((directory / "results").glob("*.json"))
     after = run_py(directory, "--quick")  # the lock dies with its holder
     assert after.returncode == 0 and "3 measured" in after.stdout, after.stderr
@@ -264,3 +264,25 @@ def test_a_quick_run_never_replaces_real_results(suite):
     assert again.returncode == 0, again.stderr
     assert result(directory, bricks[0]) == real and "real result" in again.stdout, again.stdout
     assert result(directory, bricks[1])["settings"]["quick"] is True
+
+
+def test_clean_results_refuses_during_a_run_and_deletes_only_what_the_runs_wrote(suite):
+    import fcntl
+    directory, bricks = suite
+    assert run_py(directory, "--quick").returncode == 0
+    results = directory / "results"
+    (results / "notes.txt").write_text("the vendor's own notes")
+    (results / f".{bricks[0]}.x.tmp").write_text("left by a killed run")
+    clean = ["make", "-s", "-C", str(directory), f"PYTHON={sys.executable}", "clean-results"]
+    with open(results / ".run.lock", "a") as lock:  # a run in progress holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = subprocess.run(clean, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "a run is measuring this suite" in refused.stderr, refused.stderr
+    assert "nothing was deleted" in refused.stderr and (results / ".run.lock").exists()
+    assert len(list(results.glob("*.json"))) == 3
+    done = subprocess.run(clean, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "deleted 4 files" in done.stdout and "notes.txt" in done.stdout, done.stdout
+    assert sorted(p.name for p in results.iterdir()) == [".run.lock", "notes.txt"]
+    (results / "notes.txt").unlink()
+    assert subprocess.run(clean, capture_output=True, text=True, timeout=60, check=False).returncode == 0
+    assert not results.exists()

@@ -171,7 +171,7 @@ def test_compile_rejects_a_bad_backend_or_target(tmp_path: Path):
     cli = CliRunner()
     base = ["compile", str(tmp_path / "tiny.onnx"), "-o", str(tmp_path / "suite")]
     done = cli.invoke(app, [*base, "--backend", "cuda"])
-    assert done.exit_code == 1 and "--backend must be one of onnxruntime, tvm, all" in done.output
+    assert done.exit_code == 2 and "--backend must be one of onnxruntime, tvm, all" in done.output
     done = cli.invoke(app, [*base, "--backend", "tvm", "--tvm-target", '{"mcpu": "znver4"}'])
     assert done.exit_code == 1 and 'must be a JSON object with a "kind"' in done.output
     assert not (tmp_path / "suite").exists()

@@ -174,7 +174,7 @@ def test_estimate_interval_is_propagated_from_the_bricks_and_printed_everywhere(
     assert row["measured_pm_ms"] == pytest.approx(4e-2) and row["ratio_pm"] > 0
     assert row["verdict"] == HIT
     assert "+-95%" in to_table(table) and "hit" in to_table(table)
-    assert "estimate_pm_ms" in to_csv(table).splitlines()[0]
+    assert "estimate_pm_ms" in to_csv(table, {}).splitlines()[0]
     assert json.loads(to_json(table, "median"))["summary"]["hits"] == 1
     assert "+-95%" in estimate_report(table, {"m": {"by_op": {}, "top_bricks": []}})
 

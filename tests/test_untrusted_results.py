@@ -107,6 +107,9 @@ def test_devices_fifos_and_oversized_files_are_refused_without_reading(tmp_path:
     for name, kind in [("zero.json", "character device"), ("fifo.json", "FIFO"), ("dir.json", "directory")]:
         assert any(f"/{name}:" in p and kind in p for p in out.problems), (name, out.problems)
     assert rl.backends_in([d]) == ["onnxruntime"]
+    from dlbricks_gen.results.store import read_records
+    records, problems = read_records([d])  # store import reads them the same way
+    assert [r.brick for r in records] == ["a"] and len(problems) == 3, problems
 
 
 def test_a_file_growing_past_its_stat_size_is_read_only_to_the_limit(tmp_path: Path, monkeypatch):
@@ -220,3 +223,59 @@ def test_every_output_names_machine_suite_statistic_h_version_and_date(tmp_path:
     for text in (table.stdout.splitlines()[0], (tmp_path / "r.html").read_text()):
         for part in ("cpu-x", SUITE, "median", "H=1", __version__, today):
             assert part in text, (part, text[:300])
+    import csv
+    import io
+    rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(app, [*base, "--csv"]).stdout)))
+    assert rows and all({k: r[k] for k in about} == {k: str(v if v is not None else "") for k, v in about.items()}
+                        for r in rows), rows
+
+
+def test_results_of_a_contended_run_are_flagged(tmp_path: Path):
+    """Two copies of a suite run at once on one machine (the lock holds per suite folder): the
+    runtime records the load in each result, and the estimate says so."""
+    busy = "load average 3.10 on 2 CPUs: other programs are running and may disturb the timings"
+    files = [result(x, 1.0) for x in "abcd"]
+    for r in files[:2]:
+        r["warnings"] = [busy]
+    d = write_results(tmp_path / "r", files)
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d)])
+    assert run.exit_code == 0 and "2 of 4 results were measured while other programs" in run.stderr, run.output
+    quiet = write_results(tmp_path / "q", [result(x, 1.0) for x in "abcd"])
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(quiet)])
+    assert "other programs" not in run.stderr, run.output
+
+
+@pytest.mark.parametrize("section, field, value", [
+    ("machine", "cores", 16), ("machine", "arch", "aarch64"), ("machine", "logical_cores", 32),
+    ("machine", "cpu_flags", ["avx512f"]), ("machine", "onnxruntime", "9.9"), ("machine", "cpu_model", "other"),
+    ("settings", "intra_op_threads", 4), ("settings", "quick", False)])
+def test_results_relabelled_as_another_machine_are_refused_as_the_store_keeps_them_apart(
+        tmp_path: Path, section: str, field: str, value):
+    from dlbricks_gen.results.store import Store, read_records
+
+    files = [result(x, 1.0) for x in "abcd"]
+    files[3][section] = {**files[3][section], field: value}
+    d = write_results(tmp_path / "r", files)
+    run = CliRunner().invoke(app, ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d)])
+    assert run.exit_code == 1 and f"{section}.{field} is" in run.stderr and "cannot be combined" in run.stderr, \
+        run.output
+    db = Store.open(tmp_path / "s.db", create=True)
+    db.add(read_records([d])[0])
+    assert len(db.machines()) == 2
+    db.close()
+
+
+@pytest.mark.parametrize("section, field, value", [("settings", "quick", False), ("machine", "cpu_model", "laptop")])
+def test_whole_model_measurements_of_another_machine_or_quick_ones_are_flagged(
+        tmp_path: Path, section: str, field: str, value):
+    d = write_results(tmp_path / "r", [result(x, 1.0) for x in "abcd"])
+    models = {name: {**result(name, 8.0), "kind": "model"} for name in ("diamond", "chain")}
+    same = {"version": 1, "kind": "e2e", "models": models}
+    other = {"version": 1, "kind": "e2e", "models": {
+        n: {**r, section: {**r[section], field: value}} for n, r in models.items()}}
+    base = ["estimate", "--plan", str(plan_file(tmp_path)), "--results", str(d), "--e2e"]
+    for data, flagged in ((same, False), (other, True)):
+        (tmp_path / "e2e.json").write_text(json.dumps(data))
+        run = CliRunner().invoke(app, [*base, str(tmp_path / "e2e.json")])
+        assert run.exit_code == 0, run.output
+        assert (f"--e2e) have {section}.{field} {value!r}" in run.stderr) is flagged, run.stderr

@@ -137,7 +137,8 @@ def plot_study(rows: list[dict]) -> list[tuple[str, str]]:
             (_png(fig), "Benchmarking speedup by H (paper Fig. 12)")]
 
 
-def study_report(data: dict) -> str:
+def study_report(data: dict, about: str = "") -> str:
+    """The study's page: what it describes (`about`), the table per H, plots, per-model ratios."""
     rows = data["by_h"]
     head = ["H", "unique bricks", "geomean", "min", "max", "within 5%", "within 10%",
             "hits / misses / undecided", "reference drift", "speedup (latency)", "speedup (wall)"]
@@ -148,7 +149,8 @@ def study_report(data: dict) -> str:
               _num(r["speedup_latency"], "{:.2f}x"), _num(r["speedup_wall"], "{:.2f}x")] for r in rows]
     per_model = [[name] + [ratio_cell(r["models"].get(name, {})) for r in rows]
                  for name in data["models"]]
-    parts = [_table(head, table)] + [_img(src, alt) for src, alt in plot_study(rows)]
+    parts = [f"<p>{html.escape(about)}</p>"] if about else []
+    parts += [_table(head, table)] + [_img(src, alt) for src, alt in plot_study(rows)]
     parts.append("<h2>Estimate / measured per model</h2>")
     parts.append(_table(["model"] + [f"H={r['h']}" for r in rows], per_model))
     return _page("dlbricks-gen study", parts)

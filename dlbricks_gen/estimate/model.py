@@ -49,7 +49,8 @@ def critical_path(count: int, edges: tuple[tuple[int, int], ...], weights: list[
     return max(finish, default=0.0)
 
 
-def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]) -> ModelEstimate:
+def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult],
+                   kernels: bool = False) -> ModelEstimate:
     weights: list[float] = []
     calibrated: list[float | None] = []
     covered = measured = 0
@@ -60,7 +61,7 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
         result = results.get(digest)
         if result is not None and result.ok:
             weights.append(result.latency)
-            calibrated.append(calibrated_instance(model, k, result, cold))
+            calibrated.append(calibrated_instance(model, k, result, cold, kernels))
             covered += plan.bricks[digest].layers
             measured += 1
         else:
@@ -80,9 +81,36 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     )
 
 
-def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: bool) -> float | None:
-    """The calibrated latency of instance k (None when its result carries no calibration)."""
-    return result.calibrated_for(model.kept_reorders[k] if model.kept_reorders else None, cold)
+def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: bool,
+                        kernels: bool = False) -> float | None:
+    """The calibrated latency of instance k (None when its result carries no calibration): 0
+    when the model runs it inside a neighbouring NCHWc convolution (`absorbed`, passes/layout.py),
+    whose own brick already pays what that kernel costs. With `kernels`, a profiled brick
+    counts only its kernels' share of its run (`kernel_time`)."""
+    kept = model.kept_reorders[k] if model.kept_reorders else None
+    value = result.calibrated_for(kept, cold)
+    if value is not None and model.absorbed and model.absorbed[k]:
+        return 0.0
+    if value is not None and kernels:
+        return kernel_time(result, kept, cold) or value
+    return value
+
+
+def kernel_time(result: BrickResult, kept: tuple[float, float] | None, cold: bool) -> float | None:
+    """What a profiled brick spends in its kernels, less the reorders the model does not do,
+    plus the per-node cost a model pays between kernels (calibration `node_s`): its latency
+    times the kernels' share of its profiled run (ONNX Runtime's profiler, the same result).
+    The rest of a brick's call (allocating and binding its outputs, the executor's setup) is
+    what the null call measures only in part: a brick's profile shows 3-16 us of it where the
+    null call is 2 us (benchmarks/kernel_gap.py). None when the brick was not profiled."""
+    profile = (result.data.get("calibration") or {}).get("profile") or {}
+    if not (profile.get("calls") and profile.get("run_s", 0) > 0) or result.boundary is None:
+        return None
+    share = min(sum(profile.get("kernels_s", {}).values()) / profile["run_s"], 1.0)
+    removed = result.boundary if kept is None else (
+        result.reorder_in * (1.0 - kept[0]) + result.reorder_out * (1.0 - kept[1]))
+    node = float(result.data["calibration"].get("node_s", 0.0))
+    return max(result.latency * share - removed, 0.0) * (result.cold_ratio if cold else 1.0) + node
 
 
 def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool,
@@ -136,8 +164,9 @@ def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | 
     return math.sqrt(math.fsum(p * p for p in parts))
 
 
-def estimate(plan: Plan, results: dict[str, BrickResult]) -> list[ModelEstimate]:
-    return [replace(estimate_model(m, plan, results), halfwidth=sum_halfwidth(m, results))
+def estimate(plan: Plan, results: dict[str, BrickResult], kernels: bool = False) -> list[ModelEstimate]:
+    """Every model's estimate; `kernels`: profiled bricks at their kernel time (`kernel_time`)."""
+    return [replace(estimate_model(m, plan, results, kernels), halfwidth=sum_halfwidth(m, results))
             for m in plan.models]
 
 

@@ -25,6 +25,10 @@ COLUMNS = ("model", "layers", "bricks", "coverage", "estimate_ms", "estimate_pm_
            "verdict", "status")
 
 
+# The estimate JSON's format: 2 since its breakdowns are in ms (`by_op_ms`), as the rest.
+JSON_VERSION = 2
+
+
 def _scaled(value: float | None, scale: float = 1e3) -> float | None:
     return None if value is None else value * scale
 
@@ -107,7 +111,7 @@ def summary(table: list[dict]) -> dict:
 
 def to_json(table: list[dict], statistic: str, about: dict | None = None) -> str:
     extra = {"about": about} if about is not None else {}
-    return json.dumps({"version": 1, "statistic": statistic, "models": table,
+    return json.dumps({"version": JSON_VERSION, "statistic": statistic, "models": table,
                        "summary": summary(table), **extra}, indent=2, sort_keys=True) + "\n"
 
 
@@ -123,19 +127,51 @@ def describe(plan: Plan, results: dict[str, BrickResult], statistic: str, today:
             "dlbricks_gen": __version__, "date": today}
 
 
+ABOUT = ("machine", "suite", "statistic", "H", "batch", "dlbricks_gen", "date")  # CSV: last columns
+
+
+def breakdown_ms(data: dict) -> dict:
+    """A breakdown (estimate/model.py, seconds) in the estimate JSON's one unit, milliseconds."""
+    return {"by_op_ms": {op: s * 1e3 for op, s in data["by_op"].items()},
+            "top_bricks": [{"brick": b["brick"], "ops": b["ops"], "count": b["count"],
+                            "estimate_ms": b["seconds"] * 1e3, "share": b["share"]}
+                           for b in data["top_bricks"]]}
+
+
 def about_line(about: dict) -> str:
     return (f"# machine {about['machine'] or 'unknown (no results)'}; suite {about['suite']}, "
             f"H={about['H']}, statistic {about['statistic']}; dlbricks-gen {about['dlbricks_gen']}, "
             f"{about['date']}")
 
 
-def to_csv(table: list[dict]) -> str:
+def to_csv(table: list[dict], about: dict) -> str:
+    """One row per model; what the estimate describes (`about`) repeated in the last columns of
+    every row, so that any CSV reader keeps it (a comment line would break most)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS + ABOUT, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in table:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+        writer.writerow({k: ("" if v is None else v) for k, v in {**row, **about}.items()})
     return buffer.getvalue()
+
+
+def text_table(head: list[str], lines: list[list[str]]) -> str:
+    """An aligned table through rich, as a Markdown (GFM) table: the first column left, the
+    others right; cells are plain text (no rich markup from model names), never wrapped."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(box=box.MARKDOWN, show_edge=False, pad_edge=False)
+    for index, name in enumerate(head):
+        grid.add_column(Text(name), justify="left" if index == 0 else "right", no_wrap=True)
+    for line in lines:
+        grid.add_row(*(Text(cell) for cell in line))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, force_terminal=False, emoji=False,
+            highlight=False).print(grid)
+    return "\n".join(row.rstrip() for row in buffer.getvalue().splitlines()) + "\n"
 
 
 def _ms(value: float | None, lower_bound: bool = False) -> str:
@@ -169,11 +205,7 @@ def to_table(table: list[dict]) -> str:
                       _ms(r["measured_ms"]), _pm(r["measured_ms"], r.get("measured_pm_ms")),
                       "-" if r["ratio"] is None else f"{r['ratio']:.3f}",
                       _pm(r["ratio"], r.get("ratio_pm")), r.get("verdict") or "-"])
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    out = [fmt(head), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
+    out = [text_table(head, lines).rstrip("\n")]
     s = summary(table)
     if s["compared"]:
         out.append("")
@@ -210,8 +242,4 @@ def side_by_side(tables: dict[str, list[dict]]) -> str:
             cells += [_ms(r["estimate_ms"], r["status"] != "complete"), _ms(r["measured_ms"]),
                       "-" if r["ratio"] is None else f"{r['ratio']:.3f}"]
         lines.append(cells)
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(x) for x in lines]) + "\n"
+    return text_table(head, lines)

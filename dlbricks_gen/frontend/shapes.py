@@ -65,9 +65,6 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
                                + (f" is {dim.dim_value}" if dim.HasField("dim_value") else ""))
         if missing or not value.type.tensor_type.HasField("shape"):
             unresolved.append(f"{value.name} ({', '.join(missing) or 'no shape'})")
-    unknown = set(explicit) - {v.name for v in graph_inputs(graph)}
-    if unknown:
-        raise FrontendError(display, f"--input-shape names no input of this model: {sorted(unknown)}")
     if unresolved:
         raise FrontendError(
             display,
@@ -75,6 +72,45 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
             + " (bind them with --batch, --dim NAME=VALUE or --input-shape NAME=DIMS)",
         )
     _bind_outputs(graph, symbols)
+
+
+def option_problems(paths: list[Path], options: ShapeOptions) -> list[str]:
+    """--input-shape and --dim against the inputs of every model, before any work: a name no
+    model's input has, a wrong rank, a changed fixed dimension (one line each). An option
+    applies to the models that have the name; unreadable models are left to the lowering."""
+    from .load import read_model
+
+    explicit, problems = dict(options.input_shapes), []
+    inputs: set[str] = set()
+    symbols: set[str] = set()
+    for path in paths:
+        try:
+            graph = read_model(path, path.as_posix()).graph
+        except FrontendError:
+            continue
+        for value in graph_inputs(graph):
+            inputs.add(value.name)
+            shape = value.type.tensor_type.shape
+            symbols.update(d.dim_param for d in shape.dim if d.dim_param)
+            if value.name in explicit:
+                try:
+                    _check_explicit(value.name, shape, explicit[value.name], path.as_posix())
+                except FrontendError as exc:
+                    problems.append(str(exc))
+    for name in sorted(set(explicit) - inputs):
+        problems.append(f"--input-shape {name}=...: no model has an input named {name!r} "
+                        f"(inputs: {_listed(inputs)})")
+    for name, size in options.dims:
+        if name not in symbols:
+            problems.append(f"--dim {name}={size}: no input of the models has a dimension named "
+                            f"{name!r} (named dimensions: {_listed(symbols)})")
+    return problems
+
+
+def _listed(names: set[str], most: int = 20) -> str:
+    shown = sorted(names)
+    return (", ".join(shown[:most]) + (f", ... ({len(shown)} in all)" if len(shown) > most else "")
+            if shown else "none")
 
 
 def _check_explicit(name: str, shape: onnx.TensorShapeProto, dims: tuple[int, ...], display: str) -> None:

@@ -181,6 +181,9 @@ class ModelPlan:
     # between plain and NCHWc layouts (passes/layout.py); empty when not known.
     kept_reorders: tuple[tuple[float, float], ...] = ()
     weight_bytes: int = 0  # the weights its layers read: cold or warm bricks (0: not known)
+    # Per instance: whether the model runs all its layers inside a neighbouring NCHWc
+    # convolution (passes/layout.py absorbed_nodes); empty when not known.
+    absorbed: tuple[bool, ...] = ()
 
     def spans(self, brick_layers: dict[str, int]) -> tuple[tuple[int, int], ...]:
         """[begin, end) node indices of each instance, given each brick's number of layers."""

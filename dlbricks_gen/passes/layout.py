@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import onnx
+
 from ..ir import Kind, Model, TensorType
 from ..ir.spec import input_name, output_name
 from ..runtime.core.calibration import NCHWC_SEEDS
@@ -31,17 +33,20 @@ from .optimized import graph_values, optimized_graph
 from .partition import Partition, consumers
 
 REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
+NCHWC_DOMAIN, NCHWC_SUFFIX = "com.microsoft.nchwc", "_nchwc"
 NHWC_SEEDS = frozenset({"QLinearConv"})  # besides NCHWC_SEEDS' Conv, which QDQ groups become
 CHANNELS_LAST_DTYPES = frozenset({"INT8", "UINT8"})
 
 
 @dataclass(frozen=True, slots=True)
 class Conversions:
-    """Value names of one model that its optimized graph converts into and out of NCHWc."""
+    """Value names of one model that its optimized graph converts into and out of NCHWc, and
+    the nodes that run inside a neighbouring NCHWc kernel (`absorbed_nodes`)."""
 
     into: frozenset[str] = frozenset()
     out_of: frozenset[str] = frozenset()
     nhwc: frozenset[str] = frozenset()  # values it carries channels-last (8-bit, 4-D)
+    absorbed: frozenset[int] = frozenset()
 
 
 def conversions(model: Model) -> Conversions | None:
@@ -55,7 +60,9 @@ def conversions(model: Model) -> Conversions | None:
     out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
     kept = graph_values(optimized)
     nhwc = channels_last_candidates(model) & {name for spec, name in names.items() if spec not in kept}
-    return Conversions(frozenset(into), frozenset(out_of), frozenset(nhwc))
+    extended = graph_values(optimized_graph(model, "extended"))
+    return Conversions(frozenset(into), frozenset(out_of), frozenset(nhwc),
+                       absorbed_nodes(model, optimized, extended))
 
 
 def channels_last_candidates(model: Model) -> frozenset[str]:
@@ -105,13 +112,62 @@ def _share(edges: set[str], converted: frozenset[str]) -> float:
 
 
 def with_kept_reorders(parts: Partition, models: list[Model], layouts: dict[str, Conversions]) -> Partition:
-    """The partition with each model plan's per-instance kept shares (models without layout
-    conversions keep none: the estimator then removes every brick reorder)."""
+    """The partition with each model plan's per-instance kept shares and absorbed flags (models
+    without layout conversions keep none: the estimator then removes every brick reorder)."""
     by_name = {m.name: m for m in models}
     layers = {d: len(b.layers) for d, b in parts.bricks}
     plans = []
     for plan in parts.models:
         found = layouts.get(plan.name)
-        kept = kept_shares(by_name[plan.name], plan.spans(layers), found) if found else ()
-        plans.append(replace(plan, kept_reorders=kept))
+        spans = plan.spans(layers)
+        kept = kept_shares(by_name[plan.name], spans, found) if found else ()
+        absorbed = tuple(all(i in found.absorbed for i in range(a, b)) for a, b in spans) if found else ()
+        plans.append(replace(plan, kept_reorders=kept, absorbed=absorbed))
     return replace(parts, models=tuple(plans))
+
+
+def absorbed_nodes(model: Model, optimized: onnx.GraphProto, extended: set[str]) -> frozenset[int]:
+    """The nodes of `nchwc_fusions`."""
+    return frozenset(nchwc_fusions(model, optimized, extended))
+
+
+def nchwc_fusions(model: Model, optimized: onnx.GraphProto, extended: set[str]) -> dict[int, int]:
+    """{node: the node it is fused into} for the nodes of `model` that the optimized graph
+    (level "all") runs inside the NCHWc convolution producing their input: an activation such
+    as HardSwish, an Add as the convolution's sum input, an activation after that Add. The
+    "extended" level, which `--fusion` otherwise groups by, keeps them apart (their outputs
+    are in `extended`, its values); only the NCHWc pass of level "all" fuses them.
+
+    A node has its own kernel when an optimized node keeps its name (`n<i>`, as `whole_model`
+    names them), is named after one of its outputs with the NCHWc transformer's suffix
+    (`t<i>_<j>_nchwc`), or computes one of its outputs: any node but a reorder, or a reorder
+    that also transposes to channels-last (it replaces a Transpose node). Of two convolutions
+    feeding an absorbed Add, the one whose output goes nowhere else takes it (the other is the
+    skip connection, which other layers read too).
+    """
+    kernels = {n.name for n in optimized.node}
+    computed = {out for n in optimized.node if n.op_type != REORDER_IN
+                and (n.op_type != REORDER_OUT or _channels_last(n)) for out in n.output}
+    convs = {n.name for n in optimized.node if n.domain == NCHWC_DOMAIN and n.op_type == "Conv"}
+    producer = {out: i for i, node in enumerate(model.nodes) for out in node.outputs if out}
+    used_by = consumers(model)
+
+    def outputs(i: int) -> list[str]:
+        return [output_name(i, j) for j, out in enumerate(model.nodes[i].outputs) if out]
+
+    def own_kernel(i: int) -> bool:
+        return f"n{i}" in kernels or any(o in computed or f"{o}{NCHWC_SUFFIX}" in kernels for o in outputs(i))
+
+    fused: dict[int, int] = {}
+    for i, node in enumerate(model.nodes):  # topological order: an Add, then the Relu after it
+        if not set(outputs(i)) <= extended or own_kernel(i):
+            continue
+        sources = [(len(used_by.get(name, ())) > 1, -producer[name]) for name in node.inputs if name in producer
+                   and (producer[name] in fused or any(f"{o}{NCHWC_SUFFIX}" in convs for o in outputs(producer[name])))]
+        if sources:
+            fused[i] = -min(sources)[1]
+    return fused
+
+
+def _channels_last(node: onnx.NodeProto) -> bool:
+    return any(a.name == "channels_last" and a.i for a in node.attribute)

@@ -83,9 +83,24 @@ def plan_json(partition: Partition, suite: str, failed: list[tuple[str, str]],
 
 
 def _instances(model: ModelPlan) -> list[dict]:
-    if not model.kept_reorders:
-        return [{"brick": d} for d in model.instances]
-    return [{"brick": d, "kept_reorders": list(k)} for d, k in zip(model.instances, model.kept_reorders, strict=True)]
+    out: list[dict] = [{"brick": d} for d in model.instances]
+    for entry, kept in zip(out, model.kept_reorders, strict=False):
+        entry["kept_reorders"] = list(kept)
+    for entry, absorbed in zip(out, model.absorbed, strict=False):
+        if absorbed:  # optional, only where true (docs/FORMATS.md)
+            entry["absorbed"] = True
+    return out
+
+
+def _absorbed(instances: list[dict]) -> tuple[bool, ...]:
+    """The optional per-instance flags: () for a plan written before they existed (no instance
+    carries one and none has kept_reorders)."""
+    if not instances or "kept_reorders" not in instances[0]:
+        return ()
+    flags = tuple(i.get("absorbed", False) for i in instances)
+    if any(not isinstance(f, bool) for f in flags):
+        raise ValueError("absorbed must be true or false")
+    return flags
 
 
 def _kept_reorders(instances: list[dict]) -> tuple[tuple[float, float], ...]:
@@ -112,7 +127,7 @@ def load_plan(path: Path) -> Plan:
         models = tuple(
             ModelPlan(m["name"], m["file"], m["layers"], tuple(i["brick"] for i in m["instances"]),
                       tuple((a, b) for a, b in m["edges"]), _kept_reorders(m["instances"]),
-                      int(m.get("weight_bytes", 0)))
+                      int(m.get("weight_bytes", 0)), _absorbed(m["instances"]))
             for m in data["models"]
         )
         failed = tuple((f["file"], f["error"]) for f in data.get("failed", []))

@@ -202,14 +202,36 @@ def _foreign(path: Path, data: dict, suite: str | None, known: set[str] | None) 
     return None
 
 
-def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:
-    """Refuse to combine results measured on different machines or with different settings."""
-    fields_a, fields_b = identity(a[1]), identity(b[1])
+def identity_difference(a: dict, b: dict) -> tuple[str, object, object] | None:
+    """The first identity field two results disagree on, (section.field, a's, b's), or None."""
+    fields_a, fields_b = identity(a), identity(b)
     for key in fields_a:
         if fields_a[key] != fields_b[key]:
-            raise ValueError(f"{b[0]}: {section_of(key)}.{key} is {fields_b[key]!r} but {a[0]} has "
-                             f"{fields_a[key]!r}: results from different machines or settings "
-                             "cannot be combined")
+            return f"{section_of(key)}.{key}", fields_a[key], fields_b[key]
+    return None
+
+
+def check_compatible(a: tuple[Path, dict], b: tuple[Path, dict]) -> None:
+    """Refuse to combine results measured on different machines or with different settings."""
+    differ = identity_difference(a[1], b[1])
+    if differ:
+        field, value_a, value_b = differ
+        raise ValueError(f"{b[0]}: {field} is {value_b!r} but {a[0]} has {value_a!r}: results from "
+                         "different machines or settings cannot be combined")
+
+
+def e2e_mismatch(results: dict[str, BrickResult], measured: dict[str, BrickResult]) -> str | None:
+    """Why the whole-model measurements are not comparable with the brick results (another
+    machine, other settings, quick timings on one side), or None: est/meas then compares two
+    different things."""
+    brick = next((r.data for r in results.values() if r.ok), None)
+    model = next((r.data for r in measured.values() if r.ok), None)
+    differ = identity_difference(brick, model) if brick and model else None
+    if differ is None:
+        return None
+    field, value_b, value_m = differ
+    return (f"the whole-model measurements (--e2e) have {field} {value_m!r} and the brick results "
+            f"{value_b!r}: est/meas compares different machines or settings")
 
 
 def brick_result(data: dict, statistic: str) -> BrickResult:
@@ -241,6 +263,14 @@ def _cold_ratio(calibration: dict) -> float:
 def quick_results(results: dict[str, BrickResult]) -> int:
     """How many results come from a quick run (smoke-test budgets: never real latencies)."""
     return sum((r.data.get("settings") or {}).get("quick") is True for r in results.values())
+
+
+def contended_results(results: dict[str, BrickResult]) -> int:
+    """How many results were measured while other programs kept the CPUs busy: the runtime
+    records it in `warnings` ("load average X on N CPUs: ...", core/machine.py quiet_warnings),
+    as when two copies of a suite run at once on one machine."""
+    return sum(any(isinstance(w, str) and w.startswith("load average ") for w in r.data.get("warnings") or ())
+               for r in results.values())
 
 
 def e2e_batch(path: Path) -> int | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,25 +71,37 @@ def record_of(data: dict, source: str) -> Record:
                   source, data)
 
 
-def read_records(dirs: list[Path]) -> tuple[list[Record], list[str]]:
-    """Brick results below each directory (results/*.json; a suite directory also works).
-    Unreadable or invalid files are reported, one line each, and left out."""
-    records, problems = [], []
+def result_paths(dirs: list[Path]) -> tuple[list[Path], list[str]]:
+    """The result files below each directory (results/*.json; a suite directory also works),
+    and one problem per directory that is not a results directory."""
+    paths, problems = [], []
     for directory in dirs:
         folder = results_folder(directory)
         if not folder.is_dir():
             problems.append(f"{directory}: not a results directory")
             continue
-        for path in sorted(folder.glob("*.json")):
-            try:
-                data = read_result_file(path)
-            except ValueError as exc:
-                problems.append(str(exc))
-                continue
-            if data.get("kind") != "brick":
-                problems.append(f"{path}: a {data.get('kind')!r} result, not a brick result")
-                continue
-            records.append(record_of(data, path.as_posix()))
+        paths += sorted(folder.glob("*.json"))
+    return paths, problems
+
+
+def read_records(dirs: list[Path], progress: Callable[[str], None] | None = None
+                 ) -> tuple[list[Record], list[str]]:
+    """Brick results below each directory. Unreadable or invalid files are reported, one line
+    each, and left out. `progress(path)` as each file is read."""
+    records = []
+    paths, problems = result_paths(dirs)
+    for path in paths:
+        if progress:
+            progress(path.as_posix())
+        try:
+            data = read_result_file(path)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if data.get("kind") != "brick":
+            problems.append(f"{path}: a {data.get('kind')!r} result, not a brick result")
+            continue
+        records.append(record_of(data, path.as_posix()))
     return refuse_conflicts(records, problems)
 
 

@@ -5,9 +5,10 @@
     python -m dlbricks_runtime check             # Python and the libraries; writes nothing
     python -m dlbricks_runtime pack              # results/ + suite.json + machine.json -> .tar.gz
     python -m dlbricks_runtime tune --trials 64  # TVM suites: tune the kernels
+    python -m dlbricks_runtime clean             # delete what the runs wrote (refused during a run)
 
 `run` is runloop.py (one long-lived worker process, worker.py), `check` check.py, `pack`
-pack.py, `tune` the TVM backend's tuner in a child process. This module and suite.py import
+pack.py, `clean` clean.py, `tune` the TVM backend's tuner in a child process. This module and suite.py import
 only the standard library, so a missing library is reported in one line, not a traceback.
 """
 
@@ -50,6 +51,12 @@ def pack(args: argparse.Namespace) -> int:
     return pack_results(args)
 
 
+def clean(args: argparse.Namespace) -> int:
+    from .clean import clean as clean_results
+
+    return clean_results(args)
+
+
 def worker(args: argparse.Namespace) -> int:
     from .worker import worker_main
 
@@ -70,7 +77,7 @@ def tune(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": run, "check": check, "pack": pack, "tune": tune, "worker": worker}
+    "run": run, "check": check, "pack": pack, "tune": tune, "clean": clean, "worker": worker}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -80,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=f"examples: {prog} --threads 1 | {prog} --shard 1/2 | {prog} check | {prog} pack")
     p.add_argument("command", nargs="?", default="run", choices=list(COMMANDS),
                    help="run (default), check the machine, pack the results, tune the TVM "
-                        "kernels; worker is internal")
+                        "kernels, clean the results the runs wrote; worker is internal")
     p.add_argument("--backend", choices=NAMES,
                    help="measure only this backend (default: every backend of the suite)")
     p.add_argument("--trials", type=int, default=64, help="tune: trials per brick (64)")

@@ -44,16 +44,18 @@ def inspect_models(models: list[Model], granularities: list[int]) -> dict:
 
 
 def format_inspection(data: dict) -> str:
+    from ..estimate.report import text_table
+
     hs = [row["h"] for row in data["by_h"]]
-    lines = ["model".ljust(32) + "layers  unique  folded  " + "  ".join(f"uniq@H{h}" for h in hs)]
-    for m in data["models"]:
-        cells = "  ".join(str(m["by_h"][h]["unique"]).rjust(len(f"uniq@H{h}")) for h in hs)
-        lines.append(f"{m['name'][:31].ljust(32)}{m['layers']:>6}  {m['unique_layers']:>6}  "
-                     f"{m['folded']:>6}  {cells}")
+    models = text_table(["model", "layers", "unique", "folded", *(f"uniq@H{h}" for h in hs)],
+                        [[m["name"], str(m["layers"]), str(m["unique_layers"]), str(m["folded"]),
+                          *(str(m["by_h"][h]["unique"]) for h in hs)] for m in data["models"]])
     t = data["total"]
-    lines += ["", f"total: {t['models']} models, {t['layers']} layers, {t['unique_layers']} unique "
-              f"({t['unique_share'] * 100:.1f}%)", "", "H  sequences  unique  repetition"]
-    lines += [f"{r['h']:<2} {r['sequences']:>9}  {r['unique']:>6}  {r['repetition']:>9.2f}x" for r in data["by_h"]]
-    lines += ["", "op type".ljust(28) + "layers  unique"]
-    lines += [f"{o['op'][:27].ljust(28)}{o['layers']:>6}  {o['unique']:>6}" for o in data["ops"]]
-    return "\n".join(lines) + "\n"
+    total = (f"total: {t['models']} models, {t['layers']} layers, {t['unique_layers']} unique "
+             f"({t['unique_share'] * 100:.1f}%)")
+    per_h = text_table(["H", "sequences", "unique", "repetition"],
+                       [[str(r["h"]), str(r["sequences"]), str(r["unique"]), f"{r['repetition']:.2f}x"]
+                        for r in data["by_h"]])
+    ops = text_table(["op type", "layers", "unique"],
+                     [[o["op"], str(o["layers"]), str(o["unique"])] for o in data["ops"]])
+    return "\n".join([models, total, "", per_h, ops])

@@ -20,22 +20,26 @@ reference benchmark recorded in every result shows how much the machine itself d
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import __version__
 from ..codegen.render import suite_command
 from ..estimate.model import HIT, MISS, NOISE, ModelEstimate, estimate, geometric_mean
 from ..estimate.report import ratio_cell, uncertainty
-from ..frontend import ShapeOptions
+from ..frontend import ShapeOptions, find_models
 from ..ir import Model
 from ..passes.layout import Conversions
 from ..passes.plan import load_plan
 from ..results.drift import reference_spread
 from ..results.load import BrickResult, brick_result, load_results
+from ..results.machine import identity, machine_label
 from ..runtime.core.settings import Settings
 from . import e2e as e2e_mod
 from .compile import Recipe, Units, assemble, lower_all, runtime_passes, write_assembled
@@ -60,27 +64,53 @@ class StudyOptions:
                         processes=self.processes)
 
 
+class Tally:
+    """The study's units of work for a progress bar: models lowered, whole models measured and
+    brick runs. `report(item, done, total)` is called as each starts."""
+
+    def __init__(self, report: Callable[[str, int, int], None] | None, total: int):
+        self.report, self.done, self.total = report, 0, total
+
+    def step(self, item: str) -> None:
+        if self.report:
+            self.report(item, self.done, self.total)
+        self.done += 1
+
+    def skip_to(self, done: int) -> None:
+        """Past work that was already done (a resumed study), or that said nothing."""
+        self.done = max(self.done, done)
+
+
+RUN_LINE = re.compile(r"\[\d+/\d+\] (.*?)(?:  \(\S+ elapsed, \S+ left\))?")  # the runner's line per brick run
+
+
 def measure_e2e(models_dir: Path, path: Path, options: StudyOptions, round_index: int,
-                echo: Callable[[str], None]) -> dict:
+                tally: Tally) -> dict:
     """Round `round_index` of the whole-model results, resuming: models whose result already
     pools this round are kept, and the others' earlier rounds are pooled with the new one."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     earlier = {k: v for k, v in data.get("models", {}).items() if v.get("status") == "ok"}
+    start = tally.done
     fresh = e2e_mod.measure_all(models_dir, options.shapes, options.settings(),
-                                progress=lambda n: echo(f"e2e {n}"), rounds=[round_index],
+                                progress=lambda n: tally.step(f"e2e {n}"), rounds=[round_index],
                                 earlier=earlier)
+    tally.skip_to(start + len(fresh["models"]))
     path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
     return fresh
 
 
 def run_suite(suite_dir: Path, suite: str, options: StudyOptions, pass_index: int,
-              echo: Callable[[str], None]) -> float:
+              echo: Callable[[str], None], tally: Tally | None = None, runs: int = 0) -> float:
     """Run pass `pass_index` of the suite as a vendor would (`make run --pass K`); returns the
-    wall time of that pass (cached per suite id in run.json)."""
+    wall time of that pass (cached per suite id in run.json). The runner's line per brick run
+    (`runs` of them) steps `tally`; its other lines go to `echo`."""
+    tally = tally or Tally(None, 0)
+    start_units = tally.done
     record = suite_dir.parent / "run.json"
     saved = json.loads(record.read_text()) if record.is_file() else {}
     passes = saved.get("passes", {}) if saved.get("suite") == suite else {}
     if str(pass_index) in passes:
+        tally.skip_to(start_units + runs)
         return float(passes[str(pass_index)])
     args = suite_command("--threads", str(options.threads), "--timeout", str(options.timeout),
                          "--pass", str(pass_index))
@@ -92,7 +122,15 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, pass_index: in
         args += ["--processes", str(options.processes)]
     echo(f"running {suite_dir} (pass {pass_index + 1})")
     start = time.perf_counter()
-    subprocess.run(args, cwd=suite_dir, check=False)
+    with subprocess.Popen(args, cwd=suite_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, encoding="utf-8", errors="replace") as child:
+        for line in child.stdout or ():
+            run = RUN_LINE.fullmatch(line.rstrip())
+            if run:
+                tally.step(f"H{suite_dir.parent.name.removeprefix('H')} {run.group(1)}")
+            elif line.strip():
+                echo(line.rstrip())
+    tally.skip_to(start_units + runs)
     passes[str(pass_index)] = time.perf_counter() - start
     record.write_text(json.dumps({"suite": suite, "passes": passes}, sort_keys=True) + "\n")
     return passes[str(pass_index)]
@@ -166,9 +204,15 @@ def round_order(k: int) -> tuple[str, str]:
 
 
 def run_study(models_dir: Path, out: Path, options: StudyOptions,
-              echo: Callable[[str], None] = print) -> dict:
+              echo: Callable[[str], None] = print,
+              progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """The whole study; `progress(item, done, total)` as each unit of work starts (models
+    lowered, whole models measured, brick runs; the total is known once the suites are
+    written)."""
     out.mkdir(parents=True, exist_ok=True)
-    models, failed = lower_all(models_dir, options.shapes)
+    files = len(find_models(models_dir))
+    tally = Tally(progress, files)
+    models, failed = lower_all(models_dir, options.shapes, progress=lambda p: tally.step(f"lowering {p}"))
     for _, error in failed:
         echo(f"error: {error}")
     if options.fusion:  # learned once: whole models are optimized by ONNX Runtime
@@ -177,23 +221,48 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
     written = {h: write_granularity(models, units, h, out, options, layouts)
                for h in options.granularities}
     walls = dict.fromkeys(options.granularities, 0.0)
+    bricks = {h: len(json.loads((suite_dir / "suite.json").read_text())["bricks"])
+              for h, (_, suite_dir, _) in written.items()}
+    rounds = options.settings().processes
+    tally.total = files + rounds * (files + sum(bricks.values()))
     e2e_data: dict = {"models": {}}
-    for k in range(options.settings().processes):  # rounds: every model and every suite
+    for k in range(rounds):  # rounds: every model and every suite
         for step in round_order(k):
             if step == "models":
-                e2e_data = measure_e2e(models_dir, out / "e2e.json", options, k, echo)
+                e2e_data = measure_e2e(models_dir, out / "e2e.json", options, k, tally)
             else:
                 for h, (suite, suite_dir, _) in written.items():
-                    walls[h] += run_suite(suite_dir, suite, options, k, echo)
+                    walls[h] += run_suite(suite_dir, suite, options, k, echo, tally, bricks[h])
     e2e = {name: brick_result(r, STATISTIC) for name, r in e2e_data["models"].items()}
     e2e_wall = sum(r["timing"]["wall_s"] for r in e2e_data["models"].values() if r["status"] == "ok")
     rows = [study_granularity(written[h], h, e2e, e2e_wall, walls[h], options)
             for h in options.granularities]
     data = {"version": 1, "statistic": STATISTIC, "threads": options.threads, "quick": options.quick,
-            "models": sorted(m.name for m in models), "failed": [list(f) for f in failed], "by_h": rows}
+            "models": sorted(m.name for m in models), "failed": [list(f) for f in failed], "by_h": rows,
+            "about": study_about(e2e_data, rows, options)}
     (out / "study.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     (out / "study.md").write_text(format_study(data))
     return data
+
+
+def study_about(e2e_data: dict, rows: list[dict], options: StudyOptions) -> dict:
+    """What a study describes, as every output names it (estimate/report.py describe): the
+    machine its whole models were measured on, the suite of each H, the statistic, the
+    dlbricks-gen version and the date."""
+    first = next((r for r in e2e_data["models"].values() if r.get("status") == "ok"), None)
+    return {"machine": machine_label(identity(first)) if first else None,
+            "suites": {str(r["h"]): r["suite"] for r in rows}, "statistic": STATISTIC,
+            "H": list(options.granularities), "batch": options.shapes.batch,
+            "dlbricks_gen": __version__, "date": datetime.date.today().isoformat()}
+
+
+def about_line(data: dict) -> str:
+    about = data.get("about")
+    if not about:
+        return ""
+    suites = ", ".join(f"H={h} suite {s}" for h, s in about["suites"].items())
+    return (f"machine {about['machine'] or 'unknown (nothing measured)'}; {suites}; statistic "
+            f"{about['statistic']}; dlbricks-gen {about['dlbricks_gen']}, {about['date']}")
 
 
 def _fmt(value, pattern: str = "{:.3f}") -> str:
@@ -201,7 +270,8 @@ def _fmt(value, pattern: str = "{:.3f}") -> str:
 
 
 def format_study(data: dict) -> str:
-    lines = ["| H | unique bricks | sequences | geomean est/meas | min | max | within 5% | "
+    lines = [f"{about_line(data)}", ""] if data.get("about") else []
+    lines += ["| H | unique bricks | sequences | geomean est/meas | min | max | within 5% | "
              "within 10% | hits / misses / undecided | reference drift | speedup (latency sums) | "
              "speedup (wall time) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

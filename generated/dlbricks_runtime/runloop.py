@@ -10,18 +10,15 @@ the interval instead of passing as a tight one. --pass K runs only pass K (study
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from .backends import DEFAULT, result_name, summary_line
 from .core.machine import quiet_warnings
 from .core.results import error_result, passes_done, validate_result, write_result
 from .core.settings import Settings, parse_cpus, settings_record
-from .suite import RunBroken, backends_to_run, read_suite, select, shard
+from .suite import RunBroken, backends_to_run, read_suite, run_lock, select, shard
 from .worker import BrickTimeout, Worker, WorkerDied, make_settings
 
 
@@ -62,30 +59,6 @@ def is_real(path: Path, brick: str, suite: str) -> bool:
         return False
     return (not validate_result(data) and data["id"] == brick and data["suite"] == suite
             and data["settings"].get("quick") is False)
-
-
-@contextlib.contextmanager
-def run_lock(results: Path) -> Iterator[None]:
-    """One run per suite at a time: two runs would time their bricks against each other and
-    delete each other's files in flight. The kernel drops the lock when its holder dies, so a
-    crashed run never leaves the suite locked."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        yield
-        return
-    with open(results / ".run.lock", "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise RunBroken(f"another run is measuring this suite ({handle.read(40).strip() or 'pid unknown'}): "
-                            "wait for it to finish (two runs at once time their bricks against "
-                            "each other)") from None
-        handle.truncate(0)
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        yield
 
 
 SETUP_S = 0.3  # a session of one brick: build, load, warm up (a fast brick on a laptop)
@@ -148,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     results = args.suite_dir / "results"
     read_suite(args.suite_dir)
     results.mkdir(exist_ok=True)
-    with run_lock(results):
+    with run_lock(results, "wait for it to finish (two runs at once time their bricks against "
+                  "each other)"):
         return _run(args)
 
 

@@ -5,10 +5,13 @@ check` can report a missing numpy or onnxruntime instead of failing to start."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from .backends import DEFAULT, NAMES
@@ -51,6 +54,33 @@ def read_suite(suite_dir: Path) -> dict:
         if not isinstance(brick, str) or not BRICK_ID.match(brick):
             raise RunBroken(f"{path}: brick id {brick!r} is not a plain file name")
     return suite
+
+
+LOCK = ".run.lock"  # in results/: held by the run measuring the suite
+
+
+@contextlib.contextmanager
+def run_lock(results: Path, advice: str) -> Iterator[Path]:
+    """One run per suite at a time, and no `make clean-results` during a run: two runs would
+    time their bricks against each other and delete each other's files in flight. The kernel
+    drops the lock when its holder dies, so a crashed run never leaves the suite locked.
+    `advice`: what to do when another process holds it. Yields the lock file."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield results / LOCK
+        return
+    with open(results / LOCK, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise RunBroken(f"a run is measuring this suite ({handle.read(40).strip() or 'pid unknown'}): "
+                            f"{advice}") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield results / LOCK
 
 
 def parse_shard(text: str) -> tuple[int, int]:
