@@ -586,7 +586,7 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
     the missing bricks and exit (after writing them as a suite with --emit-missing). Ids are
     keyed with `secret`, as compile keys them: the store holds results under keyed ids."""
     from .passes.plan import default_plan_path
-    from .workflows.compile import Recipe, assemble, compile_models, fusion_groups, layout_conversions, lower_all
+    from .workflows.compile import Recipe, assemble, compile_models, lower_all, runtime_passes
     from .workflows.incremental import coverage, missing_lines, plan_of
 
     lowered, failed = lower_all(model, options)
@@ -594,9 +594,8 @@ def model_plan(model: Path, granularity: int, options: ShapeOptions, fusion: boo
         typer.echo(f"error: {error}", err=True)
     if not lowered:
         fail("no model could be read" if failed else f"no *.onnx files found in {model}")
-    grouped, units = fusion_groups(lowered, fusion)
-    parts = assemble(grouped, Recipe(granularity, options, secret=secret), units,
-                     layouts=layout_conversions(grouped)).partition
+    grouped, units, layouts = runtime_passes(lowered, fusion)
+    parts = assemble(grouped, Recipe(granularity, options, secret=secret), units, layouts=layouts).partition
     cov = coverage(parts, latest)
     if not cov.unknown:
         return plan_of(parts, batch=options.batch, failed=tuple(failed))

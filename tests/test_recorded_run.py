@@ -19,6 +19,8 @@ from dlbricks_gen.passes.plan import load_plan
 
 FIXTURES = Path(__file__).parent / "fixtures"
 B1 = ShapeOptions(batch=1)
+# The real Paddle export's inputs: -1 batch, symbolic image size (the feature map is the head's input)
+PADDLE = ShapeOptions(input_shapes=(("hardswish_17.tmp_0", (2, 200, 2, 96)), ("x", (2, 3, 48, 192))))
 
 
 def _image(scale: float) -> np.ndarray:
@@ -94,12 +96,12 @@ def test_a_model_of_only_ai_onnx_ml_compiles():
         ["ai.onnx.ml.Normalizer"]
 
 
-def test_sequence_values_are_refused_naming_the_node():
-    nodes = [helper.make_node("SplitToSequence", ["x"], ["s"], name="split"),
-             helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=0, name="concat")]
+def test_optional_values_are_refused_naming_the_node():
+    nodes = [helper.make_node("Optional", ["x"], ["o"], name="wrap"),
+             helper.make_node("OptionalGetElement", ["o"], ["y"], name="unwrap")]
     model = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2])],
-                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2])])
-    with pytest.raises(FrontendError, match=r"node 'split' \(SplitToSequence\): reads or makes a sequence"):
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2])], opset=18)
+    with pytest.raises(FrontendError, match=r"node 'wrap' \(Optional\): optional-typed values are not supported"):
         lower_proto(model, "m", "m.onnx", ShapeOptions())
 
 
@@ -133,7 +135,8 @@ def test_nested_control_flow_is_lowered_one_level_per_recorded_run():
 
 @pytest.mark.parametrize(("name", "options"), [
     ("detector_nonzero", B1), ("qoperator_cnn", B1), ("control_flow_if", B1), ("scan", B1),
-    ("paddle_minus1", ShapeOptions(batch=2))])
+    ("paddle_minus1", ShapeOptions(batch=2)), ("realworld/nonzero_detector_dynamo", B1),
+    ("realworld/cond_if_dynamo", B1), ("realworld/paddle_cls_minus1", PADDLE)])
 def test_bricks_of_dynamic_fixtures_build_load_and_run(name: str, options: ShapeOptions):
     import onnxruntime as ort
 
@@ -186,3 +189,34 @@ def test_lowering_a_qoperator_model_writes_no_file(tmp_path: Path, monkeypatch: 
     model = load_model(FIXTURES / "qoperator_cnn.onnx", FIXTURES, B1)
     assert "QLinearConv" in {n.layer.op_type for n in model.nodes}
     assert list(tmp_path.iterdir()) == []
+
+
+def test_real_exports_of_the_new_classes_compile():
+    """torch's dynamo exporter (NonZero; torch.cond as If) and paddle2onnx (-1 dims)."""
+    real = FIXTURES / "realworld"
+    detector = load_model(real / "nonzero_detector_dynamo.onnx", real, B1)
+    assert "NonZero" in {n.layer.op_type for n in detector.nodes}
+    assert detector.assumed[0][0] == "recorded run"
+    cond = load_model(real / "cond_if_dynamo.onnx", real, B1)
+    assert "If" not in {n.layer.op_type for n in cond.nodes}
+    assert any(what.startswith("If took ") for _, what in cond.assumed)
+    with pytest.raises(FrontendError, match=r"x \(dim 0 is -1, "):
+        load_model(real / "paddle_cls_minus1.onnx", real, ShapeOptions())
+    paddle = load_model(real / "paddle_cls_minus1.onnx", real, PADDLE)
+    [softmax] = [n for n in paddle.nodes if n.layer.op_type == "Softmax"]
+    assert softmax.layer.outputs[0].shape == (2, 2) and "Reshape" in {n.layer.op_type for n in paddle.nodes}
+    assert not paddle.assumed  # the computed Reshape size folds once the batch is bound
+
+
+def test_a_recorded_run_that_fails_on_random_inputs_says_to_give_a_real_sample():
+    nodes = [helper.make_node("Range", ["start", "limit", "delta"], ["y"], name="range")]
+    model = make_model(nodes, [helper.make_tensor_value_info("delta", TensorProto.INT64, [])],
+                       [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+                       [numpy_helper.from_array(np.array(0, np.int64), "start"),
+                        numpy_helper.from_array(np.array(4, np.int64), "limit")], opset=18)
+    with pytest.raises(FrontendError, match=r"on random \(data policy\) inputs failed in ONNX Runtime \(give a "
+                                            r"real sample with --inputs\)") as err:
+        lower_proto(model, "m", "m.onnx", ShapeOptions())  # integer inputs are zeros: a zero delta
+    assert "\n" not in str(err.value)
+    fine = lower_proto(model, "m", "m.onnx", ShapeOptions(), inputs={"delta": np.array(1, np.int64)})
+    assert fine.nodes[0].layer.outputs[0].shape == (4,)

@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 python make_corpus.py [OUT]          # default OUT: realworld-models/
     python make_corpus.py OUT --only resnet18,bert_mini  # a subset (a quantized one needs its base)
-    python make_corpus.py --fixtures tests/fixtures/realworld   # only the three small test fixtures
+    python make_corpus.py --fixtures tests/fixtures/realworld   # only the small test fixtures
     python make_corpus.py --list                          # the task list
 
 Runs in its own venv (requirements.txt beside this file), never in the project's. Every model is
@@ -545,6 +545,53 @@ for _n, _fam, _pkg, _rel, _dims, _ranges in _SHIPPED:
             "ranges": {k: list(v) for k, v in _ranges.items()},
         }
     )
+
+
+def make_paddle_fixture(dst: Path) -> tuple[str, Path, list[dict]]:
+    """Two pieces of the real Paddle export that rapidocr-onnxruntime ships (its text-direction
+    classifier, paddle2onnx output): the stem (Conv, BatchNormalization, hard-swish) from `x`,
+    and the head from the last feature map (MaxPool, GlobalAveragePool, the exporter's
+    Shape -> Cast -> Slice -> Concat -> Reshape to a computed size, MatMul, Softmax). Inputs and
+    outputs keep Paddle's `-1` batch dimension. The nodes (weights are Constant nodes) are copied
+    unchanged; the feature map's static dims come from one onnxruntime run at batch 1."""
+    from importlib import metadata
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    wheel_path = "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+    model = onnx.load(str(metadata.distribution("rapidocr-onnxruntime").locate_file(wheel_path)))
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    feature, stem, last = "hardswish_17.tmp_0", "hardswish_0.tmp_0", graph.output[0].name
+    keep: set[int] = set()
+    for output, stop in ((stem, "x"), (last, feature)):
+        todo = [output]
+        while todo:
+            name = todo.pop()
+            if name != stop and name in producer and id(producer[name]) not in keep:
+                keep.add(id(producer[name]))
+                todo += list(producer[name].input)
+    nodes = [n for n in graph.node if id(n) in keep]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend([helper.make_empty_tensor_value_info(n) for n in (feature, stem)])
+    run = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    fmap, stem_out = run.run([feature, stem], {"x": np.zeros((1, 3, 48, 192), np.float32)})
+    inputs = [graph.input[0], helper.make_tensor_value_info(feature, onnx.TensorProto.FLOAT, [-1, *fmap.shape[1:]])]
+    outputs = [helper.make_tensor_value_info(stem, onnx.TensorProto.FLOAT, [-1, stem_out.shape[1], None, None]),
+               graph.output[0]]
+    piece = helper.make_model(helper.make_graph(nodes, graph.name, inputs, outputs),
+                              opset_imports=list(model.opset_import))
+    piece.ir_version = model.ir_version
+    piece.producer_name, piece.producer_version = model.producer_name, model.producer_version
+    path = dst / "paddle_cls_minus1.onnx"
+    onnx.save(piece, str(path))
+    shapes = [{"name": "x", "dtype": "float32", "shape": [1, 3, 48, 192]},
+              {"name": feature, "dtype": "float32", "shape": [1, *map(int, fmap.shape[1:])]}]
+    return "paddle_cls_minus1", path, shapes
 
 
 # --------------------------------------------------------------------------------------------
@@ -1351,6 +1398,7 @@ def make_fixtures(dst: Path) -> list[dict]:
     )
     pre.unlink()
     made.append(("tiny_cnn_int8_qdq", qpath, specs["tiny_cnn_fp32_dynamo"][1]))
+    made.append(make_paddle_fixture(dst))
     report = []
     for _name, path, inputs in made:
         _, ins, outs, opsets, ops = _graph_io(path)
@@ -1462,7 +1510,7 @@ def main(argv=None) -> int:
         "--jobs", type=int, default=2, help="models built at once (default 2, one per core)"
     )
     ap.add_argument(
-        "--fixtures", metavar="DIR", help="write only the three small test fixtures into DIR"
+        "--fixtures", metavar="DIR", help="write only the small test fixtures into DIR"
     )
     ap.add_argument("--list", action="store_true", help="print the task list and exit")
     ap.add_argument("--worker", metavar="TASK", help=argparse.SUPPRESS)

@@ -114,7 +114,7 @@ def _settle(proto: onnx.ModelProto, options: ShapeOptions, display: str, inputs:
         if not flow and _all_typed(state.nodes, state.known, state.types) \
                 and not _shapes_at_run_time(state.nodes, state.known):
             break
-        feeds = sample_feeds(proto, inputs)
+        feeds = sample_feeds(proto, inputs, display)
         state.runs += 1
         try:
             state.recorded = record(instrument(proto), feeds, state.types, options.max_bytes, base_dir,
@@ -203,8 +203,8 @@ def _rebuild(proto: onnx.ModelProto, nodes: list[onnx.NodeProto], known: dict[st
             inits.append(numpy_helper.from_array(np.asarray(k.data), name))
         elif k.proto is not None:
             inits.append(k.proto)
-    value_info = [onnx.helper.make_tensor_value_info(
-        name, onnx.TensorProto.DataType.Value(t.dtype), list(t.shape)) for name, t in probed.items()]
+    value_info = [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.DataType.Value(t.dtype), list(t.shape))
+                  for name, t in probed.items() if t.sequence is None]  # inference types sequences itself
     graph = onnx.helper.make_graph(nodes, proto.graph.name, inputs, list(proto.graph.output), inits,
                                    value_info=value_info)
     rebuilt = onnx.helper.make_model(graph, opset_imports=list(proto.opset_import))

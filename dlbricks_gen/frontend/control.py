@@ -22,6 +22,7 @@ CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 # Control flow nested deeper than this (an If in a Loop in an If ...) is not expanded.
 MAX_NESTING = 4
 TRIPS = "::trips"  # suffix of the extra Loop output that counts iterations in the recorded run
+IDENTITY_OF_SEQUENCES = 14  # the first opset whose Identity copies a sequence
 
 
 def has_subgraph(node: onnx.NodeProto) -> bool:
@@ -152,6 +153,10 @@ def _opset(model: onnx.ModelProto) -> int:
 def _unroll_loop(node, trips: int, model, where: str, display: str):
     body = _graph(node, "body")
     _check_size(trips, body, display, where, "Loop")
+    if _opset(model) < IDENTITY_OF_SEQUENCES and any(v.type.HasField("sequence_type") for v in body.output):
+        raise FrontendError(display, f"a Loop carrying a sequence at opset {_opset(model)} is not supported "
+                            f"(unrolled, its copies need Identity of opset {IDENTITY_OF_SEQUENCES})",
+                            node=where, op="Loop")
     carried = list(node.input[2:])
     n_carried = len(carried)
     outputs = [o for o in node.output if not o.endswith(TRIPS)]

@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from ..ir import TensorType
+from .roles import SEQUENCE_OPS
 
 # Not folded by ONNX Runtime (random) or never worth folding.
 NOT_FOLDED = frozenset(
@@ -112,7 +113,7 @@ def _eliminable(node: onnx.NodeProto, graph_outputs: set[str]) -> bool:
 
 
 def _foldable(node: onnx.NodeProto, known: dict[str, Known], types: dict[str, TensorType]) -> bool:
-    if node.domain not in ("", "ai.onnx") or node.op_type in NOT_FOLDED:
+    if node.domain not in ("", "ai.onnx") or node.op_type in NOT_FOLDED or node.op_type in SEQUENCE_OPS:
         return False
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
         return False
@@ -229,7 +230,8 @@ def probe_types(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dic
     some ai.onnx.ml ops). Nodes whose output shapes depend on values are not probed."""
     found: dict[str, TensorType] = {}
     for node in nodes:
-        if all(o in types or o in found or not o for o in node.output) or node.op_type in VALUE_DEPENDENT:
+        if all(o in types or o in found or not o for o in node.output) or node.op_type in VALUE_DEPENDENT \
+                or node.op_type in SEQUENCE_OPS:
             continue
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             continue
@@ -237,7 +239,8 @@ def probe_types(nodes: list[onnx.NodeProto], known: dict[str, Known], types: dic
         for name in dict.fromkeys(n for n in node.input if n):
             if name in known and known[name].has_data:
                 inputs[name] = known[name].values()
-            elif (t := found.get(name) or types.get(name) or (known[name].type if name in known else None)):
+            elif (t := found.get(name) or types.get(name) or (known[name].type if name in known else None)) \
+                    and t.sequence is None:
                 inputs[name] = random_value(name, t)
             else:
                 break

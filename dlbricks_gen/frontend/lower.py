@@ -13,15 +13,10 @@ from ..ir.order import depth_first_order
 from .control import MAX_NESTING
 from .errors import FrontendError
 from .fold import Known
-from .roles import INT_DTYPES, is_semantic
+from .roles import INT_DTYPES, OPTIONAL_OPS, is_semantic
 
 # Domains run by ONNX Runtime's CPU provider without a custom op library.
 KNOWN_DOMAINS = ("", "ai.onnx.ml", "com.microsoft")
-# Operators that make or read sequences and optionals.
-SEQUENCE_OPS = frozenset({
-    "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
-    "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
-    "OptionalGetElement", "OptionalHasElement"})
 # Tensor attributes of ai.onnx.ml operators up to this size keep their values.
 ML_TENSOR_NUMEL = 1 << 14
 # Integer inputs that decide a kernel's output shape: computed at run time, they take the
@@ -35,6 +30,7 @@ SHAPE_INPUTS = {
     "ReduceSumSquare": (1,), "NonMaxSuppression": (2,), "Col2Im": (1, 2), "DFT": (1, 2),
     "RandomNormalLike": (), "Trilu": (1,), "BlackmanWindow": (0,), "HannWindow": (0,),
     "HammingWindow": (0,), "STFT": (1, 3), "MelWeightMatrix": (0, 1, 2),
+    "SplitToSequence": (1,), "SequenceAt": (1,), "SequenceInsert": (2,), "SequenceErase": (1,),
 }
 # Attributes that the schema leaves implicit but that have a fixed meaning when absent.
 IMPLICIT_SPATIAL = {
@@ -69,9 +65,11 @@ class Lowerer:
         if domain not in KNOWN_DOMAINS:
             raise self.error(proto, index, f"custom domain {domain!r} is not supported "
                              "(ONNX Runtime needs a custom op library for it)")
-        if domain == "" and proto.op_type in SEQUENCE_OPS:
-            raise self.error(proto, index, "reads or makes a sequence: sequence-typed values are not "
-                             "supported in bricks")
+        if domain == "" and proto.op_type in OPTIONAL_OPS:
+            raise self.error(proto, index, "optional-typed values are not supported in bricks")
+        if domain == "" and proto.op_type == "SequenceMap":
+            raise self.error(proto, index, "SequenceMap (a body run once per sequence element) is "
+                             "not supported")
         schema = self.schema(proto, index, domain)
         since = schema.since_version if schema else self.opsets.get(domain, 1)
         for attr in proto.attribute:  # control flow is reported before any missing shape

@@ -18,6 +18,14 @@ INT_DTYPES = frozenset(
     {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "BOOL"}
 )
 SMALL_INT_NUMEL = 4096
+# Operators that make or read sequences (of tensors) and optionals: never folded nor probed
+# (their values are lists), typed by the recorded run.
+SEQUENCE_OPS = frozenset({
+    "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase",
+    "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional",
+    "OptionalGetElement", "OptionalHasElement"})
+# Of those, the ones no brick holds (reasons in lower.py).
+OPTIONAL_OPS = frozenset({"Optional", "OptionalGetElement", "OptionalHasElement"})
 # Float inputs whose (few) values decide what the kernel does, not just what it computes.
 FLOAT_SEMANTIC_SLOTS = frozenset(
     {("Resize", 1), ("Resize", 2), ("Upsample", 1), ("Clip", 1), ("Clip", 2), ("Pad", 2)}

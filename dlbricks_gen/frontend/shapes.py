@@ -42,9 +42,11 @@ def bind_inputs(model: onnx.ModelProto, options: ShapeOptions, display: str) -> 
             symbols[dims[0].dim_param] = options.batch
     unresolved = []
     for value in graph_inputs(graph):
+        if value.type.HasField("sequence_type") and value.type.sequence_type.elem_type.HasField("tensor_type"):
+            continue  # a sequence of tensors: its elements come from the sample inputs
         if not value.type.HasField("tensor_type"):
-            raise FrontendError(display, f"input {value.name!r} is a sequence, map or optional: sequence-typed "
-                                "values are not supported in bricks")
+            raise FrontendError(display, f"input {value.name!r} is a map or an optional: only tensors and "
+                                "sequences of tensors are supported in bricks")
         shape = value.type.tensor_type.shape
         if value.name in explicit:
             _check_explicit(value.name, shape, explicit[value.name], display)

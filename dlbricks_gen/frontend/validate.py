@@ -7,8 +7,6 @@ a benchmark of. Each is one FrontendError naming the file and the node (or input
 
 from __future__ import annotations
 
-import math
-
 import onnx
 
 from ..ir import TensorType
@@ -95,7 +93,7 @@ def tensor_bytes(t: TensorType) -> int:
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(dtype).itemsize or 8
     except (KeyError, ValueError, TypeError):
         itemsize = 8
-    return math.prod(t.shape) * itemsize
+    return t.numel * itemsize
 
 
 def check_sizes(nodes: list[onnx.NodeProto], types: dict[str, TensorType], max_bytes: int,

@@ -11,6 +11,7 @@ A `ModelPlan` says which bricks a model is made of and how they connect.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,11 +30,23 @@ Scalar = int | float | str
 
 @dataclass(frozen=True, slots=True)
 class TensorType:
+    """A tensor's element type and shape, or (`sequence` set) a sequence of tensors of `dtype`:
+    then `sequence` holds each element's shape, as the recorded run saw them, and `shape` is ()."""
+
     dtype: str  # onnx.TensorProto.DataType name, e.g. "FLOAT"
     shape: tuple[int, ...]
+    sequence: tuple[tuple[int, ...], ...] | None = None
 
     def __str__(self) -> str:
+        if self.sequence is not None:
+            return f"seq {self.dtype}({', '.join('[' + ','.join(map(str, s)) + ']' for s in self.sequence)})"
         return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+    @property
+    def numel(self) -> int:
+        """Elements it holds (all elements' for a sequence)."""
+        shapes = self.sequence if self.sequence is not None else (self.shape,)
+        return sum(math.prod(s) for s in shapes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,14 @@ def operand_text(operand: Operand) -> str:
 
 
 def type_text(t: TensorType) -> str:
-    return f"{t.dtype}[{','.join(str(int(d)) for d in t.shape)}]"
+    """`FLOAT[1,8]`; a sequence of tensors as `seq FLOAT([2,3], [1,3])` (its elements' shapes)."""
+    if t.sequence is not None:
+        return f"seq {t.dtype}({', '.join(_dims(s) for s in t.sequence)})"
+    return f"{t.dtype}{_dims(t.shape)}"
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return f"[{','.join(str(int(d)) for d in shape)}]"
 
 
 def ref_text(ref: Ref | None) -> str:

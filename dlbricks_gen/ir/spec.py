@@ -81,6 +81,8 @@ def _opsets(brick: Brick) -> dict[str, int]:
 def _type(t: TensorType | None) -> dict:
     if t is None:
         raise ValueError("a value without a type has no SPEC")
+    if t.sequence is not None:  # a sequence of tensors: each element's shape
+        return {"dtype": t.dtype, "shape": [], "sequence": [list(s) for s in t.sequence]}
     return {"dtype": t.dtype, "shape": list(t.shape)}
 
 

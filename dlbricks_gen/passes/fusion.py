@@ -9,12 +9,10 @@ its consumers are one kernel. The partitioner never cuts inside such a group.
 
 from __future__ import annotations
 
-import onnx
-
 from ..ir import Model, Node
 from ..ir.order import depth_first_order
 from ..ir.spec import output_name
-from .optimized import graph_values, optimized_graph, whole_model
+from .optimized import graph_values, optimized_graph
 from .partition import consumers
 
 Units = tuple[tuple[int, int], ...]
@@ -26,7 +24,7 @@ def fused_groups(model: Model) -> list[int]:
     if n == 0:
         return []
     used_by = consumers(model)
-    surviving = _optimized_values(whole_model(model))
+    surviving = _optimized_values(model)
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -44,7 +42,7 @@ def fused_groups(model: Model) -> list[int]:
     return [find(i) for i in range(n)]
 
 
-def _optimized_values(model: onnx.ModelProto) -> set[str]:
+def _optimized_values(model: Model) -> set[str]:
     return graph_values(optimized_graph(model, "extended"))
 
 

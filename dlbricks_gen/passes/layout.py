@@ -29,7 +29,7 @@ import onnx
 from ..ir import Kind, Model, TensorType
 from ..ir.spec import input_name, output_name
 from ..runtime.core.calibration import NCHWC_SEEDS
-from .optimized import graph_values, optimized_graph, whole_model
+from .optimized import graph_values, optimized_graph
 from .partition import Partition, consumers
 
 REORDER_IN, REORDER_OUT = "ReorderInput", "ReorderOutput"
@@ -55,13 +55,12 @@ def conversions(model: Model) -> Conversions | None:
     if not any(n.layer.op_type in seeds and not n.layer.domain for n in model.nodes):
         return None
     names = _spec_names(model)
-    whole = whole_model(model)
-    optimized = optimized_graph(whole, "all")
+    optimized = optimized_graph(model, "all")
     into = {names[n.input[0]] for n in optimized.node if n.op_type == REORDER_IN and n.input[0] in names}
     out_of = {names[n.output[0]] for n in optimized.node if n.op_type == REORDER_OUT and n.output[0] in names}
     kept = graph_values(optimized)
     nhwc = channels_last_candidates(model) & {name for spec, name in names.items() if spec not in kept}
-    extended = graph_values(optimized_graph(whole, "extended"))
+    extended = graph_values(optimized_graph(model, "extended"))
     return Conversions(frozenset(into), frozenset(out_of), frozenset(nhwc),
                        absorbed_nodes(model, optimized, extended))
 

@@ -21,6 +21,7 @@ from ..frontend import FrontendError, ShapeOptions, find_models, load_model
 from ..ir import Model
 from ..passes.decoys import Budget, add_decoys
 from ..passes.layout import Conversions, conversions, with_kept_reorders
+from ..passes.optimized import clear_whole_model
 from ..passes.partition import Partition, partition
 from ..passes.plan import check_outside, plan_json, plan_with_ids
 
@@ -99,6 +100,23 @@ def layout_conversions(models: list[Model]) -> dict[str, Conversions]:
     return {name: c for name, c in found.items() if c is not None}
 
 
+def runtime_passes(models: list[Model], fusion: bool) -> tuple[list[Model], Units | None, dict[str, Conversions]]:
+    """`fusion_groups` and `layout_conversions`, model by model: both passes optimize the same
+    whole model in ONNX Runtime, which is built once (passes/optimized.py keeps the last one).
+    The conversions are read on the model before regrouping: they name the model's values,
+    which regrouping (a reorder of its layers) keeps."""
+    grouped: list[Model] = []
+    units: Units = {}
+    layouts: dict[str, Conversions] = {}
+    for model in models:
+        regrouped, found = fusion_groups([model], fusion)
+        grouped += regrouped
+        units.update(found or {})
+        layouts.update(layout_conversions([model]))
+    clear_whole_model()
+    return grouped, (units if fusion else None), layouts
+
+
 def assemble(models: list[Model], recipe: Recipe, units: Units | None = None,
              failed: tuple[tuple[str, str], ...] = (),
              layouts: dict[str, Conversions] | None = None) -> Assembled:
@@ -142,9 +160,9 @@ def compile_models(root: Path, out_dir: Path, plan_path: Path, granularity: int,
     plan still lists every brick of every model, so estimates combine stored and new results."""
     check_outside(plan_path, out_dir)
     models, failed = lower_all(root, options, progress)
-    grouped, units = fusion_groups(models, fusion)
+    grouped, units, layouts = runtime_passes(models, fusion)
     recipe = Recipe(granularity, options, decoys, exclude, backends, decoy_share, secret)
-    suite = assemble(grouped, recipe, units, tuple(failed), layout_conversions(grouped))
+    suite = assemble(grouped, recipe, units, tuple(failed), layouts)
     report = kernels = None
     if models:
         write_assembled(suite, out_dir, plan_path)

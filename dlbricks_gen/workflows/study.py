@@ -42,7 +42,7 @@ from ..results.load import BrickResult, brick_result, load_results
 from ..results.machine import identity, machine_label
 from ..runtime.core.settings import Settings
 from . import e2e as e2e_mod
-from .compile import Recipe, Units, assemble, fusion_groups, layout_conversions, lower_all, write_assembled
+from .compile import Recipe, Units, assemble, lower_all, runtime_passes, write_assembled
 
 STATISTIC = "trimmed_mean_20"
 
@@ -217,8 +217,7 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
         echo(f"error: {error}")
     if options.fusion:  # learned once: whole models are optimized by ONNX Runtime
         echo("learning fusion groups from ONNX Runtime")
-    models, units = fusion_groups(models, options.fusion)
-    layouts = layout_conversions(models)
+    models, units, layouts = runtime_passes(models, options.fusion)
     written = {h: write_granularity(models, units, h, out, options, layouts)
                for h in options.granularities}
     walls = dict.fromkeys(options.granularities, 0.0)

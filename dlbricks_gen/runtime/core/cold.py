@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from .data import Feeds
 from .machine import machine_info
 from .session import bound_call, make_session
 from .settings import Settings
@@ -70,7 +69,7 @@ def measure_cold(calls: list[Callable[[], object]]) -> tuple[float, float]:
     return statistics.median(warm), statistics.median(cold)
 
 
-def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: dict[str, np.ndarray],
+def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: Feeds,
                 settings: Settings, session: object) -> dict:
     """The "cold" part of a result's calibration: copies, footprint, warm and cold seconds per
     call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""

@@ -14,6 +14,9 @@ FLOAT_DTYPES = frozenset({
     "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "FLOAT4E2M1",
 })
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+# A session's inputs: a tensor per name, or a list of them for a sequence input.
+Feeds = dict[str, "np.ndarray | list[np.ndarray]"]
+
 # 8-bit integers are quantized data, never indices: drawn over their range, zero points (rank
 # <= 1 weights) at the middle of it, as onnxruntime.quantization writes them.
 QUANTIZED = {"INT8": (-127, 127, 0), "UINT8": (0, 255, 128)}  # low, high, zero point
@@ -101,6 +104,9 @@ def literal_array(dtype: str, shape: Iterable[int], data: list) -> np.ndarray:
     return array.reshape(tuple(int(d) for d in shape))
 
 
-def input_feeds(inputs: list[dict]) -> dict[str, np.ndarray]:
-    """Seeded random data for graph inputs given as [{"name", "dtype", "shape"}]."""
-    return {t["name"]: random_array(t["name"], t["dtype"], t["shape"], "input") for t in inputs}
+def input_feeds(inputs: list[dict]) -> Feeds:
+    """Seeded random data for graph inputs given as [{"name", "dtype", "shape"}]; a sequence
+    input ({"sequence": [shape, ...]}) gets one array per element, element k seeded by NAME.k."""
+    return {t["name"]: ([random_array(f"{t['name']}.{k}", t["dtype"], shape, "input")
+                         for k, shape in enumerate(t["sequence"])] if "sequence" in t else
+                        random_array(t["name"], t["dtype"], t["shape"], "input")) for t in inputs}

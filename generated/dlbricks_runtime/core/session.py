@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import onnxruntime as ort
 
+from .data import Feeds
 from .settings import Settings
 from .timing import measure_call
 
@@ -34,7 +35,7 @@ def make_session(model_bytes: bytes, settings: Settings, profile_prefix: str | N
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def bound_call(session: ort.InferenceSession, feeds: dict[str, np.ndarray]
+def bound_call(session: ort.InferenceSession, feeds: Feeds
                ) -> tuple[Callable[[], object], tuple]:
     """(call, keepalive): a no-argument call that runs the session on pre-created inputs.
 
@@ -42,9 +43,10 @@ def bound_call(session: ort.InferenceSession, feeds: dict[str, np.ndarray]
     cheapest public call path (about 3 us per call, against about 6 us for session.run); the
     keepalive holds the input buffers the binding points to.
     """
-    strings = any(a.dtype == object for a in feeds.values())
-    if strings or any(o.type == "tensor(string)" for o in session.get_outputs()):
-        return functools.partial(session.run, None, feeds), (feeds,)  # io_binding has no strings
+    # io_binding has no strings and no sequences
+    plain = any(isinstance(a, list) or a.dtype == object for a in feeds.values())
+    if plain or any(o.type == "tensor(string)" or o.type.startswith("seq") for o in session.get_outputs()):
+        return functools.partial(session.run, None, feeds), (feeds,)
     binding = session.io_binding()
     values = []
     for name, array in feeds.items():
@@ -56,7 +58,7 @@ def bound_call(session: ort.InferenceSession, feeds: dict[str, np.ndarray]
     return functools.partial(session.run_with_iobinding, binding), (binding, feeds, values)
 
 
-def measure_session(session: ort.InferenceSession, feeds: dict[str, np.ndarray],
+def measure_session(session: ort.InferenceSession, feeds: Feeds,
                     settings: Settings) -> dict:
     """Time a session: the "stats", "values", "warnings" and "timing" parts of a result."""
     call, keepalive = bound_call(session, feeds)

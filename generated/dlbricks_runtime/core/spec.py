@@ -8,6 +8,7 @@ which a worker pass that reuses the first pass's built bytes (core/buildcache.py
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     import onnx
 
 SPEC_FORMAT = 1
+# Model property of a built brick: its sequence inputs' element shapes, JSON {name: [shape, ...]}.
+SEQUENCE_SHAPES = "dlbricks.sequence_shapes"
+MAX_SEQUENCE_SHAPES_TEXT = 1 << 20
 # The oldest IR version that can hold these element types (older ones reject them).
 MIN_IR_FOR_DTYPE = {"FLOAT8E4M3FN": 9, "FLOAT8E4M3FNUZ": 9, "FLOAT8E5M2": 9, "FLOAT8E5M2FNUZ": 9,
                     "INT4": 10, "UINT4": 10, "FLOAT4E2M1": 11}
@@ -110,10 +114,8 @@ def build_model(spec: dict) -> onnx.ModelProto:
     if spec.get("format") != SPEC_FORMAT:
         raise ValueError(f"brick SPEC format {spec.get('format')!r} is not supported "
                          f"(this harness reads format {SPEC_FORMAT})")
-    inputs = [helper.make_tensor_value_info(t["name"], element_type(t["dtype"]), t["shape"])
-              for t in spec["inputs"]]
-    outputs = [helper.make_tensor_value_info(t["name"], element_type(t["dtype"]), t["shape"])
-               for t in spec["outputs"]]
+    inputs = [value_info(t) for t in spec["inputs"]]
+    outputs = [value_info(t) for t in spec["outputs"]]
     first, last, inner = _layout_edges(spec)
     nodes = []
     for index, n in enumerate(spec["nodes"]):
@@ -128,11 +130,34 @@ def build_model(spec: dict) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=opsets, producer_name="dlbricks-gen harness")
     for t in spec["initializers"]:  # filled in place: the same bytes, copied once
         fill_tensor(model.graph.initializer.add(), t["name"], t)
+    sequences = {t["name"]: t["sequence"] for t in spec["inputs"] if "sequence" in t}
+    if sequences:  # an ONNX sequence type has one element shape: each element's is kept here
+        helper.set_model_props(model, {SEQUENCE_SHAPES: json.dumps(sequences, sort_keys=True)})
     dtypes = {t["dtype"] for t in [*spec["inputs"], *spec["outputs"], *spec["initializers"]]}
     # IR 4 at least: before it, initializers had to be listed as graph inputs too.
     model.ir_version = max([4, helper.find_min_ir_version_for(opsets, ignore_unknown=True),
                             *(MIN_IR_FOR_DTYPE.get(d, 3) for d in dtypes)])
     return model
+
+
+def value_info(t: dict) -> onnx.ValueInfoProto:
+    """A SPEC input or output as a graph value: a tensor, or a sequence of tensors whose
+    element shape is the elements' common one (else left open: they differ)."""
+    from onnx import helper
+
+    if "sequence" not in t:
+        return helper.make_tensor_value_info(t["name"], element_type(t["dtype"]), t["shape"])
+    shapes = {tuple(s) for s in t["sequence"]}
+    shape = list(shapes.pop()) if len(shapes) == 1 else None
+    return helper.make_tensor_sequence_value_info(t["name"], element_type(t["dtype"]), shape)
+
+
+def _sequence_shapes(model: onnx.ModelProto) -> dict:
+    text = next((p.value for p in model.metadata_props if p.key == SEQUENCE_SHAPES), "{}")
+    if len(text) > MAX_SEQUENCE_SHAPES_TEXT:
+        raise ValueError(f"{SEQUENCE_SHAPES} holds {len(text)} characters, more than {MAX_SEQUENCE_SHAPES_TEXT}")
+    shapes = json.loads(text)
+    return shapes if isinstance(shapes, dict) else {}
 
 
 def _layout_edges(spec: dict) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto], dict[str, str]]:
@@ -159,13 +184,20 @@ def _layout_edges(spec: dict) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto
 
 
 def model_inputs(model: onnx.ModelProto) -> list[dict]:
-    """The graph inputs of a model with static shapes, as SPEC-style dicts."""
+    """The graph inputs of a model with static shapes, as SPEC-style dicts (a sequence input
+    of a brick with its elements' shapes, which build_model keeps in the model's properties)."""
     import onnx
 
     constant = {t.name for t in model.graph.initializer}
+    sequences = _sequence_shapes(model)
     inputs = []
     for value in model.graph.input:
         if value.name in constant:
+            continue
+        if value.type.HasField("sequence_type") and value.name in sequences:
+            elem = value.type.sequence_type.elem_type.tensor_type.elem_type
+            inputs.append({"name": value.name, "dtype": onnx.TensorProto.DataType.Name(elem), "shape": [],
+                           "sequence": [[int(d) for d in s] for s in sequences[value.name]]})
             continue
         if not value.type.HasField("tensor_type"):
             raise ValueError(f"input {value.name} is not a tensor")
