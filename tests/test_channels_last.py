@@ -5,7 +5,10 @@ given to and taken from its bricks NHWC, so that each brick runs the kernels the
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
+import onnx
+import onnxruntime as ort
 import pytest
 from conftest import FIXTURES
 
@@ -14,7 +17,6 @@ from dlbricks_gen.ir import Brick
 from dlbricks_gen.ir.canonical import brick_digest, brick_text
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.passes.layout import conversions
-from dlbricks_gen.passes.optimized import optimized_graph
 from dlbricks_gen.runtime.core.spec import build_model
 from dlbricks_gen.workflows.compile import Recipe, assemble, fusion_groups, layout_conversions
 
@@ -32,8 +34,14 @@ def bricks(qoperator) -> dict[str, Brick]:
     return dict(assemble(models, Recipe(1, B1), units, layouts=layout_conversions(models)).partition.bricks)
 
 
-def kernels(brick: Brick) -> list[str]:
-    return [n.op_type for n in optimized_graph(build_model(brick_spec("b", brick)), "all").node]
+def kernels(brick: Brick, tmp: Path) -> list[str]:
+    """The kernels ONNX Runtime (level "all") runs for the brick as the suite builds it."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp / "brick.onnx")
+    ort.InferenceSession(build_model(brick_spec("b", brick)).SerializeToString(), options,
+                         providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load_model(str(tmp / "brick.onnx")).graph.node]
 
 
 def test_the_runtime_says_which_values_the_model_carries_channels_last(qoperator):
@@ -47,13 +55,13 @@ def test_the_runtime_says_which_values_the_model_carries_channels_last(qoperator
     assert quantize.outputs[0] not in found.nhwc  # the model transposes there itself
 
 
-def test_a_brick_runs_the_channels_last_kernels_the_model_runs(bricks):
+def test_a_brick_runs_the_channels_last_kernels_the_model_runs(bricks, tmp_path: Path):
     (pool,) = [b for b in bricks.values() if b.ops == ("MaxPool",)]
     assert pool.nhwc_inputs == (0,) and pool.nhwc_outputs == (0,)
-    assert kernels(pool) == ["NhwcMaxPool"]  # without the layout: the NCHW 8-bit MaxPool
-    assert kernels(replace(pool, nhwc_inputs=(), nhwc_outputs=())) == ["MaxPool"]
+    assert kernels(pool, tmp_path) == ["NhwcMaxPool"]  # without the layout: the NCHW 8-bit MaxPool
+    assert kernels(replace(pool, nhwc_inputs=(), nhwc_outputs=()), tmp_path) == ["MaxPool"]
     inner = [b for b in bricks.values() if b.ops == ("QLinearConv",) and b.nhwc_inputs and b.nhwc_outputs]
-    assert inner and all("Transpose" not in kernels(b) for b in inner)  # no transposes of its own
+    assert inner and all("Transpose" not in kernels(b, tmp_path) for b in inner)  # no transposes of its own
     spec = brick_spec("b", pool)
     n, c, h, w = pool.inputs[0].shape
     assert spec["inputs"][0] == {"name": "in0", "dtype": pool.inputs[0].dtype, "shape": [n, h, w, c],
