@@ -1,7 +1,7 @@
 """Compile speed and peak memory against the floor of plain onnx.load + infer_shapes.
 
     python benchmarks/compile_speed.py [MODELS_DIR] [--repeat 3]
-    python benchmarks/compile_speed.py /work/corpus --static 30    # 30 static real models
+    python benchmarks/compile_speed.py CORPUS --static 30          # 30 static real models
 
 Without MODELS_DIR it writes the zoo's demo models (default scale) to a temporary folder.
 `--static N` takes N of the corpus's static FP32 exports (benchmarks/realworld/manifest.json;

@@ -1,7 +1,7 @@
 """Does the suite cost less than running the models, and do two runs of it agree? (issue 16)
 
 For each set of models (default: the built-in demo zoo at default scale, and the 16 real exports
-of the corpus's `threads2` set when /work/corpus is there), compiled at H=1:
+of the corpus's `threads2` set when --corpus DIR is given), compiled at H=1:
   1. every model end to end (`dlbricks-gen e2e`, the default policy), then the suite twice from
      scratch (`make run`'s command), each timed as the user waits for it (process start
      included);
@@ -11,7 +11,7 @@ of the corpus's `threads2` set when /work/corpus is there), compiled at H=1:
      within 2%) and whether the printed intervals cover it (|e1 - e2| <= hypot(pm1, pm2), the
      95% interval of a difference of two independent estimates); and est/meas per run.
 
-    taskset -c 1 .venv/bin/python benchmarks/effort.py                 # both sets, ~10-15 min
+    taskset -c 1 .venv/bin/python benchmarks/effort.py --corpus CORPUS # both sets, ~10-15 min
     taskset -c 1 .venv/bin/python benchmarks/effort.py --sets zoo      # the zoo only, ~5 min
     taskset -c 1 .venv/bin/python benchmarks/effort.py --models DIR    # any folder of models
     .venv/bin/python benchmarks/effort.py --sets zoo --tiny --quick     # a smoke test (~1 min)
@@ -41,7 +41,6 @@ from dlbricks_gen.results.load import brick_result, load_results
 from dlbricks_gen.runtime.core.machine import machine_info
 
 STATISTIC = "trimmed_mean_20"
-CORPUS = Path("/work/corpus")
 SELECT = Path(__file__).resolve().parent / "realworld" / "select.py"
 GOAL_RATIO, GOAL_REPEAT = 0.8, 0.02
 
@@ -56,7 +55,8 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "dlbricks_gen.cli", *args]
 
 
-def models_of(name: str, work: Path, folder: Path | None, tiny: bool = False) -> Path | None:
+def models_of(name: str, work: Path, folder: Path | None, tiny: bool = False,
+              corpus: Path | None = None) -> Path | None:
     """The folder of models of a set: the demo zoo written here, the corpus's threads2 set
     linked here, or a folder given."""
     if folder is not None:
@@ -66,10 +66,10 @@ def models_of(name: str, work: Path, folder: Path | None, tiny: bool = False) ->
         subprocess.run(cli("zoo", str(work / "models"), *small), check=True,
                        stdout=subprocess.DEVNULL)
         return work / "models"
-    if not CORPUS.is_dir():
-        print(f"== {name}: {CORPUS} is not there, skipped")
+    if corpus is None or not corpus.is_dir():
+        print(f"== {name}: no corpus folder (--corpus, made by benchmarks/realworld/run.sh), skipped")
         return None
-    subprocess.run([sys.executable, str(SELECT), str(CORPUS), str(work / "models"), "--set",
+    subprocess.run([sys.executable, str(SELECT), str(corpus), str(work / "models"), "--set",
                     "threads2"], check=True, stdout=subprocess.DEVNULL)
     return work / "models"
 
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", default="zoo,real", help="zoo, real or both (default zoo,real)")
     p.add_argument("--models", type=Path, help="a folder of models instead of the sets")
+    p.add_argument("--corpus", type=Path, help="the real-export corpus (benchmarks/realworld/run.sh)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (1)")
     p.add_argument("--tiny", action="store_true", help="zoo: two --tiny models (smoke test)")
     p.add_argument("--quick", action="store_true", help="quick policy (smoke test, no figures)")
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for name in sets:
         with tempfile.TemporaryDirectory(prefix=f"dlbricks-effort-{name}-") as temp:
-            models = models_of(name, Path(temp), args.models, args.tiny)
+            models = models_of(name, Path(temp), args.models, args.tiny, args.corpus)
             if models is None:
                 continue
             data = run_set(name, models, Path(temp), args.threads, args.quick)
