@@ -61,3 +61,25 @@ def test_decoys_are_deterministic_and_measured_but_not_estimated(tiny_zoo: Path,
     assert not loaded.problems and loaded.results[decoy].ok
     assert est.estimate(plan, loaded.results) == est.estimate(plan, {})
     assert audit_suite(tmp_path / "one", tiny_zoo).ok
+
+
+def test_every_decoy_runs_as_the_real_bricks_do(tiny_zoo: Path, tmp_path: Path):
+    """A decoy that fails on every run (a Reshape rebuilt at another size keeping its literal
+    shape) tells the vendor it is a decoy: each one runs on the suite's seeded inputs."""
+    from dlbricks_gen.passes.decoys import DEFAULT, Budget
+    from dlbricks_gen.runtime.core.data import input_feeds
+    from dlbricks_gen.runtime.core.spec import model_inputs
+
+    budget = Budget.parse(DEFAULT)  # what compile adds by default
+    result = compile_models(tiny_zoo, tmp_path / "suite", tmp_path / "suite.plan.json", 1,
+                            ShapeOptions(batch=1), decoys=budget.count, decoy_share=budget.share)
+    assert result.decoys
+    for digest in result.decoys:
+        spec = brick_spec_of((tmp_path / "suite" / "bricks" / f"{digest}.py").read_text())
+        model = build_model(spec)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        ops = [n["op_type"] for n in spec["nodes"]]
+        try:
+            session.run(None, input_feeds(model_inputs(model)))
+        except Exception as exc:  # noqa: BLE001 - the assertion names the brick
+            raise AssertionError(f"decoy {digest[:12]} ({ops}) fails: {exc}") from None

@@ -165,7 +165,7 @@ def _path(model: Model, rng: random.Random, pools: Pools, sizes: tuple[set, set]
     if ratio is None:
         return []
     try:
-        lowered = lower_proto(_proto(_scaled(spec, ratio)), "decoy", "decoy.onnx", ShapeOptions())
+        lowered = lower_proto(_proto(_fit_reshapes(_scaled(spec, ratio))), "decoy", "decoy.onnx", ShapeOptions())
         nhwc = channels_last_candidates(lowered) if channels_last else frozenset()
         plan, bricks = plan_model(lowered, granularity, nhwc=nhwc)
     except Exception:  # noqa: BLE001 - mostly FrontendError (a Reshape to a fixed shape); never fatal
@@ -211,13 +211,58 @@ def _scaled(spec: dict, ratio: Fraction) -> dict:
     return {**spec, "inputs": inputs}
 
 
+def _fit_reshapes(spec: dict, rounds: int = 4) -> dict:
+    """The literal target shapes of the span's Reshapes refitted to their rescaled inputs (the
+    largest dimension takes the change of element count, when that stays whole): a Reshape to
+    {1,256} of what became {1,64,1,1} reshapes to {1,64}. Targets with -1 or 0 fit themselves;
+    a Reshape that cannot be refitted is left, and `_runs` cuts the path before it."""
+    literal = {t["name"]: i for i, t in enumerate(spec["initializers"]) if isinstance(t.get("data"), list)}
+    for _ in range(rounds):  # a refitted Reshape changes the shapes after it
+        inferred = onnx.shape_inference.infer_shapes(_proto(spec)).graph
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+                  for v in [*inferred.input, *inferred.value_info]}
+        inits, changed = list(spec["initializers"]), False
+        for n in spec["nodes"]:
+            if n["op_type"] != "Reshape" or len(n["inputs"]) < 2 or n["inputs"][1] not in literal:
+                continue
+            k = literal[n["inputs"][1]]
+            target, data = inits[k]["data"], shapes.get(n["inputs"][0])
+            if not data or not target or min(data) <= 0 or min(target) <= 0:
+                continue
+            have, want, j = math.prod(data), math.prod(target), target.index(max(target))
+            if have != want and (target[j] * have) % want == 0:
+                inits[k] = {**inits[k], "data": [*target[:j], target[j] * have // want, *target[j + 1:]]}
+                changed = True
+        spec = {**spec, "initializers": inits}
+        if not changed:
+            break
+    return spec
+
+
 def _scale(size: int, ratio: Fraction) -> int:
     return max(1, round(size * ratio))
 
 
+# Ops that keep their data input's element count: rebuilt at another size with a literal target
+# shape (a Reshape to {1,256}), shape inference accepts them and every run fails.
+SAME_COUNT = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+
+
+def _runs(brick: Brick) -> bool:
+    """No layer of the brick keeps a literal shape its rebuilt input no longer fills: a decoy
+    failing on every run would tell the vendor it is one."""
+    for layer in brick.layers:
+        data, out = layer.inputs[0].type if layer.inputs else None, layer.outputs[0] if layer.outputs else None
+        if layer.op_type in SAME_COUNT and data and out and math.prod(data.shape) != math.prod(out.shape):
+            return False
+    return True
+
+
 def _plausible(brick: Brick, pools: Pools, sizes: set, types: set[TensorType]) -> bool:
-    """Every input has a size real bricks have (an image input: a type real bricks read), and
-    is no larger than real inputs of the brick's first op."""
+    """Every input has a size real bricks have (an image input: a type real bricks read), is no
+    larger than real inputs of the brick's first op, and the brick runs (`_runs`)."""
+    if not _runs(brick):
+        return False
     for t in brick.inputs:
         if len(t.shape) not in RANKS:
             continue
