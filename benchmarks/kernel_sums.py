@@ -29,11 +29,12 @@ from pathlib import Path
 import onnx
 
 from dlbricks_gen.frontend import ShapeOptions, load_model
+from dlbricks_gen.frontend.shapes import bind_inputs
 from dlbricks_gen.ir.spec import brick_spec
 from dlbricks_gen.runtime.core.data import input_feeds
 from dlbricks_gen.runtime.core.session import make_session
 from dlbricks_gen.runtime.core.settings import Settings
-from dlbricks_gen.runtime.core.spec import build_model
+from dlbricks_gen.runtime.core.spec import build_model, model_inputs
 from dlbricks_gen.workflows.compile import Recipe, assemble, fusion_groups, layout_conversions
 
 ROUNDS, CALLS = 8, 3  # --cold: ROUNDS * CALLS rounds of one call each
@@ -52,13 +53,6 @@ def kernel_minima(session) -> dict[str, tuple[str, float]]:
     return best
 
 
-def graph_inputs(model: onnx.ModelProto) -> list[dict]:
-    constant = {t.name for t in model.graph.initializer}
-    return [{"name": v.name, "dtype": onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type),
-             "shape": [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]}
-            for v in model.graph.input if v.name not in constant]
-
-
 def compare(path: Path, granularity: int, fusion: bool, tmp: Path, cold: bool = False) -> dict:
     lowered = load_model(path, path.parent, B1)
     models, units = fusion_groups([lowered], fusion)
@@ -68,8 +62,9 @@ def compare(path: Path, granularity: int, fusion: bool, tmp: Path, cold: bool = 
     settings = Settings(intra_op_threads=1, graph_optimization_level="all")
     names = (str(tmp / f"p{k}_") for k in itertools.count())
     proto = onnx.load(str(path))
+    bind_inputs(proto, B1, str(path))  # as compile binds them: the bricks' shapes
     runs = [("model", 1, make_session(proto.SerializeToString(), settings, next(names)),
-             input_feeds(graph_inputs(proto)))]
+             input_feeds(model_inputs(proto)))]
     for digest, count in sorted(counts.items()):
         spec = brick_spec(digest, bricks[digest])
         runs.append((digest, count, make_session(build_model(spec).SerializeToString(), settings, next(names)),

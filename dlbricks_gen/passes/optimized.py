@@ -23,9 +23,12 @@ LEVELS = {"extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
 WEIGHTS_FILE = "weights.bin"
 
 
+@functools.lru_cache(maxsize=2)
 def optimized_graph(model: Model, level: str) -> onnx.GraphProto:
     """The graph ONNX Runtime (CPU, 1 thread) runs for the whole `model` at `level` ("extended":
-    every fusion, no layout change; "all": also the NCHWc layout), with its weights left on disk."""
+    every fusion, no layout change; "all": also the NCHWc layout), with its weights left on disk.
+    Kept for the last model's two levels (the fusion and the layout pass both read "extended";
+    `clear_whole_model`); callers only read it."""
     built = _whole_model(model)
     options = ort.SessionOptions()
     options.graph_optimization_level = LEVELS[level]
@@ -95,8 +98,9 @@ def _whole_model(model: Model) -> _WholeModel:
 
 
 def clear_whole_model() -> None:
-    """Forget the last whole model (and free its weights)."""
+    """Forget the last whole model (and free its weights) and its optimized graphs."""
     _whole_model.cache_clear()
+    optimized_graph.cache_clear()
 
 
 def graph_values(graph: onnx.GraphProto) -> set[str]:
