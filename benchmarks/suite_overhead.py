@@ -5,9 +5,12 @@ suite given as an argument), runs it once (`make run`'s command), and prints the
 spent in timed repetitions (sum of timing.measure_s), warm-up and setup (graph build + session
 creation), and the overhead share, then the fixed costs per brick and per process (issue 16):
 graph build + session, profiling/calibration, warm-up, result writing, the reference benchmark,
-process start, beside the brick's own latency sum (a benchmark should cost about 100x it).
-With --standalone K it also times K brick programs run as separate processes
-(`python -m dlbricks_runtime.brick bricks/<id>.py`), the cost the long-lived worker avoids.
+process start, beside the brick's own latency sum (a benchmark should cost about 100x it);
+then where the whole wall time went, phase by phase, as multiples of that latency sum (the
+measure of issue 16's goal) and shares of the run, with the first pass's calibration split into
+the profile and the cold-cache copies (timing.profile_s, timing.cold_s). --keep DIR copies the
+run's results there. With --standalone K it also times K brick programs run as separate
+processes (`python -m dlbricks_runtime.brick bricks/<id>.py`), the cost the worker avoids.
 
     .venv/bin/python benchmarks/suite_overhead.py                 # 24 bricks, full settings
     .venv/bin/python benchmarks/suite_overhead.py -n 40 --quick
@@ -169,6 +172,61 @@ def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
           f"(until ready: imports, the reference graph)")
     print(f"bricks' latency sum    {latency * 1e3:8.3f} ms; run wall time = "
           f"{wall / latency:.0f}x it")
+    budget(results, wall, starts)
+
+
+def calibration_costs(results: list[dict]) -> None:
+    """The first pass's calibration split (timing.profile_s, timing.cold_s; results before
+    they were recorded show only the total): per brick that needed each part, against the
+    latency of those bricks."""
+    ok = [r for r in results if r["status"] == "ok" and "calibration" in r]
+    if not ok or not all("cold_s" in r["timing"] for r in ok):
+        return
+    profiled = [r for r in ok if r["calibration"]["profile"]["calls"]]
+    cold = [r for r in ok if (r["calibration"].get("cold") or {}).get("copies", 1) > 1]
+    print("calibration (first pass only), seconds in all and ms per brick that needs it:")
+    for name, group, key in (("profile (NCHWc bricks)", profiled, "profile_s"),
+                             ("cold-cache copies", cold, "cold_s")):
+        total = sum(r["timing"][key] for r in group)
+        latency = sum(r["stats"]["median"] for r in group)
+        calls = sum(r["calibration"].get("cold", {}).get("copies", 0) for r in group)
+        extra = f", {calls} copies" if key == "cold_s" else ""
+        print(f"  {name:<24} {total:7.2f} s  {len(group):4d} bricks{extra}, "
+              f"{total / max(1, len(group)) * 1e3:7.2f} ms each = {total / max(latency, 1e-12):5.0f}x "
+              f"their latency sum ({latency * 1e3:.2f} ms)")
+    rest = sum(r["timing"]["calibration_s"] - r["timing"]["profile_s"] - r["timing"]["cold_s"]
+               for r in ok)
+    print(f"  {'call costs (per process)':<24} {rest:7.2f} s")
+
+
+def budget(results: list[dict], wall: float, starts: float) -> None:
+    """Where the run's wall time went, phase by phase, each as seconds, as a multiple of the
+    bricks' latency sum (issue 16's measure: running every model costs about 140x theirs, so
+    the suite meets the goal below about 140 / 0.8 = 175x) and as a share of the wall time."""
+    ok = [r for r in results if r["status"] == "ok"]
+    latency = sum(r["stats"]["median"] for r in ok)
+    if not ok or latency <= 0:
+        return
+
+    def total(key: str) -> float:
+        return sum(r["timing"].get(key, 0.0) for r in results)
+
+    split = all("cold_s" in r["timing"] for r in ok if "calibration" in r)
+    calibration = {"calibration: profile": total("profile_s"), "calibration: cold copies": total("cold_s")}
+    if split:
+        calibration["calibration: call costs"] = total("calibration_s") - sum(calibration.values())
+    else:
+        calibration = {"calibration (profile, cold copies, call costs)": total("calibration_s")}
+    inside = ("measure_s", "warmup_s", "setup_s", "calibration_s")
+    rows = {"timed repetitions": total("measure_s"), "warm-up": total("warmup_s"),
+            "session + input data": total("setup_s"), **calibration,
+            "graph build / build cache, record": total("wall_s") - sum(total(k) for k in inside),
+            "worker process starts": starts,
+            "outside the bricks (SPEC, result files, messages, runner)": wall - total("wall_s") - starts}
+    print(f"where the wall time went ({wall:.1f} s = {wall / latency:.0f}x the bricks' latency sum "
+          f"of {latency * 1e3:.2f} ms):")
+    for name, seconds in rows.items():
+        print(f"  {name:<58} {seconds:7.2f} s  {seconds / latency:5.0f}x  {seconds / wall:6.1%}")
 
 
 def worker_start(directory: Path, cached: bool) -> float:
@@ -218,6 +276,7 @@ def report(directory: Path, wall: float) -> None:
     print(f"CI target reached      {reached}/{len(ok)}; median values per brick "
           f"{sorted(r['stats']['n'] for r in ok)[len(ok) // 2] if ok else 0}")
     fixed_costs(results, wall, directory)
+    calibration_costs(results)
 
 
 def standalone(directory: Path, count: int, extra: list[str]) -> None:
@@ -239,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, metavar="N", help="worker processes (policy: 2)")
     p.add_argument("--standalone", type=int, default=0, metavar="K",
                    help="also run K brick programs as separate processes")
+    p.add_argument("--keep", type=Path, metavar="DIR", help="copy the run's results/ there")
     args = p.parse_args(argv)
     extra = ["--quick"] if args.quick else []
     extra += ["--processes", str(args.processes)] if args.processes else []
@@ -253,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"suite: {args.suite or f'{args.bricks} hand-written bricks'}; "
               f"settings: {'quick' if args.quick else 'full'}, 1 thread")
         report(directory, wall)
+        if args.keep:
+            shutil.copytree(directory / "results", args.keep, dirs_exist_ok=True)
         if args.standalone:
             standalone(directory, args.standalone, extra)
     return 0

@@ -206,6 +206,44 @@ def test_a_brick_is_measured_cold_by_rotating_real_sessions():
         assert cold["copies"] > 1 and cold["warm_s"] > 0 and cold["cold_s"] > 0
 
 
+def test_every_copy_made_is_timed_in_each_cold_part():
+    from dlbricks_gen.runtime.core.cold import CALLS, MAX_COPIES, ROUNDS, measure_cold, timed_copies
+
+    assert timed_copies(MAX_COPIES) == CALLS and timed_copies(2) == 2
+    counts = [0] * timed_copies(MAX_COPIES)
+
+    def call(i: int):  # noqa: ANN202 - a counting no-op stands for a copy's session call
+        return lambda: counts.__setitem__(i, counts[i] + 1)
+
+    measure_cold([call(i) for i in range(len(counts))])
+    assert all(n >= 1 + ROUNDS for n in counts)  # its first call, then once in every cold part
+
+
+def test_only_the_copies_a_cold_part_times_are_made(monkeypatch):
+    """A 1 MiB brick on a 4 MiB L2 would need 8 copies to exceed twice the cache; a cold part
+    of CALLS calls times CALLS of them, so only those sessions are made (real sessions)."""
+    from dlbricks_gen.runtime.core import cold
+    from dlbricks_gen.runtime.core.data import input_feeds
+    from dlbricks_gen.runtime.core.session import make_session
+    from dlbricks_gen.runtime.core.settings import Settings
+    from dlbricks_gen.runtime.core.spec import model_inputs
+
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    proto = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])], [weight("w", (512, 512))])
+    data, settings = proto.SerializeToString(), Settings(quick=True)
+    feeds = input_feeds(model_inputs(proto))
+    made = []
+    monkeypatch.setattr(cold, "make_session", lambda *a: made.append(1) or make_session(*a))
+    for l2, copies in ((4 << 20, cold.CALLS), (1 << 20, 2)):
+        assert cold.copies_needed(1 << 20, l2) == (cold.MAX_COPIES if l2 == 4 << 20 else 2)
+        monkeypatch.setattr(cold, "machine_info", lambda l2=l2: {"caches": {"l2": l2}})
+        made.clear()
+        record = cold.cold_record(proto, data, feeds, settings, make_session(data, settings))
+        assert record["copies"] == copies and len(made) == copies - 1
+        assert record["warm_s"] > 0 and record["cold_s"] > 0
+
+
 def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
     data = result("a", 1.0, 0.0, 0.0)
     data["calibration"]["cold"] = {"copies": 4, "footprint_bytes": 1 << 20, "warm_s": 1e-3, "cold_s": 1.5e-3}

@@ -7,9 +7,11 @@ of the two on the target: the brick's session (its weights) is copied until the 
 together take more than twice the L2 cache (at most MAX_COPIES; bricks whose weights are too
 small for that, or already larger than twice the L2, are not measured), all copies read the
 same input buffers, and the same short run of calls is timed on one copy (warm) and rotating
-through all of them (cold), interleaved. The estimator applies the ratio to the brick's
-latency where the model's weights exceed the L2 cache that the result records
-(machine.caches).
+through them (cold), interleaved. A cold part of CALLS calls starts again at the first copy in
+every round, so it times at most CALLS copies: only those are made (`timed_copies`; the others
+would only have been created and called once, at the cost of a session each). The estimator
+applies the ratio to the brick's latency where the model's weights exceed the L2 cache that
+the result records (machine.caches).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ def copies_needed(nbytes: int, l2: int) -> int:
     return min(MAX_COPIES, math.ceil(2 * l2 / nbytes))
 
 
+def timed_copies(copies: int) -> int:
+    """How many of `copies` a cold part visits: calls i = 0..CALLS-1 go to copy i % copies."""
+    return min(copies, CALLS)
+
+
 def measure_cold(calls: list[Callable[[], object]]) -> tuple[float, float]:
     """(warm, cold) median seconds per call: calls[0] repeated vs all of them in turn,
     alternated ROUNDS times so that drift hits both alike."""
@@ -71,13 +78,14 @@ def measure_cold(calls: list[Callable[[], object]]) -> tuple[float, float]:
 
 def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: Feeds,
                 settings: Settings, session: object) -> dict:
-    """The "cold" part of a result's calibration: copies, footprint, warm and cold seconds per
-    call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""
+    """The "cold" part of a result's calibration: copies timed, footprint, warm and cold seconds
+    per call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""
     nbytes = footprint(model)
     l2 = machine_info()["caches"].get("l2", 0)  # read from sysfs once per process
     copies = copies_needed(nbytes, l2)
     if copies == 1 or nbytes * MAX_COPIES < 2 * l2:
         return {**NO_COLD, "footprint_bytes": nbytes}
+    copies = timed_copies(copies)
     sessions = [session] + [make_session(model_bytes, settings) for _ in range(copies - 1)]
     bound = [bound_call(s, feeds) for s in sessions]  # one input: warm, as in the model
     warm, cold = measure_cold([call for call, _ in bound])
