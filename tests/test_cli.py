@@ -160,7 +160,7 @@ def test_backend_choices_are_usage_errors_in_every_command(models_dir: Path, tmp
     assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
     stat = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path),
                                "--stat", "p99"])
-    assert stat.exit_code == 2 and "--stat must be one of trimmed_mean_20, median, mean, min" in stat.stderr
+    assert stat.exit_code == 2 and "--stat must be one of best_run, trimmed_mean_20, median, mean, min" in stat.stderr
     import typer
 
     from dlbricks_gen.results.load import STATISTICS
