@@ -49,6 +49,15 @@ class BrickResult:
     reorder_in: float = 0.0  # of `boundary`: the conversions into NCHWc (ReorderInput)
     reorder_out: float = 0.0  # and out of it (ReorderOutput)
     cold_ratio: float = 1.0  # latency with cold caches / warm (runtime/core/cold.py); 1: not measured
+    far_ratio: float = 0.0  # the same over the far span; 0: not measured
+
+    def cold_scale(self, level: int) -> float:
+        """What the brick's latency is multiplied by inside a model of cold `level` (estimate.
+        model.cold_level: 0 its weights fit the L2, 1 near, 2 far): the ratio measured over
+        that span, the near one where the far span was not measured."""
+        if level >= 2 and self.far_ratio > 0:
+            return self.far_ratio
+        return self.cold_ratio if level >= 1 else 1.0
 
     @property
     def l2_bytes(self) -> int:
@@ -79,16 +88,16 @@ class BrickResult:
         reorders at its edges (measured as a share of a profiled run, applied to the latency)."""
         return self.calibrated_for(None)
 
-    def calibrated_for(self, kept: tuple[float, float] | None, cold: bool = False) -> float | None:
+    def calibrated_for(self, kept: tuple[float, float] | None, cold: int = 0) -> float | None:
         """`calibrated`, keeping the shares `kept` = (into, out of) of the brick's reorders that
         the model itself converts at that instance (passes/layout.py; None: remove them all),
-        and with `cold` the brick's time with cold caches (its measured cold/warm ratio)."""
+        and with `cold` > 0 the brick's time with cold caches (`cold_scale`)."""
         if not self.ok or self.null_call is None or self.boundary is None:
             return None
         removed = self.boundary
         if kept is not None:
             removed = self.reorder_in * (1.0 - kept[0]) + self.reorder_out * (1.0 - kept[1])
-        scale = self.cold_ratio if cold else 1.0
+        scale = self.cold_scale(cold)
         return max((self.latency - removed) * scale - self.null_call, 0.0)
 
 
@@ -245,14 +254,16 @@ def brick_result(data: dict, statistic: str) -> BrickResult:
         return BrickResult(data["id"], True, latency, None, data)
     profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
     if not (profile["calls"] and profile["run_s"] > 0):
+        near, far = _cold_ratios(cal)
         return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), 0.0,
-                           cold_ratio=_cold_ratio(cal))
+                           cold_ratio=near, far_ratio=far)
     # Profiled kernel times, as shares of the profiled run, applied to the timed latency.
     scale = latency / max(profile["run_s"], profile["boundary_s"])
     kernels = profile.get("kernels_s", {})
+    near, far = _cold_ratios(cal)
     return BrickResult(data["id"], True, latency, None, data, run_overhead(cal),
                        profile["boundary_s"] * scale, kernels.get("ReorderInput", 0.0) * scale,
-                       kernels.get("ReorderOutput", 0.0) * scale, _cold_ratio(cal))
+                       kernels.get("ReorderOutput", 0.0) * scale, cold_ratio=near, far_ratio=far)
 
 
 def statistic_of(data: dict, statistic: str) -> float:
@@ -275,11 +286,15 @@ def statistic_of(data: dict, statistic: str) -> float:
     return float(min(medians))
 
 
-def _cold_ratio(calibration: dict) -> float:
+def _cold_ratios(calibration: dict) -> tuple[float, float]:
+    """(near, far) cold/warm ratios of a result (1 and 0 where not measured)."""
     cold = calibration.get("cold") or {}
-    if cold.get("copies", 1) > 1 and cold.get("warm_s", 0) > 0:
-        return float(cold["cold_s"]) / float(cold["warm_s"])
-    return 1.0
+    warm = float(cold.get("warm_s", 0))
+    if warm <= 0:
+        return 1.0, 0.0
+    near = float(cold["cold_s"]) / warm if cold.get("copies", 1) > 1 else 1.0
+    far = cold.get("far") or {}
+    return near, (float(far["cold_s"]) / warm if far.get("copies", 1) > 1 else 0.0)
 
 
 def quick_results(results: dict[str, BrickResult]) -> int:
