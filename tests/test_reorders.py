@@ -184,16 +184,18 @@ def test_cache_sizes_are_read_from_sysfs(tmp_path: Path):
 def test_copies_exceed_twice_the_cache_and_are_bounded():
     from dlbricks_gen.runtime.core.cold import FAR_L2, MAX_COLD_BYTES, MAX_COPIES, copies_needed, far_copies
 
+    assert FAR_L2 * (2 << 20) // MAX_COPIES == 2 << 20  # the far span is in reach of 2 MiB bricks
+
     l2 = 2 << 20
     assert copies_needed(1 << 20, l2) == 4
     assert copies_needed(5 << 20, l2) == 1  # one copy already exceeds the near span
     assert copies_needed(1 << 10, l2) == 1  # MAX_COPIES cannot reach it: not measured
     assert copies_needed(4 * l2 // MAX_COPIES, l2) == MAX_COPIES // 2
     assert copies_needed(1 << 20, 0) == 1  # cache size unknown: not measured
-    assert far_copies(1 << 20, l2) == FAR_L2 * 2  # 16 MiB of copies of a 1 MiB brick
-    assert far_copies(5 << 20, l2) == 4
-    assert far_copies(64 << 20, l2) == 2  # beyond the span alone: alternate two copies
-    assert far_copies(256 << 10, l2) == 1  # would take 64 copies
+    assert far_copies(2 << 20, l2) == FAR_L2  # 64 MiB of copies of a 2 MiB brick
+    assert far_copies(5 << 20, l2) == 13
+    assert far_copies(FAR_L2 * l2, l2) == 2  # beyond the span alone: alternate two copies
+    assert far_copies(1 << 20, l2) == 1  # would take 64 copies
     assert far_copies(MAX_COLD_BYTES, l2) == 1  # two copies would exceed the memory bound
 
 
@@ -213,7 +215,7 @@ def test_a_brick_is_measured_cold_by_rotating_real_sessions():
     l2 = cache_sizes().get("l2", 0)
     if 2 * l2 <= cold["footprint_bytes"] * 8:  # copies of a 1 MiB brick can exceed twice the L2
         assert cold["copies"] > 1 and cold["warm_s"] > 0 and cold["cold_s"] > 0
-    if far_copies(cold["footprint_bytes"], l2) > 1:  # and 8 times it (with at most 16 copies)
+    if far_copies(cold["footprint_bytes"], l2) > 1:  # and the far span (at most MAX_COPIES copies)
         assert cold["far"]["copies"] > 1 and cold["far"]["cold_s"] > 0
     assert validate_result(data) == []
 
@@ -233,7 +235,7 @@ def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
 
 
 def test_a_model_beyond_the_far_span_takes_the_far_ratio_else_the_near_one():
-    from dlbricks_gen.runtime.core.cold import FAR_L2
+    from dlbricks_gen.runtime.core.cold import FAR_MODEL_L2
 
     l2 = 2 << 20
     data = result("a", 1.0, 0.0, 0.0)
@@ -243,7 +245,7 @@ def test_a_model_beyond_the_far_span_takes_the_far_ratio_else_the_near_one():
     near_only = {**data, "calibration": {**data["calibration"], "cold": {
         k: v for k, v in data["calibration"]["cold"].items() if k != "far"}}}
     small = ModelPlan("m", "m.onnx", 1, ("a",), (), (), weight_bytes=4 << 20)
-    large = replace(small, name="big", weight_bytes=FAR_L2 * l2 + 1)
+    large = replace(small, name="big", weight_bytes=FAR_MODEL_L2 * l2 + 1)
     plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",))}, (small, large), ())
     near, far = estimate(plan, {"a": brick_result(data, "median")})
     assert near.calibrated == pytest.approx(1.5) and far.calibrated == pytest.approx(2.0)

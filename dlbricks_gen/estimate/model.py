@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from ..ir import ModelPlan
 from ..passes.plan import Plan
 from ..results.load import BrickResult
-from ..runtime.core.cold import FAR_L2
+from ..runtime.core.cold import FAR_MODEL_L2
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +144,11 @@ def cold_level(model: ModelPlan, results: dict[str, BrickResult]) -> int:
     """Where a model's bricks read their weights from, by the model's weight bytes against the
     L2 cache of the machine its results were measured on: 0 within the L2 (the loop's warm
     time holds), 1 beyond it (the near cold measurement: copies over twice the L2), 2 beyond
-    FAR_L2 times it (the far one). runtime/core/cold.py measures both spans."""
+    FAR_MODEL_L2 times it (the far one). runtime/core/cold.py measures both spans."""
     l2 = next((r.l2_bytes for d in model.instances if (r := results.get(d)) is not None and r.ok), 0)
     if not l2 or model.weight_bytes <= l2:
         return 0
-    return 2 if model.weight_bytes > FAR_L2 * l2 else 1
+    return 2 if model.weight_bytes > FAR_MODEL_L2 * l2 else 1
 
 
 def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | None:
