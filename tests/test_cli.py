@@ -203,3 +203,10 @@ def test_long_work_shows_a_bar_with_counts_and_eta_on_a_terminal_and_lines_elsew
         step("lowering a.onnx", 0, 2)
         step("H1 brick", 2, 7)
     assert "7/7" in screen.getvalue() and "ETA" in screen.getvalue()
+
+
+def test_the_suite_description_given_as_the_plan_is_named_as_such(tmp_path: Path):
+    suite = Path(__file__).resolve().parent.parent / "generated" / "suite.json"
+    result = runner.invoke(app, ["estimate", "--plan", str(suite), "--results", str(tmp_path)])
+    assert result.exit_code != 0 and "suite's description (suite.json), not the plan" in result.stderr, result.output
+    assert "unknown plan version" not in result.stderr
