@@ -33,9 +33,9 @@ from pathlib import Path
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean
 from dlbricks_gen.passes.plan import Plan, load_plan
-from dlbricks_gen.results.load import load_e2e, load_results
+from dlbricks_gen.results.load import DEFAULT_STATISTIC, load_e2e, load_results
 
-STATISTIC = "trimmed_mean_20"
+STATISTIC = DEFAULT_STATISTIC
 VARIANTS = ("plain", "calibrated", "layout", "cold", "default", "kernels", "kernels-apart")
 
 

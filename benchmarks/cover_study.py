@@ -25,9 +25,9 @@ from pathlib import Path
 
 from dlbricks_gen.estimate.model import geometric_mean
 from dlbricks_gen.passes.plan import Plan, load_plan
-from dlbricks_gen.results.load import load_results
+from dlbricks_gen.results.load import DEFAULT_STATISTIC, load_results, statistic_of
 
-STATISTIC = "trimmed_mean_20"
+STATISTIC = DEFAULT_STATISTIC
 
 
 def spans(plan: Plan, name: str) -> list[tuple[int, int, str]]:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="sets of H whose windows may be combined, e.g. 1,2,3")
     args = p.parse_args(argv)
     e2e_data = json.loads((args.study / "e2e.json").read_text())["models"]
-    e2e = {n: r["stats"][STATISTIC] for n, r in e2e_data.items() if r.get("status") == "ok"}
+    e2e = {n: statistic_of(r, STATISTIC) for n, r in e2e_data.items() if r.get("status") == "ok"}
     total = sum(e2e.values())
     for text in args.sets:
         hs = [int(h) for h in text.split(",")]

@@ -37,10 +37,10 @@ from dlbricks_gen.estimate.model import estimate, geometric_mean
 from dlbricks_gen.estimate.report import rows
 from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.results.drift import reference_spread
-from dlbricks_gen.results.load import brick_result, load_results
+from dlbricks_gen.results.load import DEFAULT_STATISTIC, brick_result, load_results
 from dlbricks_gen.runtime.core.machine import machine_info
 
-STATISTIC = "trimmed_mean_20"
+STATISTIC = DEFAULT_STATISTIC
 SELECT = Path(__file__).resolve().parent / "realworld" / "select.py"
 GOAL_RATIO, GOAL_REPEAT = 0.8, 0.02
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from dlbricks_gen.frontend import ShapeOptions, find_models, model_name
 from dlbricks_gen.passes.plan import default_plan_path, load_plan
+from dlbricks_gen.runtime.core.calibration import kernel_events
 from dlbricks_gen.runtime.core.data import input_feeds
 from dlbricks_gen.runtime.core.session import bound_call, make_session
 from dlbricks_gen.runtime.core.settings import Settings
@@ -57,24 +58,19 @@ def profile(model_bytes: bytes, feeds: dict, calls: int, stat: Stat) -> dict:
         with open(path, encoding="utf-8") as handle:
             events = json.load(handle)
         del keep, session
-    # Medians over the profiled runs, the first one left out: a brick's first calls after
-    # session creation are slow (allocation, page faults), and a mean would keep that.
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[1:]
+    # Over the profiled runs, the first one left out: a brick's first calls after session
+    # creation are slow (allocation, page faults), and a mean would keep that.
+    runs, kernels = kernel_events(events)
     per_node: dict[str, list[float]] = {}
     op_of: dict[str, str] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            run = next((k for k, (a, b) in enumerate(runs) if a <= e["ts"] <= b), None)
-            if run is None:
-                continue
-            node = e["name"][: -len("_kernel_time")]
-            op_of[node] = e["args"].get("op_name", "?")
-            per_node.setdefault(node, [0.0] * len(runs))[run] += e["dur"] * 1e-6
+    for node, op, run, seconds in kernels:
+        op_of[node] = op
+        per_node.setdefault(node, [0.0] * len(runs))[run] += seconds
     nodes = {node: stat(v) for node, v in per_node.items()}
     by_op: Counter[str] = Counter()
     for node, s in nodes.items():
         by_op[op_of[node]] += s
-    run_s = stat([b - a for a, b in runs]) * 1e-6
+    run_s = stat(runs)
     plain = make_session(model_bytes, SETTINGS)
     call, keep = bound_call(plain, feeds)
     call()

@@ -31,6 +31,7 @@ import onnx
 from dlbricks_gen.frontend import ShapeOptions, load_model
 from dlbricks_gen.frontend.shapes import bind_inputs
 from dlbricks_gen.ir.spec import brick_spec
+from dlbricks_gen.runtime.core.calibration import kernel_events
 from dlbricks_gen.runtime.core.data import input_feeds
 from dlbricks_gen.runtime.core.session import make_session
 from dlbricks_gen.runtime.core.settings import Settings
@@ -44,12 +45,10 @@ B1 = ShapeOptions(batch=1)
 def kernel_minima(session) -> dict[str, tuple[str, float]]:
     """{node: (op type, its minimum kernel time in us)} over every call but the first."""
     events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
     best: dict[str, tuple[str, float]] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= runs[0][1]:
-            if e["name"] not in best or e["dur"] < best[e["name"]][1]:
-                best[e["name"]] = (e["args"]["op_name"], float(e["dur"]))
+    for node, op, _, seconds in kernel_events(events)[1]:
+        if node not in best or seconds * 1e6 < best[node][1]:
+            best[node] = (op, seconds * 1e6)
     return best
 
 

@@ -27,11 +27,11 @@ from dlbricks_gen.estimate.report import rows
 from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.passes.plan import load_plan
 from dlbricks_gen.results.drift import corrected_all, median_reference, reference_spread
-from dlbricks_gen.results.load import brick_result, load_results
+from dlbricks_gen.results.load import DEFAULT_STATISTIC, brick_result, load_results
 from dlbricks_gen.runtime.core.settings import Settings
 from dlbricks_gen.workflows.e2e import measure_all
 
-STATISTIC = "trimmed_mean_20"
+STATISTIC = DEFAULT_STATISTIC
 TINY = "resnet18,squeezenet1_1,mobilenet_v2"
 # The policy before issue 16: 1 ms values, a 2% relative target up to 1 s, one process.
 LEGACY = {"warmup_s": 0.005, "min_value_s": 0.001, "ci_target": 0.02, "abs_target_s": 0.0,

@@ -408,7 +408,8 @@ def estimate(
     e2e: Annotated[list[Path] | None, typer.Option("--e2e", exists=True, dir_okay=False,
         help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
     statistic: Annotated[str, typer.Option("--stat",
-        help="Statistic of each result: trimmed_mean_20, median, mean, min.")] = "trimmed_mean_20",
+        help="Statistic of each result: best_run, trimmed_mean_20, median, mean, min (best_run: the "
+             "smallest of its worker processes' medians; a neighbour only adds time).")] = "best_run",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_path: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")] = None,

@@ -160,7 +160,7 @@ def test_backend_choices_are_usage_errors_in_every_command(models_dir: Path, tmp
     assert not (tmp_path / "s").exists() and not (tmp_path / "e.json").exists()
     stat = runner.invoke(app, ["estimate", "--plan", str(tmp_path / "p.json"), "--results", str(tmp_path),
                                "--stat", "p99"])
-    assert stat.exit_code == 2 and "--stat must be one of trimmed_mean_20, median, mean, min" in stat.stderr
+    assert stat.exit_code == 2 and "--stat must be one of best_run, trimmed_mean_20, median, mean, min" in stat.stderr
     import typer
 
     from dlbricks_gen.results.load import STATISTICS
@@ -203,3 +203,10 @@ def test_long_work_shows_a_bar_with_counts_and_eta_on_a_terminal_and_lines_elsew
         step("lowering a.onnx", 0, 2)
         step("H1 brick", 2, 7)
     assert "7/7" in screen.getvalue() and "ETA" in screen.getvalue()
+
+
+def test_the_suite_description_given_as_the_plan_is_named_as_such(tmp_path: Path):
+    suite = Path(__file__).resolve().parent.parent / "generated" / "suite.json"
+    result = runner.invoke(app, ["estimate", "--plan", str(suite), "--results", str(tmp_path)])
+    assert result.exit_code != 0 and "suite's description (suite.json), not the plan" in result.stderr, result.output
+    assert "unknown plan version" not in result.stderr

@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_model, weight
+from conftest import const, make_model, weight
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from dlbricks_gen.cli import app
+from dlbricks_gen.frontend import ShapeOptions, load_model
+from dlbricks_gen.passes.fusion import _leaves_and_returns, fused_groups, fusion_units
+from dlbricks_gen.passes.partition import consumers
 
 runner = CliRunner()
 CONV_BN_RELU = ["Conv", "BatchNormalization", "Relu"]
@@ -96,3 +99,40 @@ def test_fused_suite_is_the_same_twice(models: Path, tmp_path: Path):
     second = compile_fused(models, tmp_path / "b", 2)
     assert first == second
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def masked_layers() -> onnx.ModelProto:
+    """Three "layers" each adding Where(mask, 0, -inf) to their input, as a TorchScript-exported
+    BERT does: ONNX Runtime drops the no-op Expand the mask passes through (after an And whose
+    output shape it knows) and merges the two identical Where nodes (keeping the last), so the mask ops and the
+    first two layers' Adds become one "group" that the first layer's Relu lies between."""
+    mask_shape = const("shape", [1, 4])
+    zero = onnx.numpy_helper.from_array(np.zeros(1, np.float32), "zero")
+    ninf = onnx.numpy_helper.from_array(np.full(1, -np.inf, np.float32), "ninf")
+    true = onnx.numpy_helper.from_array(np.ones((1, 4), np.bool_), "true")
+    nodes = [helper.make_node("And", ["true", "m"], ["t"], name="and"),
+             helper.make_node("Expand", ["t", "shape"], ["e"], name="expand")]
+    x = "x"
+    for k in range(3):
+        nodes += [helper.make_node("Where", ["e", "zero", "ninf"], [f"w{k}"], name=f"where{k}"),
+                  helper.make_node("Add", [x, f"w{k}"], [f"a{k}"], name=f"add{k}"),
+                  helper.make_node("Relu", [f"a{k}"], [f"r{k}"], name=f"relu{k}")]
+        x = f"r{k}"
+    nodes += [helper.make_node("MatMul", [x, "fc_w"], ["mm"], name="fc"),  # fused into a Gemm
+              helper.make_node("Add", ["mm", "fc_b"], ["y"], name="fc_bias")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+              helper.make_tensor_value_info("m", TensorProto.BOOL, [1, 4])]
+    return make_model(nodes, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                      [mask_shape, zero, ninf, true, weight("fc_w", (4, 4)), weight("fc_b", (4,))])
+
+
+def test_a_group_that_a_path_leaves_and_reenters_is_split_not_the_whole_model(tmp_path: Path):
+    onnx.save(masked_layers(), str(tmp_path / "masked.onnx"))
+    model = load_model(tmp_path / "masked.onnx", tmp_path, ShapeOptions(batch=1))
+    groups = fused_groups(model)
+    used_by = consumers(model)
+    for g in set(groups):  # every group left is convex: it can be one brick
+        members = {i for i, x in enumerate(groups) if x == g}
+        assert not _leaves_and_returns(model, members, used_by), ([str(n) for n in model.nodes], groups)
+    _, units = fusion_units([model])
+    assert len(units[model.name]) < len(model.nodes)  # the rest still fuses: no one-layer-per-unit fallback

@@ -94,7 +94,7 @@ def test_median_interval_is_the_binomial_one_and_needs_six_values():
 
 # --- the random data policy -----------------------------------------------------------------
 
-def test_random_data_policy_v3():
+def test_random_data_policy_v4():
     seed = int.from_bytes(hashlib.sha256(b"w0").digest()[:8], "big")
     rng = np.random.default_rng(seed)
     expected = (np.float32(-1 / 6) + np.float32(2 / 6) * rng.random(size=(4, 4, 3, 3), dtype=np.float32))
@@ -108,6 +108,10 @@ def test_random_data_policy_v3():
     x = random_array("x", "DOUBLE", [1000], "input")
     assert x.dtype == np.float64 and -1 <= x.min() < -0.9 and 0.9 < x.max() < 1
     assert not random_array("i", "INT64", [3], "input").any()
+    # a mask input attends every token (zeros would mask them all: -inf rows into a Softmax)
+    assert random_array("attention_mask", "INT64", [1, 8], "input").all()
+    assert random_array("Input_Mask", "BOOL", [2], "input").all()
+    assert not random_array("attention_mask", "INT64", [4, 4], "weight").any()
     q = random_array("qw", "INT8", [64, 32], "weight")  # quantized weights: seeded, over the range
     assert q.dtype == np.int8 and q.min() < -100 and q.max() > 100
     np.testing.assert_array_equal(q, random_array("qw", "INT8", [64, 32], "weight"))

@@ -182,17 +182,28 @@ def test_cache_sizes_are_read_from_sysfs(tmp_path: Path):
 
 
 def test_copies_exceed_twice_the_cache_and_are_bounded():
-    from dlbricks_gen.runtime.core.cold import MAX_COPIES, copies_needed
+    from dlbricks_gen.runtime.core.cold import FAR_L2, MAX_COLD_BYTES, MAX_COPIES, copies_needed, far_copies
 
-    assert copies_needed(1 << 20, 2 << 20) == 4
-    assert copies_needed(5 << 20, 2 << 20) == 1  # one copy is already streamed
-    assert copies_needed(1 << 10, 2 << 20) == MAX_COPIES
+    assert FAR_L2 * (2 << 20) // MAX_COPIES == 2 << 20  # the far span is in reach of 2 MiB bricks
+
+    l2 = 2 << 20
+    assert copies_needed(1 << 20, l2) == 4
+    assert copies_needed(5 << 20, l2) == 1  # one copy already exceeds the near span
+    assert copies_needed(1 << 10, l2) == 1  # MAX_COPIES cannot reach it: not measured
+    assert copies_needed(4 * l2 // MAX_COPIES, l2) == MAX_COPIES // 2
     assert copies_needed(1 << 20, 0) == 1  # cache size unknown: not measured
+    assert far_copies(2 << 20, l2) == FAR_L2  # 64 MiB of copies of a 2 MiB brick
+    assert far_copies(5 << 20, l2) == 13
+    assert far_copies(FAR_L2 * l2, l2) == 2  # beyond the span alone: alternate two copies
+    assert far_copies(1 << 20, l2) == 1  # would take 64 copies
+    assert far_copies(MAX_COLD_BYTES, l2) == 1  # two copies would exceed the memory bound
 
 
 def test_a_brick_is_measured_cold_by_rotating_real_sessions():
     from dlbricks_gen.runtime.backends.onnxruntime import measure_model
+    from dlbricks_gen.runtime.core.cold import far_copies
     from dlbricks_gen.runtime.core.machine import cache_sizes
+    from dlbricks_gen.runtime.core.results import validate_result
     from dlbricks_gen.runtime.core.settings import Settings
 
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
@@ -204,44 +215,9 @@ def test_a_brick_is_measured_cold_by_rotating_real_sessions():
     l2 = cache_sizes().get("l2", 0)
     if 2 * l2 <= cold["footprint_bytes"] * 8:  # copies of a 1 MiB brick can exceed twice the L2
         assert cold["copies"] > 1 and cold["warm_s"] > 0 and cold["cold_s"] > 0
-
-
-def test_every_copy_made_is_timed_in_each_cold_part():
-    from dlbricks_gen.runtime.core.cold import CALLS, MAX_COPIES, ROUNDS, measure_cold, timed_copies
-
-    assert timed_copies(MAX_COPIES) == CALLS and timed_copies(2) == 2
-    counts = [0] * timed_copies(MAX_COPIES)
-
-    def call(i: int):  # noqa: ANN202 - a counting no-op stands for a copy's session call
-        return lambda: counts.__setitem__(i, counts[i] + 1)
-
-    measure_cold([call(i) for i in range(len(counts))])
-    assert all(n >= 1 + ROUNDS for n in counts)  # its first call, then once in every cold part
-
-
-def test_only_the_copies_a_cold_part_times_are_made(monkeypatch):
-    """A 1 MiB brick on a 4 MiB L2 would need 8 copies to exceed twice the cache; a cold part
-    of CALLS calls times CALLS of them, so only those sessions are made (real sessions)."""
-    from dlbricks_gen.runtime.core import cold
-    from dlbricks_gen.runtime.core.data import input_feeds
-    from dlbricks_gen.runtime.core.session import make_session
-    from dlbricks_gen.runtime.core.settings import Settings
-    from dlbricks_gen.runtime.core.spec import model_inputs
-
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
-    proto = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
-                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 512])], [weight("w", (512, 512))])
-    data, settings = proto.SerializeToString(), Settings(quick=True)
-    feeds = input_feeds(model_inputs(proto))
-    made = []
-    monkeypatch.setattr(cold, "make_session", lambda *a: made.append(1) or make_session(*a))
-    for l2, copies in ((4 << 20, cold.CALLS), (1 << 20, 2)):
-        assert cold.copies_needed(1 << 20, l2) == (cold.MAX_COPIES if l2 == 4 << 20 else 2)
-        monkeypatch.setattr(cold, "machine_info", lambda l2=l2: {"caches": {"l2": l2}})
-        made.clear()
-        record = cold.cold_record(proto, data, feeds, settings, make_session(data, settings))
-        assert record["copies"] == copies and len(made) == copies - 1
-        assert record["warm_s"] > 0 and record["cold_s"] > 0
+    if far_copies(cold["footprint_bytes"], l2) > 1:  # and the far span (at most MAX_COPIES copies)
+        assert cold["far"]["copies"] > 1 and cold["far"]["cold_s"] > 0
+    assert validate_result(data) == []
 
 
 def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
@@ -255,6 +231,26 @@ def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
     warm, cold = estimate(plan, res)
     assert warm.calibrated == pytest.approx(1.0) and cold.calibrated == pytest.approx(1.5)
     assert warm.sequential == cold.sequential == pytest.approx(1.0)  # the plain sum is as measured
+
+
+
+def test_a_model_beyond_the_far_span_takes_the_far_ratio_else_the_near_one():
+    from dlbricks_gen.runtime.core.cold import FAR_MODEL_L2
+
+    l2 = 2 << 20
+    data = result("a", 1.0, 0.0, 0.0)
+    data["calibration"]["cold"] = {"copies": 4, "footprint_bytes": 1 << 20, "warm_s": 1e-3, "cold_s": 1.5e-3,
+                                   "far": {"copies": 16, "cold_s": 2e-3}}
+    data["machine"] = {"caches": {"l2": l2}}
+    near_only = {**data, "calibration": {**data["calibration"], "cold": {
+        k: v for k, v in data["calibration"]["cold"].items() if k != "far"}}}
+    small = ModelPlan("m", "m.onnx", 1, ("a",), (), (), weight_bytes=4 << 20)
+    large = replace(small, name="big", weight_bytes=FAR_MODEL_L2 * l2 + 1)
+    plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",))}, (small, large), ())
+    near, far = estimate(plan, {"a": brick_result(data, "median")})
+    assert near.calibrated == pytest.approx(1.5) and far.calibrated == pytest.approx(2.0)
+    _, fallback = estimate(plan, {"a": brick_result(near_only, "median")})
+    assert fallback.calibrated == pytest.approx(1.5)  # far span not measured: the near ratio
 
 
 def test_kernel_gap_profiles_a_model_against_its_bricks(tmp_path: Path):

@@ -23,7 +23,7 @@ from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.ir import ModelPlan
 from dlbricks_gen.passes.plan import BrickInfo, Plan
 from dlbricks_gen.results.drift import corrected, drift_warning, median_reference, reference_spread
-from dlbricks_gen.results.load import brick_result
+from dlbricks_gen.results.load import brick_result, statistic_of
 from dlbricks_gen.runtime.backends.onnxruntime import measure_spec
 from dlbricks_gen.runtime.core.reference import ReferenceClock, reference_seconds
 from dlbricks_gen.runtime.core.results import merge_runs, passes_done, validate_result
@@ -194,3 +194,24 @@ def test_reference_drift_is_flagged_and_can_be_corrected():
     assert "moved by 20%" in drift_warning([*steady, slow], "results")
     assert corrected(slow, 1e-5).latency == pytest.approx(1e-3)
     assert median_reference([*steady, slow]) == pytest.approx(1e-5)
+
+
+def test_best_run_is_the_least_disturbed_process_median_computed_from_the_values():
+    settings = Settings(quick=True)
+    first = measure_spec(relu_spec([1, 3]), settings)
+    second = measure_spec(relu_spec([1, 3]), settings)
+    first["values"] = [1e-3] * 5 + [9e-3]  # a quiet process (one outlier)
+    second["values"] = [2e-3] * 6  # a process a neighbour slowed down throughout
+    for data in (first, second):
+        data["stats"] = {**data["stats"], "n": 6, "runs": []}
+        data["stats"]["median"] = sorted(data["values"])[3]
+    pooled = merge_runs(first, second, settings)
+    assert [r["n"] for r in pooled["stats"]["runs"]] == [6, 6]
+    assert validate_result(pooled) == []
+    assert statistic_of(pooled, "best_run") == pytest.approx(1e-3)  # not the pooled median (2 ms)
+    assert brick_result(pooled, "best_run").latency == pytest.approx(1e-3)
+    assert statistic_of(pooled, "median") == pooled["stats"]["median"]
+    # runs that do not add up to the values (a hand-edited file) fall back to the median
+    broken = {**pooled, "stats": {**pooled["stats"], "runs": [{**r, "n": 5} for r in pooled["stats"]["runs"]]}}
+    assert statistic_of(broken, "best_run") == pooled["stats"]["median"]
+    assert statistic_of(first, "best_run") == first["stats"]["median"]  # one process: its median

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from ..ir import ModelPlan
 from ..passes.plan import Plan
 from ..results.load import BrickResult
+from ..runtime.core.cold import FAR_MODEL_L2
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     covered = measured = 0
     failed: dict[str, str] = {}
     missing: dict[str, bool] = {}
-    cold = is_cold(model, results)
+    cold = cold_level(model, results)
     for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is not None and result.ok:
@@ -81,7 +82,7 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
     )
 
 
-def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: bool,
+def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: int,
                         kernels: bool = False) -> float | None:
     """The calibrated latency of instance k (None when its result carries no calibration): 0
     when the model runs it inside a neighbouring NCHWc convolution (`absorbed`, passes/layout.py),
@@ -96,7 +97,7 @@ def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: boo
     return value
 
 
-def kernel_time(result: BrickResult, kept: tuple[float, float] | None, cold: bool) -> float | None:
+def kernel_time(result: BrickResult, kept: tuple[float, float] | None, cold: int) -> float | None:
     """What a profiled brick spends in its kernels, less the reorders the model does not do,
     plus the per-node cost a model pays between kernels (calibration `node_s`): its latency
     times the kernels' share of its profiled run (ONNX Runtime's profiler, the same result).
@@ -110,13 +111,13 @@ def kernel_time(result: BrickResult, kept: tuple[float, float] | None, cold: boo
     removed = result.boundary if kept is None else (
         result.reorder_in * (1.0 - kept[0]) + result.reorder_out * (1.0 - kept[1]))
     node = float(result.data["calibration"].get("node_s", 0.0))
-    return max(result.latency * share - removed, 0.0) * (result.cold_ratio if cold else 1.0) + node
+    return max(result.latency * share - removed, 0.0) * result.cold_scale(cold) + node
 
 
 def instance_seconds(model: ModelPlan, k: int, results: dict[str, BrickResult], calibrated: bool,
-                     cold: bool) -> float:
+                     cold: int) -> float:
     """What instance k of a model adds to its headline estimate (0 when not measured); `cold`:
-    `is_cold(model, results)`, decided once per model."""
+    `cold_level(model, results)`, decided once per model."""
     result = results.get(model.instances[k])
     if result is None or not result.ok:
         return 0.0
@@ -134,16 +135,20 @@ def model_call(model: ModelPlan, results: dict[str, BrickResult]) -> float:
 def headline_critical_path(model: ModelPlan, results: dict[str, BrickResult], calibrated: bool) -> float:
     """The critical path in the same terms as the headline estimate (calibrated bricks and one
     call of the model, or plain latencies), so it is never longer than the estimate."""
-    cold = is_cold(model, results)
+    cold = cold_level(model, results)
     weights = [instance_seconds(model, k, results, calibrated, cold) for k in range(len(model.instances))]
     return critical_path(len(weights), model.edges, weights) + (model_call(model, results) if calibrated else 0.0)
 
 
-def is_cold(model: ModelPlan, results: dict[str, BrickResult]) -> bool:
-    """Whether the model's weights exceed the L2 cache of the machine its results were measured
-    on: then each brick reads its weights from further away, as its cold measurement does."""
+def cold_level(model: ModelPlan, results: dict[str, BrickResult]) -> int:
+    """Where a model's bricks read their weights from, by the model's weight bytes against the
+    L2 cache of the machine its results were measured on: 0 within the L2 (the loop's warm
+    time holds), 1 beyond it (the near cold measurement: copies over twice the L2), 2 beyond
+    FAR_MODEL_L2 times it (the far one). runtime/core/cold.py measures both spans."""
     l2 = next((r.l2_bytes for d in model.instances if (r := results.get(d)) is not None and r.ok), 0)
-    return bool(l2) and model.weight_bytes > l2
+    if not l2 or model.weight_bytes <= l2:
+        return 0
+    return 2 if model.weight_bytes > FAR_MODEL_L2 * l2 else 1
 
 
 def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | None:
@@ -211,7 +216,7 @@ def breakdown(model: ModelPlan, plan: Plan, results: dict[str, BrickResult], top
     terms of the calibrated estimate (its bars add up to it, the model's one call included)."""
     by_op: dict[str, float] = {}
     by_brick: dict[str, list] = {}
-    cold = is_cold(model, results)
+    cold = cold_level(model, results)
     for k, digest in enumerate(model.instances):
         result = results.get(digest)
         if result is None or not result.ok:

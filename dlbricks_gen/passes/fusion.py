@@ -39,7 +39,41 @@ def fused_groups(model: Model) -> list[int]:
                 for c in used_by.get(name, ()):
                     a, b = find(i), find(c)
                     parent[max(a, b)] = min(a, b)
-    return [find(i) for i in range(n)]
+    return convex_groups(model, [find(i) for i in range(n)], used_by)
+
+
+def convex_groups(model: Model, groups: list[int], used_by: dict[str, set[int]]) -> list[int]:
+    """`groups` with every group that is not convex (a path leaves it and comes back) split into
+    single layers: such a group cannot be one brick. It happens where ONNX Runtime drops a value
+    that feeds several far-apart layers, e.g. an attention mask's Expand, which its Where in every
+    encoder layer broadcasts instead, joining all of them into one "group"."""
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    out = list(groups)
+    for nodes in members.values():
+        if len(nodes) > 1 and _leaves_and_returns(model, set(nodes), used_by):
+            for i in nodes:
+                out[i] = i
+    return out
+
+
+def _leaves_and_returns(model: Model, group: set[int], used_by: dict[str, set[int]]) -> bool:
+    """Whether a path from a member of `group` through a layer outside it reaches the group."""
+    last = max(group)  # layers are in topological order: a path back ends at or before `last`
+    stack = [c for i in group for name in model.nodes[i].outputs if name
+             for c in used_by.get(name, ()) if c not in group]
+    seen = set(stack)
+    while stack:
+        i = stack.pop()
+        for name in model.nodes[i].outputs:
+            for c in used_by.get(name, ()) if name else ():
+                if c in group:
+                    return True
+                if c not in seen and c < last:
+                    seen.add(c)
+                    stack.append(c)
+    return False
 
 
 def _optimized_values(model: Model) -> set[str]:

@@ -119,6 +119,9 @@ def load_plan(path: Path) -> Plan:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read plan: {exc}") from None
+    if isinstance(data, dict) and "models" not in data and {"suite", "generator", "bricks"} <= data.keys():
+        raise ValueError(f"{path}: this is a suite's description (suite.json), not the plan: give the "
+                         "private OUTPUT.plan.json that compile wrote beside the suite")
     if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
         raise ValueError(f"{path}: unknown plan version {data.get('version') if isinstance(data, dict) else None!r} "
                          f"(this dlbricks-gen reads version {PLAN_VERSION})")

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
 from ..runtime.core.results import validate_result
+from ..runtime.core.stats import percentile
 from .files import fingerprint, read_json_file, read_result_file, results_folder
 from .machine import identity, identity_key, section_of
 
-STATISTICS = ("trimmed_mean_20", "median", "mean", "min")
+STATISTICS = ("best_run", "trimmed_mean_20", "median", "mean", "min")
+DEFAULT_STATISTIC = "best_run"  # statistic_of: the least disturbed worker process's median
 
 
 def run_backend(data: dict) -> str:
@@ -47,6 +49,15 @@ class BrickResult:
     reorder_in: float = 0.0  # of `boundary`: the conversions into NCHWc (ReorderInput)
     reorder_out: float = 0.0  # and out of it (ReorderOutput)
     cold_ratio: float = 1.0  # latency with cold caches / warm (runtime/core/cold.py); 1: not measured
+    far_ratio: float = 0.0  # the same over the far span; 0: not measured
+
+    def cold_scale(self, level: int) -> float:
+        """What the brick's latency is multiplied by inside a model of cold `level` (estimate.
+        model.cold_level: 0 its weights fit the L2, 1 near, 2 far): the ratio measured over
+        that span, the near one where the far span was not measured."""
+        if level >= 2 and self.far_ratio > 0:
+            return self.far_ratio
+        return self.cold_ratio if level >= 1 else 1.0
 
     @property
     def l2_bytes(self) -> int:
@@ -77,16 +88,16 @@ class BrickResult:
         reorders at its edges (measured as a share of a profiled run, applied to the latency)."""
         return self.calibrated_for(None)
 
-    def calibrated_for(self, kept: tuple[float, float] | None, cold: bool = False) -> float | None:
+    def calibrated_for(self, kept: tuple[float, float] | None, cold: int = 0) -> float | None:
         """`calibrated`, keeping the shares `kept` = (into, out of) of the brick's reorders that
         the model itself converts at that instance (passes/layout.py; None: remove them all),
-        and with `cold` the brick's time with cold caches (its measured cold/warm ratio)."""
+        and with `cold` > 0 the brick's time with cold caches (`cold_scale`)."""
         if not self.ok or self.null_call is None or self.boundary is None:
             return None
         removed = self.boundary
         if kept is not None:
             removed = self.reorder_in * (1.0 - kept[0]) + self.reorder_out * (1.0 - kept[1])
-        scale = self.cold_ratio if cold else 1.0
+        scale = self.cold_scale(cold)
         return max((self.latency - removed) * scale - self.null_call, 0.0)
 
 
@@ -237,27 +248,53 @@ def e2e_mismatch(results: dict[str, BrickResult], measured: dict[str, BrickResul
 def brick_result(data: dict, statistic: str) -> BrickResult:
     if data.get("status") != "ok":
         return BrickResult(data["id"], False, None, data.get("error") or "unknown error", data)
-    latency = float(data["stats"][statistic])
+    latency = statistic_of(data, statistic)
     cal = data.get("calibration")
     if not cal:
         return BrickResult(data["id"], True, latency, None, data)
     profile = cal["profile"]  # calls == 0: not profiled, nothing the NCHWc pass could touch
     if not (profile["calls"] and profile["run_s"] > 0):
+        near, far = _cold_ratios(cal)
         return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), 0.0,
-                           cold_ratio=_cold_ratio(cal))
+                           cold_ratio=near, far_ratio=far)
     # Profiled kernel times, as shares of the profiled run, applied to the timed latency.
     scale = latency / max(profile["run_s"], profile["boundary_s"])
     kernels = profile.get("kernels_s", {})
+    near, far = _cold_ratios(cal)
     return BrickResult(data["id"], True, latency, None, data, run_overhead(cal),
                        profile["boundary_s"] * scale, kernels.get("ReorderInput", 0.0) * scale,
-                       kernels.get("ReorderOutput", 0.0) * scale, _cold_ratio(cal))
+                       kernels.get("ReorderOutput", 0.0) * scale, cold_ratio=near, far_ratio=far)
 
 
-def _cold_ratio(calibration: dict) -> float:
+def statistic_of(data: dict, statistic: str) -> float:
+    """A result's `statistic` in seconds. "best_run": the smallest of its runs' medians (each
+    worker process's values, in the order `stats.runs` lists them), computed from the values:
+    on a shared machine a neighbour only ever adds time, so the least disturbed run is the
+    closest to the machine's own speed (the median keeps a run's own outliers out). A result
+    with one run, or runs that do not add up to its values, gives its median."""
+    stats = data["stats"]
+    if statistic != "best_run":
+        return float(stats[statistic])
+    values, runs = data.get("values") or [], stats.get("runs") or []
+    counts = [n for r in runs if isinstance(r, dict) and isinstance(n := r.get("n"), int) and n > 0]
+    if len(counts) < 2 or len(counts) != len(runs) or sum(counts) != len(values):
+        return float(stats["median"])
+    medians, start = [], 0
+    for n in counts:
+        medians.append(percentile(sorted(values[start:start + n]), 50))
+        start += n
+    return float(min(medians))
+
+
+def _cold_ratios(calibration: dict) -> tuple[float, float]:
+    """(near, far) cold/warm ratios of a result (1 and 0 where not measured)."""
     cold = calibration.get("cold") or {}
-    if cold.get("copies", 1) > 1 and cold.get("warm_s", 0) > 0:
-        return float(cold["cold_s"]) / float(cold["warm_s"])
-    return 1.0
+    warm = float(cold.get("warm_s", 0))
+    if warm <= 0:
+        return 1.0, 0.0
+    near = float(cold["cold_s"]) / warm if cold.get("copies", 1) > 1 else 1.0
+    far = cold.get("far") or {}
+    return near, (float(far["cold_s"]) / warm if far.get("copies", 1) > 1 else 0.0)
 
 
 def quick_results(results: dict[str, BrickResult]) -> int:

@@ -38,13 +38,13 @@ from ..ir import Model
 from ..passes.layout import Conversions
 from ..passes.plan import load_plan
 from ..results.drift import reference_spread
-from ..results.load import BrickResult, brick_result, load_results
+from ..results.load import DEFAULT_STATISTIC, BrickResult, brick_result, load_results
 from ..results.machine import identity, machine_label
 from ..runtime.core.settings import Settings
 from . import e2e as e2e_mod
 from .compile import Recipe, Units, assemble, lower_all, runtime_passes, write_assembled
 
-STATISTIC = "trimmed_mean_20"
+STATISTIC = DEFAULT_STATISTIC
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,22 +81,33 @@ def profile_calls(session: ort.InferenceSession, feeds: dict) -> dict:
     return read_profile(session.end_profiling())
 
 
+def kernel_events(events: list[dict]) -> tuple[list[float], list[tuple[str, str, int, float]]]:
+    """ONNX Runtime's profile events, parsed once for every reader: the seconds of each run but
+    the first (a session's first run pays its allocations), and every kernel of those runs as
+    (node, op type, run index, seconds)."""
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[1:]
+    kernels = []
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            run = next((k for k, (a, b) in enumerate(runs) if a <= e["ts"] <= b), None)
+            if run is not None:
+                kernels.append((e["name"][: -len("_kernel_time")], e.get("args", {}).get("op_name", "?"), run,
+                                e["dur"] * 1e-6))
+    return [(b - a) * 1e-6 for a, b in runs], kernels
+
+
 def read_profile(path: str) -> dict:
     """Kernel seconds per call by op type, from a profile whose first run was the cold one."""
     with open(path, encoding="utf-8") as handle:
         events = json.load(handle)
     os.remove(path)
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
-    if len(runs) < 2:
+    runs, found = kernel_events(events)
+    if not runs:
         return dict(NO_PROFILE)
-    after = runs[0][1]
     kernels: dict[str, float] = {}
-    for e in events:
-        kernel = e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
-        if kernel and e["ts"] >= after:
-            op = e.get("args", {}).get("op_name", "?")
-            kernels[op] = kernels.get(op, 0.0) + e["dur"] * 1e-6 / (len(runs) - 1)
-    run_s = sum(b - a for a, b in runs[1:]) * 1e-6 / (len(runs) - 1)
-    return {"calls": len(runs) - 1, "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
+    for _, op, _, seconds in found:
+        kernels[op] = kernels.get(op, 0.0) + seconds / len(runs)
+    run_s = sum(runs) / len(runs)
+    return {"calls": len(runs), "run_s": run_s, "kernels_s": dict(sorted(kernels.items())),
             "boundary_s": sum(kernels.get(op, 0.0) for op in BOUNDARY_OPS)}
 

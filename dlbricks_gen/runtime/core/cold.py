@@ -2,20 +2,28 @@
 
 Timed alone in a loop, a brick finds its weights in the core's L2 cache on every call; inside a
 model whose weights do not fit there, each layer's weights come from further away, while its
-input was just written by the layer before (so it stays warm). This module measures the ratio
-of the two on the target: the brick's session (its weights) is copied until the copies
-together take more than twice the L2 cache (at most MAX_COPIES; bricks whose weights are too
-small for that, or already larger than twice the L2, are not measured), all copies read the
-same input buffers, and the same short run of calls is timed on one copy (warm) and rotating
-through them (cold), interleaved. A cold part of CALLS calls starts again at the first copy in
-every round, so it times at most CALLS copies: only those are made (`timed_copies`; the others
-would only have been created and called once, at the cost of a session each). The estimator
-applies the ratio to the brick's latency where the model's weights exceed the L2 cache that
-the result records (machine.caches).
+input was just written by the layer before (so it stays warm) and its output goes to memory the
+runtime's arena just freed. This module measures the ratio of the two on the target: the brick's
+session (its weights) is copied, all copies read the same input buffers and write the same
+output buffers, and the same short run of calls is timed on one copy (warm) and rotating
+through copies (cold), interleaved. Two spans of weights are rotated, because where a layer's
+weights come from depends on how much the rest of its model reads in between (the estimator
+picks by the model's weight bytes, `machine.caches` recorded with the result):
+
+- near: copies that together exceed twice the L2 (the weights come from the last-level cache);
+- far: copies that together exceed FAR_L2 times the L2, for models whose weights exceed
+  FAR_MODEL_L2 times it: on a shared last-level cache (a VM's host) such a model's layers find
+  their weights evicted by the time they run again, and a rotation that short finds them still
+  there (two alternating copies of a 9 MiB convolution ran as fast as one; inside resnet18,
+  45 MiB of weights, the same convolution took 1.3-1.9x its loop time).
+
+Each uses at most MAX_COPIES copies and MAX_COLD_BYTES of them; a span the copies cannot reach is
+not measured (copies 1), nor is one a single copy already exceeds.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -30,7 +38,10 @@ from .settings import Settings
 if TYPE_CHECKING:
     import onnx
 
-MAX_COPIES = 8
+MAX_COPIES = 32
+MAX_COLD_BYTES = 1 << 30  # all copies of one brick together
+FAR_L2 = 32  # the far span, in L2 sizes
+FAR_MODEL_L2 = 8  # models with more weights than this (in L2 sizes) take the far ratio
 ROUNDS = 3  # alternations of warm and cold
 CALLS = 5  # calls per warm or cold part of a round
 NO_COLD = {"copies": 1, "footprint_bytes": 0, "warm_s": 0.0, "cold_s": 0.0}
@@ -47,47 +58,86 @@ def _itemsize(data_type: int) -> int:
     return onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize if data_type else 4
 
 
-def copies_needed(nbytes: int, l2: int) -> int:
-    """Copies that together exceed twice the L2 cache, at most MAX_COPIES; 1 when a single
-    copy already does (it is streamed on every call anyway) or the cache size is unknown."""
-    if l2 <= 0 or nbytes <= 0 or nbytes >= 2 * l2:
+def copies_needed(nbytes: int, l2: int, span: int = 2) -> int:
+    """Copies that together exceed `span` times the L2 cache; 1 (not measured) when a single
+    copy already does, when MAX_COPIES or MAX_COLD_BYTES of copies cannot, or the cache size is
+    unknown."""
+    target = span * l2
+    if l2 <= 0 or nbytes <= 0 or nbytes >= target:
         return 1
-    return min(MAX_COPIES, math.ceil(2 * l2 / nbytes))
+    copies = math.ceil(target / nbytes)
+    return copies if copies <= MAX_COPIES and copies * nbytes <= MAX_COLD_BYTES else 1
 
 
-def timed_copies(copies: int) -> int:
-    """How many of `copies` a cold part visits: calls i = 0..CALLS-1 go to copy i % copies."""
-    return min(copies, CALLS)
+def far_copies(nbytes: int, l2: int) -> int:
+    """Copies for the far span: as `copies_needed`, and 2 (alternate) for a brick whose one copy
+    already exceeds the span (its weights are then not in the cache on the next call either in
+    a model, but a loop on one copy keeps the part that fits)."""
+    copies = copies_needed(nbytes, l2, FAR_L2)
+    if copies == 1 and l2 > 0 and FAR_L2 * l2 <= nbytes and 2 * nbytes <= MAX_COLD_BYTES:
+        return 2
+    return copies
 
 
-def measure_cold(calls: list[Callable[[], object]]) -> tuple[float, float]:
-    """(warm, cold) median seconds per call: calls[0] repeated vs all of them in turn,
-    alternated ROUNDS times so that drift hits both alike."""
-    warm: list[float] = []
-    cold: list[float] = []
+def measure_cold(calls: list[Callable[[], object]], near: int) -> tuple[float, float, float]:
+    """(warm, near, far) median seconds per call: calls[0] repeated, the first `near` of them in
+    turn, all of them in turn; alternated ROUNDS times so that drift hits all alike (near is 0
+    when `near` < 2: not measured)."""
+    parts: list[tuple[list[float], list]] = [([], calls[:1]), ([], calls[:near] if near > 1 else []),
+                                             ([], calls)]
     for call in calls:
         call()  # every copy's first call pays its allocations
     for _ in range(ROUNDS):
-        for target, chosen in ((warm, calls[:1]), (cold, calls)):
-            for i in range(CALLS):
+        for target, chosen in parts:
+            for i in range(CALLS if chosen else 0):
                 start = time.perf_counter()
                 chosen[i % len(chosen)]()
                 target.append(time.perf_counter() - start)
-    return statistics.median(warm), statistics.median(cold)
+    warm, near_s, far_s = (statistics.median(t) if t else 0.0 for t, _ in parts)
+    return warm, near_s, far_s
 
 
 def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: Feeds,
                 settings: Settings, session: object) -> dict:
-    """The "cold" part of a result's calibration: copies timed, footprint, warm and cold seconds
-    per call (NO_COLD when one copy already exceeds the cache, or the copies would be too many)."""
+    """The "cold" part of a result's calibration: copies, footprint, warm and cold (near) seconds
+    per call, and "far" ({copies, cold_s}) when that span was measured (NO_COLD when neither)."""
     nbytes = footprint(model)
     l2 = machine_info()["caches"].get("l2", 0)  # read from sysfs once per process
-    copies = copies_needed(nbytes, l2)
-    if copies == 1 or nbytes * MAX_COPIES < 2 * l2:
+    near, far = copies_needed(nbytes, l2), far_copies(nbytes, l2)
+    if max(near, far) == 1:
         return {**NO_COLD, "footprint_bytes": nbytes}
-    copies = timed_copies(copies)
-    sessions = [session] + [make_session(model_bytes, settings) for _ in range(copies - 1)]
-    bound = [bound_call(s, feeds) for s in sessions]  # one input: warm, as in the model
-    warm, cold = measure_cold([call for call, _ in bound])
+    sessions = [session] + [make_session(model_bytes, settings) for _ in range(max(near, far) - 1)]
+    bound = shared_calls(sessions, feeds)
+    warm, near_s, far_s = measure_cold([call for call, _ in bound], near)
     del bound, sessions
-    return {"copies": copies, "footprint_bytes": nbytes, "warm_s": warm, "cold_s": cold}
+    record: dict = {**NO_COLD, "footprint_bytes": nbytes, "warm_s": warm}
+    if near > 1:
+        record.update(copies=near, cold_s=near_s)
+    if far > 1:
+        record["far"] = {"copies": far, "cold_s": far_s}
+    return record
+
+
+def shared_calls(sessions: list, feeds: Feeds) -> list[tuple[Callable[[], object], tuple]]:
+    """A bound call per session, all reading the same inputs and, where every output is a plain
+    tensor, writing the same output buffers (as consecutive layers of a model reuse the memory
+    the runtime's arena frees): a copy's cold call then differs from the warm one only in its
+    weights."""
+    import numpy as np
+    import onnxruntime as ort
+
+    plain = all(isinstance(a, np.ndarray) and a.dtype != object for a in feeds.values())
+    if not plain or any(o.type == "tensor(string)" or not o.type.startswith("tensor")
+                        for o in sessions[0].get_outputs()):
+        return [bound_call(s, feeds) for s in sessions]  # each copy allocates its own outputs
+    inputs = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in feeds.values()]
+    outputs = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in sessions[0].run(None, feeds)]
+    calls: list[tuple[Callable[[], object], tuple]] = []
+    for s in sessions:
+        binding = s.io_binding()
+        for name, value in zip(feeds, inputs, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for meta, value in zip(s.get_outputs(), outputs, strict=True):
+            binding.bind_ortvalue_output(meta.name, value)
+        calls.append((functools.partial(s.run_with_iobinding, binding), (binding, inputs, outputs)))
+    return calls

@@ -1,4 +1,4 @@
-"""The random data policy v3 (docs/FORMATS.md): every input and weight is drawn from a
+"""The random data policy v4 (docs/FORMATS.md): every input and weight is drawn from a
 generator seeded by the tensor's name, so it is the same on every run and machine."""
 
 from __future__ import annotations
@@ -61,8 +61,16 @@ def _bounds(shape: tuple[int, ...], role: str) -> tuple[float, float]:
     return 0.5, 1.5  # scales, biases, BatchNorm variances: positive
 
 
+def is_mask(name: str) -> bool:
+    """An integer or boolean graph input named as a mask (HF exporters' `attention_mask`): all
+    ones (every token attended, no padding), as ONNX Runtime's transformer benchmarks feed it.
+    Zeros would mask every token, rows of -inf before the Softmax: a degenerate input that
+    some exports run far slower (NaN rows) than any real one."""
+    return "mask" in name.lower()
+
+
 def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.ndarray:
-    """The data policy v3: seeded by the tensor name, the same on every run and machine."""
+    """The data policy v4: seeded by the tensor name, the same on every run and machine."""
     if role not in ("input", "weight"):
         raise ValueError(f"role must be 'input' or 'weight', not {role!r}")
     dims = tuple(int(d) for d in shape)
@@ -72,7 +80,7 @@ def random_array(name: str, dtype: str, shape: Iterable[int], role: str) -> np.n
     if dtype in QUANTIZED:
         return _quantized(name, dtype, dims, role)
     if dtype not in FLOAT_DTYPES:  # other integers are zeros (always valid indices), BOOL is False
-        return np.zeros(dims, dtype=np_type)
+        return (np.ones if role == "input" and is_mask(name) else np.zeros)(dims, dtype=np_type)
     rng = np.random.default_rng(seed_of(name))
     low, high = _bounds(dims, role)
     if np_type == np.float32:  # most weights: drawn in float32 directly, twice as fast
