@@ -58,10 +58,12 @@ def _measure(model_bytes: bytes, inputs: list[dict], settings: Settings,
     cold_start = time.perf_counter()
     cold = cold_record(model, model_bytes, feeds, settings, session)
     del session
+    cold_s = time.perf_counter() - cold_start
     part["calibration"] = {**call_costs(settings.intra_op_threads, settings.inter_op_threads,
                                         settings.graph_optimization_level), "profile": profile,
                            "cold": cold}
-    part["timing"]["calibration_s"] = profile_s + time.perf_counter() - cold_start
+    part["timing"].update(calibration_s=profile_s + time.perf_counter() - cold_start,
+                          profile_s=profile_s, cold_s=cold_s)
     return part
 
 
