@@ -1,7 +1,7 @@
 """Estimate/measured per model for each estimator variant, from finished `study` folders.
 
     python benchmarks/accuracy.py STUDY [STUDY ...] [-H 1] [--tolerance 0.10] [--json]
-                                  [--absorbed-from PLAN]
+                                  [--absorbed-from PLAN] [--stat best_run|trimmed_mean_20|...]
 
 For each study folder (one `dlbricks-gen study` run: e2e.json and H<h>/suite with its plan and
 results) and each estimator variant computed from the same measurements, it prints how many
@@ -13,9 +13,12 @@ models that miss. Variants:
               (per-instance shares in the plan, passes/layout.py)
   cold        layout, and each brick at its cold-cache time where the model's weights exceed
               the L2 cache of the measuring machine (runtime/core/cold.py)
-  default     cold, without the bricks that the model runs inside a neighbouring NCHWc
+  near        cold, without the bricks that the model runs inside a neighbouring NCHWc
               convolution (an activation or residual Add ONNX Runtime fuses at level "all",
-              `absorbed` in the plan, passes/layout.py): what `estimate` prints
+              `absorbed` in the plan, passes/layout.py), every model at most at the near
+              cold level (the estimator before the far span)
+  default     near, with the far cold ratio for models over FAR_MODEL_L2 x the L2: what
+              `estimate` prints
   kernels     default, each profiled brick at its kernels' share of its run plus one node's
               cost (estimate/model.py kernel_time), not at its latency less the null call
   kernels-apart  the same without leaving out the absorbed bricks
@@ -33,10 +36,11 @@ from pathlib import Path
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean
 from dlbricks_gen.passes.plan import Plan, load_plan
-from dlbricks_gen.results.load import DEFAULT_STATISTIC, load_e2e, load_results
+from dlbricks_gen.results.load import DEFAULT_STATISTIC, STATISTICS, load_e2e, load_results
+from dlbricks_gen.runtime.core.cold import FAR_MODEL_L2
 
 STATISTIC = DEFAULT_STATISTIC
-VARIANTS = ("plain", "calibrated", "layout", "cold", "default", "kernels", "kernels-apart")
+VARIANTS = ("plain", "calibrated", "layout", "cold", "near", "default", "kernels", "kernels-apart")
 
 
 def with_absorbed_from(plan: Plan, newer: Plan) -> Plan:
@@ -52,17 +56,22 @@ def with_absorbed_from(plan: Plan, newer: Plan) -> Plan:
     return replace(plan, models=tuple(models))
 
 
-def ratios(study: Path, h: int, absorbed_from: Plan | None = None) -> dict[str, dict[str, float]]:
-    """{variant: {model: estimate/measured}} for the complete, measured models of a study."""
+def ratios(study: Path, h: int, absorbed_from: Plan | None = None, statistic: str = STATISTIC
+           ) -> dict[str, dict[str, float]]:
+    """{variant: {model: estimate/measured}} for the complete, measured models of a study, with
+    `statistic` on both sides."""
     plan = load_plan(study / f"H{h}" / "suite.plan.json")
     plan = plan if absorbed_from is None else with_absorbed_from(plan, absorbed_from)
-    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, STATISTIC).results
-    measured = load_e2e(study / "e2e.json", STATISTIC)
+    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, statistic).results
+    measured = load_e2e(study / "e2e.json", statistic)
     apart = replace(plan, models=tuple(replace(m, absorbed=()) for m in plan.models))
     warm = replace(apart, models=tuple(replace(m, weight_bytes=0) for m in apart.models))
     old = replace(warm, models=tuple(replace(m, kept_reorders=()) for m in warm.models))
+    l2 = next((r.l2_bytes for r in results.values() if r.ok), 0)
+    near = replace(plan, models=tuple(replace(m, weight_bytes=min(m.weight_bytes, FAR_MODEL_L2 * l2))
+                                      for m in plan.models))
     out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    runs = [estimate(p, results) for p in (old, warm, apart, plan)]
+    runs = [estimate(p, results) for p in (old, warm, apart, near, plan)]
     runs += [estimate(plan, results, kernels=True), estimate(apart, results, kernels=True)]
     for variants in zip(*runs, strict=True):
         name, complete = variants[-1].name, variants[-1].complete
@@ -94,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--absorbed-from", type=Path, metavar="PLAN",
                         help="take the absorbed flags from this plan of the same models, "
                              "compiled later (studies measured before the flags existed)")
+    parser.add_argument("--stat", choices=STATISTICS, default=STATISTIC,
+                        help=f"statistic of bricks and models alike (default {STATISTIC})")
     args = parser.parse_args(argv)
     newer = load_plan(args.absorbed_from) if args.absorbed_from else None
     table = {}
     for study in args.studies:
-        for variant, values in ratios(study, args.H, newer).items():
+        for variant, values in ratios(study, args.H, newer, args.stat).items():
             table[f"{study.name} {variant}"] = summary(values, args.tolerance)
     if args.json:
         print(json.dumps(table, indent=1))

@@ -215,3 +215,27 @@ def test_best_run_is_the_least_disturbed_process_median_computed_from_the_values
     broken = {**pooled, "stats": {**pooled["stats"], "runs": [{**r, "n": 5} for r in pooled["stats"]["runs"]]}}
     assert statistic_of(broken, "best_run") == pooled["stats"]["median"]
     assert statistic_of(first, "best_run") == first["stats"]["median"]  # one process: its median
+
+
+def test_a_process_slower_for_every_brick_widens_the_sum_as_one_error_not_independent_ones():
+    settings = Settings(quick=True)
+
+    def two_runs(name: str, fast: float, slow: float) -> dict:
+        parts = []
+        for value in (fast, slow):
+            data = measure_spec(relu_spec([1, 3]), settings)
+            data["values"] = [value] * 6
+            data["stats"] = {**data["stats"], "n": 6, "median": value, "halfwidth_s": 0.0}
+            parts.append(data)
+        return {**merge_runs(parts[0], parts[1], settings), "id": name}
+
+    names = [c * 64 for c in "abcd"]
+    model = ModelPlan("m", "m.onnx", 4, tuple(names), ())
+    results = {n: brick_result(two_runs(n, 1e-3, 1.1e-3), "median") for n in names}
+    width = sum_halfwidth(model, results)
+    sums = [4e-3, 4.4e-3]  # the model's sum in each process: every brick 10% slower in the second
+    within = math.sqrt(sum(r.data["stats"]["within_s"] ** 2 for r in results.values()))
+    assert width == pytest.approx(math.hypot(within, between_halfwidth(sums)))
+    assert width >= between_halfwidth(sums) == pytest.approx(0.98 * 0.4e-3)  # about the whole difference
+    independent = math.sqrt(sum(r.halfwidth ** 2 for r in results.values()))
+    assert width > 1.5 * independent  # as independent bricks the between part would be halved (4 bricks)

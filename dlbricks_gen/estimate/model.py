@@ -16,6 +16,7 @@ from ..ir import ModelPlan
 from ..passes.plan import Plan
 from ..results.load import BrickResult
 from ..runtime.core.cold import FAR_MODEL_L2
+from ..runtime.core.stats import between_halfwidth
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +153,18 @@ def cold_level(model: ModelPlan, results: dict[str, BrickResult]) -> int:
 
 
 def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | None:
-    """95% half-width of a model's sum of brick latencies, propagated from its bricks'
-    half-widths (repetition and between-run parts, stats.halfwidth_s): the instances of one
-    brick share its error (count x half-width), distinct bricks are taken as independent
-    (root sum of squares). None when a measured brick has no interval. The machine's common
-    drift is not in it: the reference benchmark shows that (results/drift.py)."""
-    parts = []
+    """95% half-width of a model's sum of brick latencies, from its bricks' statistics, in two
+    parts. Repetition (each brick's within-process half-width, stats.within_s): the instances
+    of one brick share its error (count x half-width), distinct bricks are independent (root sum
+    of squares). Between runs: the model's sum in each worker process (each brick's run median,
+    stats.runs), whose spread is the between-run half-width of the sum (stats.between_halfwidth):
+    a process that ran while the machine was slower was slower for all of its bricks, so this
+    part is not divided among them as independent errors would be. Results without per-process
+    statistics add their whole half-width to the first part. None when a measured brick has no
+    interval. The machine's drift within a run is in it only as far as the processes differ:
+    the reference benchmark shows the rest (results/drift.py)."""
+    independent: list[float] = []
+    by_run: list[list[float]] = []
     for digest, count in sorted(Counter(model.instances).items()):
         result = results.get(digest)
         if result is None or not result.ok:
@@ -165,8 +172,32 @@ def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | 
         width = result.halfwidth
         if width is None:
             return None
-        parts.append(count * width)
-    return math.sqrt(math.fsum(p * p for p in parts))
+        split = _run_parts(result)
+        if split is None:
+            independent.append(count * width)
+            continue
+        within, medians = split
+        independent.append(count * within)
+        by_run.append([count * m for m in medians])
+    between = 0.0
+    if by_run and len({len(r) for r in by_run}) == 1:
+        between = between_halfwidth([math.fsum(run) for run in zip(*by_run, strict=True)])
+    elif by_run:  # processes that do not line up: each brick's own between part, independently
+        independent.extend(between_halfwidth(r) for r in by_run)
+    return math.hypot(math.sqrt(math.fsum(p * p for p in independent)), between)
+
+
+def _run_parts(result: BrickResult) -> tuple[float, list[float]] | None:
+    """(within-process half-width, each process's median), at the chosen statistic's scale;
+    None for a result of one process or without those fields."""
+    stats = result.data.get("stats") or {}
+    runs, within, median = stats.get("runs") or [], stats.get("within_s"), stats.get("median", 0)
+    medians = [float(m) for r in runs if isinstance(r, dict) and isinstance(m := r.get("median"), (int, float))]
+    if len(medians) < 2 or len(medians) != len(runs) or not isinstance(within, (int, float)) \
+            or not isinstance(median, (int, float)) or median <= 0:
+        return None
+    scale = result.latency / median
+    return within * scale, [m * scale for m in medians]
 
 
 def estimate(plan: Plan, results: dict[str, BrickResult], kernels: bool = False) -> list[ModelEstimate]:

@@ -79,12 +79,12 @@ def far_copies(nbytes: int, l2: int) -> int:
     return copies
 
 
-def measure_cold(calls: list[Callable[[], object]], near: int) -> tuple[float, float, float]:
+def measure_cold(calls: list[Callable[[], object]], near: int, far: int) -> tuple[float, float, float]:
     """(warm, near, far) median seconds per call: calls[0] repeated, the first `near` of them in
-    turn, all of them in turn; alternated ROUNDS times so that drift hits all alike (near is 0
-    when `near` < 2: not measured)."""
+    turn, the first `far` in turn; alternated ROUNDS times so that drift hits all alike (a span
+    of fewer than 2 copies is not measured: 0)."""
     parts: list[tuple[list[float], list]] = [([], calls[:1]), ([], calls[:near] if near > 1 else []),
-                                             ([], calls)]
+                                             ([], calls[:far] if far > 1 else [])]
     for call in calls:
         call()  # every copy's first call pays its allocations
     for _ in range(ROUNDS):
@@ -108,7 +108,7 @@ def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: Feeds,
         return {**NO_COLD, "footprint_bytes": nbytes}
     sessions = [session] + [make_session(model_bytes, settings) for _ in range(max(near, far) - 1)]
     bound = shared_calls(sessions, feeds)
-    warm, near_s, far_s = measure_cold([call for call, _ in bound], near)
+    warm, near_s, far_s = measure_cold([call for call, _ in bound], near, far)
     del bound, sessions
     record: dict = {**NO_COLD, "footprint_bytes": nbytes, "warm_s": warm}
     if near > 1:
