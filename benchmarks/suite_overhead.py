@@ -8,7 +8,7 @@ graph build + session, profiling/calibration, warm-up, result writing, the refer
 process start, beside the brick's own latency sum (a benchmark should cost about 100x it);
 then where the whole wall time went, phase by phase, as multiples of that latency sum (the
 measure of issue 16's goal) and shares of the run, with the first pass's calibration split into
-the profile and the cold-cache copies (timing.profile_s, timing.cold_s). --keep DIR copies the
+the profile and the cold-cache copies (timing.profile_s, timing.cold_copies_s). --keep DIR copies the
 run's results there. With --standalone K it also times K brick programs run as separate
 processes (`python -m dlbricks_runtime.brick bricks/<id>.py`), the cost the worker avoids.
 
@@ -175,26 +175,31 @@ def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
     budget(results, wall, starts)
 
 
+def _sessions(result: dict) -> int:
+    """Sessions of a brick's cold-cache measurement: the copies of its larger span."""
+    cold = result["calibration"].get("cold") or {}
+    return max(cold.get("copies", 1), (cold.get("far") or {}).get("copies", 1))
+
+
 def calibration_costs(results: list[dict]) -> None:
-    """The first pass's calibration split (timing.profile_s, timing.cold_s; results before
+    """The first pass's calibration split (timing.profile_s, timing.cold_copies_s; results before
     they were recorded show only the total): per brick that needed each part, against the
     latency of those bricks."""
     ok = [r for r in results if r["status"] == "ok" and "calibration" in r]
-    if not ok or not all("cold_s" in r["timing"] for r in ok):
+    if not ok or not all("cold_copies_s" in r["timing"] for r in ok):
         return
     profiled = [r for r in ok if r["calibration"]["profile"]["calls"]]
-    cold = [r for r in ok if (r["calibration"].get("cold") or {}).get("copies", 1) > 1]
+    cold = [r for r in ok if _sessions(r) > 1]
     print("calibration (first pass only), seconds in all and ms per brick that needs it:")
     for name, group, key in (("profile (NCHWc bricks)", profiled, "profile_s"),
-                             ("cold-cache copies", cold, "cold_s")):
+                             ("cold-cache copies", cold, "cold_copies_s")):
         total = sum(r["timing"][key] for r in group)
         latency = sum(r["stats"]["median"] for r in group)
-        calls = sum(r["calibration"].get("cold", {}).get("copies", 0) for r in group)
-        extra = f", {calls} copies" if key == "cold_s" else ""
+        extra = f", {sum(_sessions(r) for r in group)} sessions" if key == "cold_copies_s" else ""
         print(f"  {name:<24} {total:7.2f} s  {len(group):4d} bricks{extra}, "
               f"{total / max(1, len(group)) * 1e3:7.2f} ms each = {total / max(latency, 1e-12):5.0f}x "
               f"their latency sum ({latency * 1e3:.2f} ms)")
-    rest = sum(r["timing"]["calibration_s"] - r["timing"]["profile_s"] - r["timing"]["cold_s"]
+    rest = sum(r["timing"]["calibration_s"] - r["timing"]["profile_s"] - r["timing"]["cold_copies_s"]
                for r in ok)
     print(f"  {'call costs (per process)':<24} {rest:7.2f} s")
 
@@ -211,8 +216,8 @@ def budget(results: list[dict], wall: float, starts: float) -> None:
     def total(key: str) -> float:
         return sum(r["timing"].get(key, 0.0) for r in results)
 
-    split = all("cold_s" in r["timing"] for r in ok if "calibration" in r)
-    calibration = {"calibration: profile": total("profile_s"), "calibration: cold copies": total("cold_s")}
+    split = all("cold_copies_s" in r["timing"] for r in ok if "calibration" in r)
+    calibration = {"calibration: profile": total("profile_s"), "calibration: cold copies": total("cold_copies_s")}
     if split:
         calibration["calibration: call costs"] = total("calibration_s") - sum(calibration.values())
     else:

@@ -63,7 +63,7 @@ def _measure(model_bytes: bytes, inputs: list[dict], settings: Settings,
                                         settings.graph_optimization_level), "profile": profile,
                            "cold": cold}
     part["timing"].update(calibration_s=profile_s + time.perf_counter() - cold_start,
-                          profile_s=profile_s, cold_s=cold_s)
+                          profile_s=profile_s, cold_copies_s=cold_s)
     return part
 
 
