@@ -176,8 +176,7 @@ def fixed_costs(results: list[dict], wall: float, directory: Path) -> None:
 
 
 def _sessions(result: dict) -> int:
-    """Copies of a brick's cold-cache measurement: those of its larger span (at most
-    runtime.core.cold.CALLS of them sessions, the rest streamed memory)."""
+    """Sessions of a brick's cold-cache measurement: the copies of its larger span."""
     cold = result["calibration"].get("cold") or {}
     return max(cold.get("copies", 1), (cold.get("far") or {}).get("copies", 1))
 
@@ -196,7 +195,7 @@ def calibration_costs(results: list[dict]) -> None:
                              ("cold-cache copies", cold, "cold_copies_s")):
         total = sum(r["timing"][key] for r in group)
         latency = sum(r["stats"]["median"] for r in group)
-        extra = f", {sum(_sessions(r) for r in group)} copies" if key == "cold_copies_s" else ""
+        extra = f", {sum(_sessions(r) for r in group)} sessions" if key == "cold_copies_s" else ""
         print(f"  {name:<24} {total:7.2f} s  {len(group):4d} bricks{extra}, "
               f"{total / max(1, len(group)) * 1e3:7.2f} ms each = {total / max(latency, 1e-12):5.0f}x "
               f"their latency sum ({latency * 1e3:.2f} ms)")

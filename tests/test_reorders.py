@@ -220,46 +220,6 @@ def test_a_brick_is_measured_cold_by_rotating_real_sessions():
     assert validate_result(data) == []
 
 
-def test_every_copy_made_is_timed_in_each_part_of_a_round():
-    from dlbricks_gen.runtime.core.cold import CALLS, MAX_COPIES, ROUNDS, measure_cold, timed_copies
-
-    assert timed_copies(MAX_COPIES) == CALLS and timed_copies(2) == 2
-    counts = [0] * timed_copies(MAX_COPIES)
-
-    def call(i: int):  # noqa: ANN202 - a counting no-op stands for a copy's session call
-        return lambda: counts.__setitem__(i, counts[i] + 1)
-
-    measure_cold([call(i) for i in range(len(counts))], 2, MAX_COPIES, untimed_bytes=1 << 20)
-    assert all(n >= 1 + ROUNDS for n in counts)  # its first call, then in every far part
-
-
-def test_only_the_copies_a_round_times_are_made_the_rest_is_streamed(monkeypatch):
-    """A 2 MiB brick on a 1 MiB L2: beyond the near span alone, 16 copies for the far one
-    (32 MiB). The parts of a round time CALLS of them: only those are real sessions, the other
-    copies' weights are streamed once in their place."""
-    from dlbricks_gen.runtime.core import cold
-    from dlbricks_gen.runtime.core.data import input_feeds
-    from dlbricks_gen.runtime.core.session import make_session
-    from dlbricks_gen.runtime.core.settings import Settings
-    from dlbricks_gen.runtime.core.spec import model_inputs
-
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
-    proto = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
-                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])],
-                       [weight("w", (512, 1024))])
-    data, settings = proto.SerializeToString(), Settings(quick=True)
-    made, streamed = [], []
-    real_stream = cold.stream
-    monkeypatch.setattr(cold, "make_session", lambda *a: made.append(1) or make_session(*a))
-    monkeypatch.setattr(cold, "stream", lambda n: streamed.append(n) or real_stream(n))
-    monkeypatch.setattr(cold, "machine_info", lambda: {"caches": {"l2": 1 << 20}})
-    assert cold.copies_needed(2 << 20, 1 << 20) == 1 and cold.far_copies(2 << 20, 1 << 20) == 16
-    record = cold.cold_record(proto, data, input_feeds(model_inputs(proto)), settings,
-                              make_session(data, settings))
-    assert len(made) == cold.CALLS - 1 and streamed == [(16 - cold.CALLS) * (2 << 20)]
-    assert record["far"]["copies"] == 16 and record["warm_s"] > 0 and record["far"]["cold_s"] > 0
-
-
 def test_the_cold_ratio_applies_only_to_models_whose_weights_exceed_l2():
     data = result("a", 1.0, 0.0, 0.0)
     data["calibration"]["cold"] = {"copies": 4, "footprint_bytes": 1 << 20, "warm_s": 1e-3, "cold_s": 1.5e-3}

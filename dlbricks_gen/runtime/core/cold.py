@@ -19,14 +19,6 @@ picks by the model's weight bytes, `machine.caches` recorded with the result):
 
 Each uses at most MAX_COPIES copies and MAX_COLD_BYTES of them; a span the copies cannot reach is
 not measured (copies 1), nor is one a single copy already exceeds.
-
-A part of a round makes CALLS calls, call i on copy i % copies, so no part times more than CALLS
-copies (`timed_copies`). Only those are made as sessions; what the others did, their first call
-each (reading one copy of the weights) before the rounds, is done by streaming as many bytes of
-memory once at that point (`stream`): the timed calls then follow the same traffic, without a
-session and a first call per untimed copy (on the 16 real models at H=1 that halved the cold
-measurement's time; per brick, near and far ratios moved no more than between two measurements
-of the old way).
 """
 
 from __future__ import annotations
@@ -87,31 +79,14 @@ def far_copies(nbytes: int, l2: int) -> int:
     return copies
 
 
-def timed_copies(copies: int) -> int:
-    """How many of `copies` a part of a round times: its calls i = 0..CALLS-1 go to copy i % copies."""
-    return min(copies, CALLS)
-
-
-def stream(nbytes: int) -> None:
-    """Write and read `nbytes` of fresh memory once: the cache traffic of the first calls of the
-    copies that no part times, without making their sessions."""
-    import numpy as np
-
-    if nbytes > 0:
-        np.ones(nbytes // 8 + 1, np.float64).sum()
-
-
-def measure_cold(calls: list[Callable[[], object]], near: int, far: int,
-                 untimed_bytes: int = 0) -> tuple[float, float, float]:
+def measure_cold(calls: list[Callable[[], object]], near: int, far: int) -> tuple[float, float, float]:
     """(warm, near, far) median seconds per call: calls[0] repeated, the first `near` of them in
     turn, the first `far` in turn; alternated ROUNDS times so that drift hits all alike (a span
-    of fewer than 2 copies is not measured: 0). `untimed_bytes`: the weights of the copies a
-    span has beyond `calls` (streamed once, after the calls' first calls)."""
+    of fewer than 2 copies is not measured: 0)."""
     parts: list[tuple[list[float], list]] = [([], calls[:1]), ([], calls[:near] if near > 1 else []),
                                              ([], calls[:far] if far > 1 else [])]
     for call in calls:
         call()  # every copy's first call pays its allocations
-    stream(untimed_bytes)  # the copies beyond these: their first calls' traffic
     for _ in range(ROUNDS):
         for target, chosen in parts:
             for i in range(CALLS if chosen else 0):
@@ -131,11 +106,9 @@ def cold_record(model: onnx.ModelProto, model_bytes: bytes, feeds: Feeds,
     near, far = copies_needed(nbytes, l2), far_copies(nbytes, l2)
     if max(near, far) == 1:
         return {**NO_COLD, "footprint_bytes": nbytes}
-    made = timed_copies(max(near, far))
-    sessions = [session] + [make_session(model_bytes, settings) for _ in range(made - 1)]
+    sessions = [session] + [make_session(model_bytes, settings) for _ in range(max(near, far) - 1)]
     bound = shared_calls(sessions, feeds)
-    untimed = (max(near, far) - made) * nbytes
-    warm, near_s, far_s = measure_cold([call for call, _ in bound], near, far, untimed)
+    warm, near_s, far_s = measure_cold([call for call, _ in bound], near, far)
     del bound, sessions
     record: dict = {**NO_COLD, "footprint_bytes": nbytes, "warm_s": warm}
     if near > 1:
