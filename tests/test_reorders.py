@@ -184,7 +184,7 @@ def test_cache_sizes_are_read_from_sysfs(tmp_path: Path):
 def test_copies_exceed_twice_the_cache_and_are_bounded():
     from dlbricks_gen.runtime.core.cold import FAR_L2, MAX_COLD_BYTES, MAX_COPIES, copies_needed, far_copies
 
-    assert FAR_L2 * (2 << 20) // MAX_COPIES == 2 << 20  # the far span is in reach of 2 MiB bricks
+    assert FAR_L2 * (2 << 20) // MAX_COPIES == 2 << 20  # the far span is in reach of 2 MiB bricks (L2 2 MiB)
 
     l2 = 2 << 20
     assert copies_needed(1 << 20, l2) == 4
@@ -192,10 +192,10 @@ def test_copies_exceed_twice_the_cache_and_are_bounded():
     assert copies_needed(1 << 10, l2) == 1  # MAX_COPIES cannot reach it: not measured
     assert copies_needed(4 * l2 // MAX_COPIES, l2) == MAX_COPIES // 2
     assert copies_needed(1 << 20, 0) == 1  # cache size unknown: not measured
-    assert far_copies(2 << 20, l2) == FAR_L2  # 64 MiB of copies of a 2 MiB brick
-    assert far_copies(5 << 20, l2) == 13
+    assert far_copies(2 << 20, l2) == MAX_COPIES  # 32 MiB of copies of a 2 MiB brick
+    assert far_copies(5 << 20, l2) == 7
     assert far_copies(FAR_L2 * l2, l2) == 2  # beyond the span alone: alternate two copies
-    assert far_copies(1 << 20, l2) == 1  # would take 64 copies
+    assert far_copies(1 << 20, l2) == 1  # would take 32 copies
     assert far_copies(MAX_COLD_BYTES, l2) == 1  # two copies would exceed the memory bound
 
 
@@ -273,3 +273,18 @@ def test_kernel_gap_profiles_a_model_against_its_bricks(tmp_path: Path):
     before, after = kernel_gap.kernel_estimates(found)
     assert 0 < after < before
     assert any(line.startswith("kernels as estimated") for line in kernel_gap.table("m", found))
+
+
+def test_a_cold_rotation_times_every_copy_a_whole_rotation_after_its_last_use():
+    from dlbricks_gen.runtime.core import cold
+
+    log: list[int] = []
+    calls = [lambda k=k: log.append(k) for k in range(12)]
+    cold.measure_cold(calls, 3, 12)
+    first, timed = log[:12], log[12:]
+    assert first == list(range(12))  # every copy's first call, in order
+    per_round = cold.CALLS * 3  # warm, near, far
+    far = [k for r in range(cold.ROUNDS) for k in timed[r * per_round + 2 * cold.CALLS:(r + 1) * per_round]]
+    assert far == [k % 12 for k in range(cold.ROUNDS * cold.CALLS)]  # one rotation over all copies, not 0-4 each round
+    near = [k for r in range(cold.ROUNDS) for k in timed[r * per_round + cold.CALLS:r * per_round + 2 * cold.CALLS]]
+    assert near == [k % 3 for k in range(cold.ROUNDS * cold.CALLS)]

@@ -38,9 +38,9 @@ from .settings import Settings
 if TYPE_CHECKING:
     import onnx
 
-MAX_COPIES = 32
+MAX_COPIES = 16
 MAX_COLD_BYTES = 1 << 30  # all copies of one brick together
-FAR_L2 = 32  # the far span, in L2 sizes
+FAR_L2 = 16  # the far span, in L2 sizes
 FAR_MODEL_L2 = 8  # models with more weights than this (in L2 sizes) take the far ratio
 ROUNDS = 3  # alternations of warm and cold
 CALLS = 5  # calls per warm or cold part of a round
@@ -82,16 +82,21 @@ def far_copies(nbytes: int, l2: int) -> int:
 def measure_cold(calls: list[Callable[[], object]], near: int, far: int) -> tuple[float, float, float]:
     """(warm, near, far) median seconds per call: calls[0] repeated, the first `near` of them in
     turn, the first `far` in turn; alternated ROUNDS times so that drift hits all alike (a span
-    of fewer than 2 copies is not measured: 0)."""
+    of fewer than 2 copies is not measured: 0). A rotation goes on where its last part stopped,
+    after a first call of every copy in order, so every timed call's copy was last used a whole
+    rotation earlier, whatever the counts."""
     parts: list[tuple[list[float], list]] = [([], calls[:1]), ([], calls[:near] if near > 1 else []),
                                              ([], calls[:far] if far > 1 else [])]
     for call in calls:
         call()  # every copy's first call pays its allocations
+    position = [0] * len(parts)
     for _ in range(ROUNDS):
-        for target, chosen in parts:
-            for i in range(CALLS if chosen else 0):
+        for k, (target, chosen) in enumerate(parts):
+            for _ in range(CALLS if chosen else 0):
+                call = chosen[position[k] % len(chosen)]
+                position[k] += 1
                 start = time.perf_counter()
-                chosen[i % len(chosen)]()
+                call()
                 target.append(time.perf_counter() - start)
     warm, near_s, far_s = (statistics.median(t) if t else 0.0 for t, _ in parts)
     return warm, near_s, far_s
