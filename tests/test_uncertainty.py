@@ -239,3 +239,27 @@ def test_a_process_slower_for_every_brick_widens_the_sum_as_one_error_not_indepe
     assert width >= between_halfwidth(sums) == pytest.approx(0.98 * 0.4e-3)  # about the whole difference
     independent = math.sqrt(sum(r.halfwidth ** 2 for r in results.values()))
     assert width > 1.5 * independent  # as independent bricks the between part would be halved (4 bricks)
+
+
+def test_best_run_estimates_a_model_from_its_least_disturbed_pass_not_each_bricks_best():
+    settings = Settings(quick=True)
+
+    def two_runs(name: str, first: float, second: float) -> dict:
+        parts = []
+        for value in (first, second):
+            data = measure_spec(relu_spec([1, 3]), settings)
+            data["values"] = [value] * 6
+            data["stats"] = {**data["stats"], "n": 6, "median": value}
+            parts.append(data)
+        merged = {**merge_runs(parts[0], parts[1], settings), "id": name}
+        merged.pop("calibration", None)  # plain latencies: the sums are the point
+        return merged
+
+    a, b = "a" * 64, "b" * 64
+    model = ModelPlan("m", "m.onnx", 2, (a, b), ((0, 1),))
+    plan = Plan("s", 1, {a: BrickInfo(1, ("Relu",)), b: BrickInfo(1, ("Relu",))}, (model,), ())
+    data = {a: two_runs(a, 1e-3, 2e-3), b: two_runs(b, 2e-3, 1e-3)}  # each brick's best run is 1 ms
+    (est,) = estimate(plan, {d: brick_result(x, "best_run") for d, x in data.items()})
+    assert est.sequential == pytest.approx(3e-3)  # either pass sums to 3 ms; per-brick minima gave 2
+    (pooled,) = estimate(plan, {d: brick_result(x, "median") for d, x in data.items()})
+    assert pooled.sequential == pytest.approx(3e-3)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from ..ir import ModelPlan
 from ..passes.plan import Plan
-from ..results.load import BrickResult
+from ..results.load import BrickResult, brick_result, run_medians
 from ..runtime.core.cold import FAR_MODEL_L2
 from ..runtime.core.stats import between_halfwidth
 
@@ -201,9 +201,42 @@ def _run_parts(result: BrickResult) -> tuple[float, list[float]] | None:
 
 
 def estimate(plan: Plan, results: dict[str, BrickResult], kernels: bool = False) -> list[ModelEstimate]:
-    """Every model's estimate; `kernels`: profiled bricks at their kernel time (`kernel_time`)."""
-    return [replace(estimate_model(m, plan, results, kernels), halfwidth=sum_halfwidth(m, results))
-            for m in plan.models]
+    """Every model's estimate; `kernels`: profiled bricks at their kernel time (`kernel_time`).
+    With results of the statistic "best_run", each model's is its estimate from the worker pass
+    where that is smallest, every brick at its median of that pass (`pass_results`): the least
+    disturbed pass for this model, as a whole model's best_run is its least disturbed process.
+    Taking each brick's own best pass instead would bias a sum of many bricks low (the smaller
+    of two noisy values is below both on average, once per brick)."""
+    passes = pass_results(results)
+    return [replace(estimate_model(m, plan, model_results(m, plan, results, passes, kernels), kernels),
+                    halfwidth=sum_halfwidth(m, results)) for m in plan.models]
+
+
+def model_results(model: ModelPlan, plan: Plan, results: dict[str, BrickResult],
+                  passes: list[dict[str, BrickResult]], kernels: bool = False) -> dict[str, BrickResult]:
+    """The results a model's estimate is made of: `results`, or with `passes` (`pass_results`)
+    the pass whose estimate of this model is smallest. Every view of the model (critical path,
+    breakdown) reads the same."""
+    if not passes:
+        return results
+
+    def headline(chosen: dict[str, BrickResult]) -> float:
+        est = estimate_model(model, plan, chosen, kernels)
+        return est.sequential if est.calibrated is None else est.calibrated
+
+    return min(passes, key=headline)
+
+
+def pass_results(results: dict[str, BrickResult]) -> list[dict[str, BrickResult]]:
+    """For results of the statistic "best_run": the same results once per worker pass, each at
+    its median of that pass ("run<k>"); [] for any other statistic or a single pass."""
+    ok = [r for r in results.values() if r.ok]
+    if not ok or any(r.statistic != "best_run" for r in ok):
+        return []
+    count = max(len(run_medians(r.data)) for r in ok)
+    if count < 2:
+        return []
+    return [{d: brick_result(r.data, f"run{k}") if r.ok else r for d, r in results.items()} for k in range(count)]
 
 
 def ratio_halfwidth(est: float, est_hw: float | None, measured: float,

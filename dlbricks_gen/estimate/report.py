@@ -16,6 +16,8 @@ from .model import (
     breakdown,
     geometric_mean,
     headline_critical_path,
+    model_results,
+    pass_results,
     ratio_halfwidth,
     verdict,
 )
@@ -79,10 +81,12 @@ def headline_views(table: list[dict], plan: Plan, results: dict[str, BrickResult
     each row, and the per-model breakdowns it returns (by model name)."""
     by_name = {m.name: m for m in plan.models}
     breakdowns = {}
+    passes = pass_results(results)
     for row in table:
         model, calibrated = by_name[row["model"]], row["estimate_kind"] == "calibrated"
-        row["critical_path_ms"] = headline_critical_path(model, results, calibrated) * 1e3
-        breakdowns[row["model"]] = breakdown(model, plan, results, calibrated=calibrated)
+        chosen = model_results(model, plan, results, passes)
+        row["critical_path_ms"] = headline_critical_path(model, chosen, calibrated) * 1e3
+        breakdowns[row["model"]] = breakdown(model, plan, chosen, calibrated=calibrated)
     return breakdowns
 
 

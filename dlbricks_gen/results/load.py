@@ -6,7 +6,7 @@ Every file is untrusted (files.py reads it); results are grouped by machine iden
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
@@ -50,6 +50,7 @@ class BrickResult:
     reorder_out: float = 0.0  # and out of it (ReorderOutput)
     cold_ratio: float = 1.0  # latency with cold caches / warm (runtime/core/cold.py); 1: not measured
     far_ratio: float = 0.0  # the same over the far span; 0: not measured
+    statistic: str = ""  # the statistic `value` is (brick_result)
 
     def cold_scale(self, level: int) -> float:
         """What the brick's latency is multiplied by inside a model of cold `level` (estimate.
@@ -246,6 +247,10 @@ def e2e_mismatch(results: dict[str, BrickResult], measured: dict[str, BrickResul
 
 
 def brick_result(data: dict, statistic: str) -> BrickResult:
+    return replace(_brick_result(data, statistic), statistic=statistic)
+
+
+def _brick_result(data: dict, statistic: str) -> BrickResult:
     if data.get("status") != "ok":
         return BrickResult(data["id"], False, None, data.get("error") or "unknown error", data)
     latency = statistic_of(data, statistic)
@@ -270,20 +275,33 @@ def statistic_of(data: dict, statistic: str) -> float:
     """A result's `statistic` in seconds. "best_run": the smallest of its runs' medians (each
     worker process's values, in the order `stats.runs` lists them), computed from the values:
     on a shared machine a neighbour only ever adds time, so the least disturbed run is the
-    closest to the machine's own speed (the median keeps a run's own outliers out). A result
-    with one run, or runs that do not add up to its values, gives its median."""
+    closest to the machine's own speed (the median keeps a run's own outliers out); the
+    estimator takes it per model, not per brick (estimate.model.estimate). "run<k>": run k's
+    median. A result with one run, or runs that do not add up to its values, gives its median."""
     stats = data["stats"]
-    if statistic != "best_run":
+    if statistic != "best_run" and not statistic.startswith("run"):
         return float(stats[statistic])
-    values, runs = data.get("values") or [], stats.get("runs") or []
+    medians = run_medians(data)
+    if not medians:
+        return float(stats["median"])
+    if statistic == "best_run":
+        return min(medians)
+    k = int(statistic[3:])
+    return medians[k] if k < len(medians) else float(stats["median"])
+
+
+def run_medians(data: dict) -> list[float]:
+    """Each run's median, from the values split by `stats.runs` counts; [] for a result of one
+    run or runs that do not add up to its values."""
+    values, runs = data.get("values") or [], data["stats"].get("runs") or []
     counts = [n for r in runs if isinstance(r, dict) and isinstance(n := r.get("n"), int) and n > 0]
     if len(counts) < 2 or len(counts) != len(runs) or sum(counts) != len(values):
-        return float(stats["median"])
+        return []
     medians, start = [], 0
     for n in counts:
-        medians.append(percentile(sorted(values[start:start + n]), 50))
+        medians.append(float(percentile(sorted(values[start:start + n]), 50)))
         start += n
-    return float(min(medians))
+    return medians
 
 
 def _cold_ratios(calibration: dict) -> tuple[float, float]:
