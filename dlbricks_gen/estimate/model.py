@@ -188,13 +188,12 @@ def sum_halfwidth(model: ModelPlan, results: dict[str, BrickResult]) -> float | 
 
 
 def _run_parts(result: BrickResult) -> tuple[float, list[float]] | None:
-    """(within-process half-width, each process's median), at the chosen statistic's scale;
-    None for a result of one process or without those fields."""
+    """(within-process half-width, each process's median from its values), at the chosen
+    statistic's scale; None for a result of one process or without those fields."""
     stats = result.data.get("stats") or {}
-    runs, within, median = stats.get("runs") or [], stats.get("within_s"), stats.get("median", 0)
-    medians = [float(m) for r in runs if isinstance(r, dict) and isinstance(m := r.get("median"), (int, float))]
-    if len(medians) < 2 or len(medians) != len(runs) or not isinstance(within, (int, float)) \
-            or not isinstance(median, (int, float)) or median <= 0:
+    within, median = stats.get("within_s"), stats.get("median", 0)
+    medians = run_medians(result.data)
+    if not medians or not isinstance(within, (int, float)) or not isinstance(median, (int, float)) or median <= 0:
         return None
     scale = result.latency / median
     return within * scale, [m * scale for m in medians]
