@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import onnxruntime as ort
+import pytest
 
 from dlbricks_gen.codegen.audit import audit_suite, brick_spec_of
 from dlbricks_gen.estimate import model as est
@@ -83,3 +84,35 @@ def test_every_decoy_runs_as_the_real_bricks_do(tiny_zoo: Path, tmp_path: Path):
             session.run(None, input_feeds(model_inputs(model)))
         except Exception as exc:  # noqa: BLE001 - the assertion names the brick
             raise AssertionError(f"decoy {digest[:12]} ({ops}) fails: {exc}") from None
+
+
+def test_a_convolution_whose_input_channels_do_not_fit_its_weights_is_no_decoy(tmp_path: Path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dlbricks_gen.frontend import load_model
+    from dlbricks_gen.passes.decoys import _runs
+    from dlbricks_gen.passes.partition import consumers, make_brick
+
+    def conv(channels: int, weight_channels: int, group: int = 1) -> Path:
+        w = numpy_helper.from_array(np.zeros((8, weight_channels, 3, 3), np.float32), "w")
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], group=group)], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 6, 6])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        path = tmp_path / f"c{channels}_{weight_channels}_{group}.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    def brick(path: Path):
+        model = load_model(path, tmp_path, ShapeOptions(batch=1))
+        return make_brick(model, 0, 1, consumers(model))
+
+    assert _runs(brick(conv(4, 4))) and _runs(brick(conv(8, 2, group=4)))
+    assert not _runs(brick(conv(16, 4)))  # 16 input channels, weights for 4
+    x = np.zeros((1, 16, 6, 6), np.float32)  # and it is so: ONNX Runtime fails such a brick on every run
+    with pytest.raises(Exception):  # noqa: B017 - whichever error: a failure the vendor would see
+        ort.InferenceSession(str(conv(16, 4)), providers=["CPUExecutionProvider"]).run(None, {"x": x})

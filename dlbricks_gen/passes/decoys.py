@@ -249,13 +249,26 @@ SAME_COUNT = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
 
 def _runs(brick: Brick) -> bool:
-    """No layer of the brick keeps a literal shape its rebuilt input no longer fills: a decoy
-    failing on every run would tell the vendor it is one."""
+    """No layer of the brick keeps a literal shape its rebuilt input no longer fills, and no
+    convolution reads other channels than its weights have (ONNX shape inference checks neither):
+    a decoy failing on every run would tell the vendor it is one."""
     for layer in brick.layers:
         data, out = layer.inputs[0].type if layer.inputs else None, layer.outputs[0] if layer.outputs else None
         if layer.op_type in SAME_COUNT and data and out and math.prod(data.shape) != math.prod(out.shape):
             return False
+        if layer.op_type == "Conv" and not layer.domain and not _channels_fit(layer):
+            return False
     return True
+
+
+def _channels_fit(layer) -> bool:
+    """A Conv's input channels are its weights' channels times its groups, and its output
+    channels a multiple of the groups."""
+    data, weight = layer.inputs[0].type, layer.inputs[1].type if len(layer.inputs) > 1 else None
+    group = next((a.value for a in layer.attributes if a.name == "group"), 1)
+    if data is None or weight is None or len(data.shape) < 2 or len(weight.shape) < 2 or not isinstance(group, int):
+        return True
+    return data.shape[1] == weight.shape[1] * group and weight.shape[0] % max(group, 1) == 0
 
 
 def _plausible(brick: Brick, pools: Pools, sizes: set, types: set[TensorType]) -> bool:
