@@ -288,3 +288,23 @@ def test_a_cold_rotation_times_every_copy_a_whole_rotation_after_its_last_use():
     assert far == [k % 12 for k in range(cold.ROUNDS * cold.CALLS)]  # one rotation over all copies, not 0-4 each round
     near = [k for r in range(cold.ROUNDS) for k in timed[r * per_round + cold.CALLS:r * per_round + 2 * cold.CALLS]]
     assert near == [k % 3 for k in range(cold.ROUNDS * cold.CALLS)]
+
+
+def test_a_brick_whose_activations_outweigh_its_weights_is_not_rotated():
+    from dlbricks_gen.runtime.backends.onnxruntime import measure_model
+    from dlbricks_gen.runtime.core.cold import activation_bytes, footprint
+    from dlbricks_gen.runtime.core.settings import Settings
+
+    def conv(channels: int, side: int) -> onnx.ModelProto:
+        nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")]
+        shape = [1, channels, side, side]
+        return make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+                          [weight("w", (channels, channels, 3, 3))])
+
+    wide = conv(128, 56)  # 0.6 MB of weights, 3.2 MB of input and output
+    assert activation_bytes(wide) == 2 * 128 * 56 * 56 * 4 > footprint(wide) == 128 * 128 * 9 * 4
+    cold = measure_model(wide, Settings(quick=True), kind="brick", id="b")["calibration"]["cold"]
+    assert cold["copies"] == 1 and "far" not in cold and cold["footprint_bytes"] == footprint(wide)
+    deep = conv(128, 4)  # the same weights, 16 KB of activations: rotated wherever the L2 is known
+    assert activation_bytes(deep) < footprint(deep)
