@@ -217,21 +217,22 @@ def test_best_run_is_the_least_disturbed_process_median_computed_from_the_values
     assert statistic_of(first, "best_run") == first["stats"]["median"]  # one process: its median
 
 
-def test_a_process_slower_for_every_brick_widens_the_sum_as_one_error_not_independent_ones():
+def _two_runs(name: str, first: float, second: float) -> dict:
+    """A real brick result of two worker processes, each of six identical values."""
     settings = Settings(quick=True)
+    parts = []
+    for value in (first, second):
+        data = measure_spec(relu_spec([1, 3]), settings)
+        data["values"] = [value] * 6
+        data["stats"] = {**data["stats"], "n": 6, "median": value, "halfwidth_s": 0.0}
+        parts.append(data)
+    return {**merge_runs(parts[0], parts[1], settings), "id": name}
 
-    def two_runs(name: str, fast: float, slow: float) -> dict:
-        parts = []
-        for value in (fast, slow):
-            data = measure_spec(relu_spec([1, 3]), settings)
-            data["values"] = [value] * 6
-            data["stats"] = {**data["stats"], "n": 6, "median": value, "halfwidth_s": 0.0}
-            parts.append(data)
-        return {**merge_runs(parts[0], parts[1], settings), "id": name}
 
+def test_a_process_slower_for_every_brick_widens_the_sum_as_one_error_not_independent_ones():
     names = [c * 64 for c in "abcd"]
     model = ModelPlan("m", "m.onnx", 4, tuple(names), ())
-    results = {n: brick_result(two_runs(n, 1e-3, 1.1e-3), "median") for n in names}
+    results = {n: brick_result(_two_runs(n, 1e-3, 1.1e-3), "median") for n in names}
     width = sum_halfwidth(model, results)
     sums = [4e-3, 4.4e-3]  # the model's sum in each process: every brick 10% slower in the second
     within = math.sqrt(sum(r.data["stats"]["within_s"] ** 2 for r in results.values()))
@@ -242,16 +243,8 @@ def test_a_process_slower_for_every_brick_widens_the_sum_as_one_error_not_indepe
 
 
 def test_best_run_estimates_a_model_from_its_least_disturbed_pass_not_each_bricks_best():
-    settings = Settings(quick=True)
-
     def two_runs(name: str, first: float, second: float) -> dict:
-        parts = []
-        for value in (first, second):
-            data = measure_spec(relu_spec([1, 3]), settings)
-            data["values"] = [value] * 6
-            data["stats"] = {**data["stats"], "n": 6, "median": value}
-            parts.append(data)
-        merged = {**merge_runs(parts[0], parts[1], settings), "id": name}
+        merged = _two_runs(name, first, second)
         merged.pop("calibration", None)  # plain latencies: the sums are the point
         return merged
 
