@@ -41,7 +41,7 @@ from dlbricks_gen.results.load import DEFAULT_STATISTIC, brick_result, load_resu
 from dlbricks_gen.runtime.core.machine import machine_info
 
 STATISTIC = DEFAULT_STATISTIC
-SELECT = Path(__file__).resolve().parent / "realworld" / "select.py"
+SELECT = Path(__file__).resolve().parent / "realworld" / "eval_set.py"
 GOAL_RATIO, GOAL_REPEAT = 0.8, 0.02
 
 

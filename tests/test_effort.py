@@ -181,3 +181,13 @@ def test_the_effort_benchmark_prints_its_figures():
     for text in ("CPU ", "every model end to end", "suite, run 2", "ratio", "repeatability",
                  "intervals cover the difference for"):
         assert text in done.stdout, done.stdout
+
+
+def test_no_benchmark_script_shadows_the_standard_library():
+    """A script runs with its own folder first on sys.path: benchmarks/realworld/select.py once
+    hid the standard library's `select`, and make_corpus.py (subprocess imports it) could not
+    start."""
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    shadows = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                     if p.stem in sys.stdlib_module_names)
+    assert not shadows, f"benchmark scripts named like standard-library modules: {shadows}"

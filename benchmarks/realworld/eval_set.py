@@ -1,6 +1,8 @@
 """Link one evaluation set of the corpus into a folder, for `dlbricks-gen study`.
+(Named eval_set, not select: a script of this folder named select.py shadows the standard
+library's `select` module for make_corpus.py, which then cannot start.)
 
-    python benchmarks/realworld/select.py CORPUS DEST --set fp32|int8|threads2
+    python benchmarks/realworld/eval_set.py CORPUS DEST --set fp32|int8|threads2
 
 The sets (eval_sets.json) are the ones the README's accuracy table was measured on.
 """
