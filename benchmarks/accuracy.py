@@ -23,6 +23,11 @@ models that miss. Variants:
               cost (estimate/model.py kernel_time), not at its latency less the null call
   kernels-apart  the same without leaving out the absorbed bricks
 A study made with `--fusion` gives the same variants on fusion-aware bricks.
+
+With `--repeat` and two studies of the same models (two runs of the same command), it prints
+instead how far apart the two runs are, model by model: the measured whole-model latencies,
+the plain sums and the default estimates (median and largest relative difference, and how
+many are within 2%, the effort issue's goal).
 """
 
 from __future__ import annotations
@@ -94,6 +99,28 @@ def summary(values: dict[str, float], tolerance: float) -> dict:
             "misses": misses}
 
 
+def run_values(study: Path, h: int, statistic: str) -> dict[str, tuple[float, float, float]]:
+    """{model: (measured, plain sum, default estimate)} of a study's complete, measured models."""
+    plan = load_plan(study / f"H{h}" / "suite.plan.json")
+    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, statistic).results
+    measured = load_e2e(study / "e2e.json", statistic)
+    return {e.name: (measured[e.name].latency, e.sequential, e.calibrated)
+            for e in estimate(plan, results) if e.complete and e.calibrated is not None
+            and e.name in measured and measured[e.name].ok}
+
+
+def repeatability(first: Path, second: Path, h: int, statistic: str) -> list[str]:
+    a, b = run_values(first, h, statistic), run_values(second, h, statistic)
+    names = sorted(set(a) & set(b))
+    lines = [f"{first.name} vs {second.name}: {len(names)} models"]
+    for column, label in enumerate(("measured (e2e)", "plain sum", "default estimate")):
+        diffs = sorted(abs(b[n][column] / a[n][column] - 1) for n in names)
+        if diffs:
+            lines.append(f"  {label:18s} median difference {diffs[len(diffs) // 2]:.1%}, within 2%: "
+                         f"{sum(d <= 0.02 for d in diffs)}/{len(diffs)}, largest {diffs[-1]:.1%}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("studies", nargs="+", type=Path)
@@ -105,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                              "compiled later (studies measured before the flags existed)")
     parser.add_argument("--stat", choices=STATISTICS, default=STATISTIC,
                         help=f"statistic of bricks and models alike (default {STATISTIC})")
+    parser.add_argument("--repeat", action="store_true",
+                        help="two studies of the same models: how far apart the runs are")
     args = parser.parse_args(argv)
+    if args.repeat:
+        if len(args.studies) != 2:
+            parser.error("--repeat compares exactly two studies")
+        print("\n".join(repeatability(*args.studies, args.H, args.stat)))
+        return 0
     newer = load_plan(args.absorbed_from) if args.absorbed_from else None
     table = {}
     for study in args.studies:
