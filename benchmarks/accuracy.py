@@ -61,14 +61,19 @@ def with_absorbed_from(plan: Plan, newer: Plan) -> Plan:
     return replace(plan, models=tuple(models))
 
 
+def load_study(study: Path, h: int, statistic: str) -> tuple[Plan, dict, dict]:
+    """(plan, brick results, measured models) of one `study` folder at H=h, at `statistic`."""
+    plan = load_plan(study / f"H{h}" / "suite.plan.json")
+    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, statistic).results
+    return plan, results, load_e2e(study / "e2e.json", statistic)
+
+
 def ratios(study: Path, h: int, absorbed_from: Plan | None = None, statistic: str = STATISTIC
            ) -> dict[str, dict[str, float]]:
     """{variant: {model: estimate/measured}} for the complete, measured models of a study, with
     `statistic` on both sides."""
-    plan = load_plan(study / f"H{h}" / "suite.plan.json")
+    plan, results, measured = load_study(study, h, statistic)
     plan = plan if absorbed_from is None else with_absorbed_from(plan, absorbed_from)
-    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, statistic).results
-    measured = load_e2e(study / "e2e.json", statistic)
     apart = replace(plan, models=tuple(replace(m, absorbed=()) for m in plan.models))
     warm = replace(apart, models=tuple(replace(m, weight_bytes=0) for m in apart.models))
     old = replace(warm, models=tuple(replace(m, kept_reorders=()) for m in warm.models))
@@ -101,9 +106,7 @@ def summary(values: dict[str, float], tolerance: float) -> dict:
 
 def run_values(study: Path, h: int, statistic: str) -> dict[str, tuple[float, float, float]]:
     """{model: (measured, plain sum, default estimate)} of a study's complete, measured models."""
-    plan = load_plan(study / f"H{h}" / "suite.plan.json")
-    results = load_results([study / f"H{h}" / "suite" / "results"], plan.suite, statistic).results
-    measured = load_e2e(study / "e2e.json", statistic)
+    plan, results, measured = load_study(study, h, statistic)
     return {e.name: (measured[e.name].latency, e.sequential, e.calibrated)
             for e in estimate(plan, results) if e.complete and e.calibrated is not None
             and e.name in measured and measured[e.name].ok}

@@ -21,9 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus", type=Path)
     parser.add_argument("dest", type=Path)
-    parser.add_argument("--set", required=True, choices=sorted(json.loads(SETS.read_text())))
+    sets = json.loads(SETS.read_text())
+    parser.add_argument("--set", required=True, choices=sorted(sets))
     args = parser.parse_args(argv)
-    names = json.loads(SETS.read_text())[args.set]
+    names = sets[args.set]
     args.dest.mkdir(parents=True, exist_ok=True)
     missing = [n for n in names if not (args.corpus / f"{n}.onnx").is_file()]
     if missing:
