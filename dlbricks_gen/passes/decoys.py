@@ -29,7 +29,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..frontend import ShapeOptions, lower_proto
-from ..ir import Brick, Model, TensorType
+from ..ir import Brick, Layer, Model, TensorType
 from ..ir.spec import brick_spec, weightless
 from ..runtime.core.spec import build_model
 from .cost import brick_cost
@@ -261,7 +261,7 @@ def _runs(brick: Brick) -> bool:
     return True
 
 
-def _channels_fit(layer) -> bool:
+def _channels_fit(layer: Layer) -> bool:
     """A Conv's input channels are its weights' channels times its groups, and its output
     channels a multiple of the groups."""
     data, weight = layer.inputs[0].type, layer.inputs[1].type if len(layer.inputs) > 1 else None
