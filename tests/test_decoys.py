@@ -116,3 +116,45 @@ def test_a_convolution_whose_input_channels_do_not_fit_its_weights_is_no_decoy(t
     x = np.zeros((1, 16, 6, 6), np.float32)  # and it is so: ONNX Runtime fails such a brick on every run
     with pytest.raises(Exception):  # noqa: B017 - whichever error: a failure the vendor would see
         ort.InferenceSession(str(conv(16, 4)), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
+def test_a_convolution_keeps_its_kernel_when_its_span_is_rescaled(tmp_path: Path):
+    """An 8-bit QDQ model's convolution reads its weights from a DequantizeLinear, so a span
+    starting at it has the weights as an input: rescaling the span's sizes must leave them
+    alone (a decoy of the INT8 corpus had kernel_shape 3x3 and 1x1 weights and failed on every
+    run), and a convolution whose kernel does not fit its weights is no decoy."""
+    from fractions import Fraction
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from dlbricks_gen.frontend import load_model
+    from dlbricks_gen.ir.spec import brick_spec
+    from dlbricks_gen.passes.decoys import _runs, _scaled
+    from dlbricks_gen.passes.partition import consumers, make_brick
+
+    def conv(weight: list[int]) -> Path:
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3])], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+             helper.make_tensor_value_info("w", TensorProto.FLOAT, weight)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        path = tmp_path / f"w{'x'.join(map(str, weight))}.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    def brick(path: Path):
+        model = load_model(path, tmp_path, ShapeOptions(batch=1))
+        return make_brick(model, 0, 1, consumers(model))
+
+    spec = brick_spec("0" * 64, brick(conv([8, 4, 3, 3])))
+    shapes = [t["shape"] for t in _scaled(spec, Fraction(1, 4))["inputs"]]
+    assert shapes == [[1, 4, 2, 2], [8, 4, 3, 3]]  # the image shrinks, the kernel stays
+    assert _runs(brick(conv([8, 4, 3, 3])))
+    assert not _runs(brick(conv([8, 4, 1, 1])))
+    feeds = {"x": np.zeros((1, 4, 8, 8), np.float32), "w": np.zeros((8, 4, 1, 1), np.float32)}
+    with pytest.raises(Exception):  # noqa: B017 - and ONNX Runtime fails such a brick on every run
+        ort.InferenceSession(str(conv([8, 4, 1, 1])), providers=["CPUExecutionProvider"]).run(None, feeds)

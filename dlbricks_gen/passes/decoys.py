@@ -197,15 +197,22 @@ def _ratio(spec: dict, pools: Pools, types: set[TensorType], rng: random.Random)
     return Fraction(rng.choice(attached or choices)[0], old[0])
 
 
+# Ops whose inputs after the first are weights (and bias): their sizes are the kernel's, not the
+# image's, also where the weights are a value of the graph (an 8-bit model's DequantizeLinear).
+WEIGHTED = frozenset({"Conv", "ConvTranspose"})
+
+
 def _scaled(spec: dict, ratio: Fraction) -> dict:
     """The SPEC with every rank-3/4 input's sizes times `ratio` (the first's ratio for all: a
-    skip connection entering the span keeps matching the path)."""
+    skip connection entering the span keeps matching the path), but a convolution's weights."""
+    weights = {name for n in spec["nodes"] if n["op_type"] in WEIGHTED and not n["domain"]
+               for name in n["inputs"][1:]}
     inputs = []
     for t in spec["inputs"]:
         shape = list(t["shape"])
-        if len(shape) == 4:
+        if len(shape) == 4 and t["name"] not in weights:
             shape = shape[:2] + [_scale(d, ratio) for d in shape[2:]]
-        elif len(shape) == 3:
+        elif len(shape) == 3 and t["name"] not in weights:
             shape = [shape[0], _scale(shape[1], ratio), shape[2]]
         inputs.append({**t, "shape": shape})
     return {**spec, "inputs": inputs}
@@ -256,18 +263,21 @@ def _runs(brick: Brick) -> bool:
         data, out = layer.inputs[0].type if layer.inputs else None, layer.outputs[0] if layer.outputs else None
         if layer.op_type in SAME_COUNT and data and out and math.prod(data.shape) != math.prod(out.shape):
             return False
-        if layer.op_type == "Conv" and not layer.domain and not _channels_fit(layer):
+        if layer.op_type == "Conv" and not layer.domain and not _weights_fit(layer):
             return False
     return True
 
 
-def _channels_fit(layer: Layer) -> bool:
-    """A Conv's input channels are its weights' channels times its groups, and its output
-    channels a multiple of the groups."""
+def _weights_fit(layer: Layer) -> bool:
+    """A Conv's input channels are its weights' channels times its groups, its output channels
+    a multiple of the groups, and its `kernel_shape` (when given) its weights' spatial sizes."""
     data, weight = layer.inputs[0].type, layer.inputs[1].type if len(layer.inputs) > 1 else None
-    group = next((a.value for a in layer.attributes if a.name == "group"), 1)
+    attributes = {a.name: a.value for a in layer.attributes}
+    group, kernel = attributes.get("group", 1), attributes.get("kernel_shape")
     if data is None or weight is None or len(data.shape) < 2 or len(weight.shape) < 2 or not isinstance(group, int):
         return True
+    if isinstance(kernel, tuple | list) and tuple(kernel) != tuple(weight.shape[2:]):
+        return False
     return data.shape[1] == weight.shape[1] * group and weight.shape[0] % max(group, 1) == 0
 
 
