@@ -13,12 +13,14 @@ models that miss. Variants:
               (per-instance shares in the plan, passes/layout.py)
   cold        layout, and each brick at its cold-cache time where the model's weights exceed
               the L2 cache of the measuring machine (runtime/core/cold.py)
-  near        cold, without the bricks that the model runs inside a neighbouring NCHWc
+  near        cold, with the bricks that the model runs inside a neighbouring NCHWc
               convolution (an activation or residual Add ONNX Runtime fuses at level "all",
-              `absorbed` in the plan, passes/layout.py), every model at most at the near
-              cold level (the estimator before the far span)
+              `absorbed` in the plan, passes/layout.py) at the share measured for them
+              (results' calibration.fused; 1, as in cold, for results without it), every
+              model at most at the near cold level (the estimator before the far span)
   default     near, with the far cold ratio for models over FAR_MODEL_L2 x the L2: what
               `estimate` prints
+  absorbed-0  default with the absorbed bricks at 0 (the default of sessions 4-6)
   kernels     default, each profiled brick at its kernels' share of its run plus one node's
               cost (estimate/model.py kernel_time), not at its latency less the null call
   kernels-apart  the same without leaving out the absorbed bricks
@@ -41,11 +43,11 @@ from pathlib import Path
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean
 from dlbricks_gen.passes.plan import Plan, load_plan
-from dlbricks_gen.results.load import DEFAULT_STATISTIC, STATISTICS, load_e2e, load_results
+from dlbricks_gen.results.load import DEFAULT_STATISTIC, STATISTICS, BrickResult, load_e2e, load_results
 from dlbricks_gen.runtime.core.cold import FAR_MODEL_L2
 
 STATISTIC = DEFAULT_STATISTIC
-VARIANTS = ("plain", "calibrated", "layout", "cold", "near", "default", "kernels", "kernels-apart")
+VARIANTS = ("plain", "calibrated", "layout", "cold", "near", "default", "absorbed-0", "kernels", "kernels-apart")
 
 
 def with_absorbed_from(plan: Plan, newer: Plan) -> Plan:
@@ -82,6 +84,7 @@ def ratios(study: Path, h: int, absorbed_from: Plan | None = None, statistic: st
                                       for m in plan.models))
     out: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
     runs = [estimate(p, results) for p in (old, warm, apart, near, plan)]
+    runs.append(estimate(plan, {k: _unfused(r) for k, r in results.items()}))
     runs += [estimate(plan, results, kernels=True), estimate(apart, results, kernels=True)]
     for variants in zip(*runs, strict=True):
         name, complete = variants[-1].name, variants[-1].complete
@@ -93,6 +96,16 @@ def ratios(study: Path, h: int, absorbed_from: Plan | None = None, statistic: st
             if est.calibrated is not None:
                 out[variant][name] = est.calibrated / truth.latency
     return out
+
+
+def _unfused(result: BrickResult) -> BrickResult:
+    """The result with a fused share of 0 (absorbed bricks free), in its data too: the estimate
+    re-reads each worker pass from the data (best_run)."""
+    calibration = (result.data.get("calibration") or {}) if result.ok else {}
+    if not calibration:
+        return result
+    data = {**result.data, "calibration": {**calibration, "fused": {"pattern": "any", "share": 0.0}}}
+    return replace(result, data=data, fused_share=0.0)
 
 
 def summary(values: dict[str, float], tolerance: float) -> dict:

@@ -123,17 +123,63 @@ def test_the_runtime_says_which_layers_run_inside_an_nchwc_convolution(tmp_path:
         load_plan(path)
 
 
-def test_an_absorbed_instance_adds_nothing_to_the_calibrated_estimate():
-    res = {"a": brick_result(result("a", 1.0, 0.0, 0.0), "median"),
-           "h": brick_result(result("h", 0.5, 0.0, 0.0), "median")}
+def test_an_absorbed_instance_adds_the_share_measured_for_it():
+    """Inside the convolution a fused layer costs the share the runtime measured on the target
+    (runtime/core/fused.py); without a measured share it counts as its brick; an untrusted
+    share above 1 counts as 1."""
+    hardswish = result("h", 0.5, 0.0, 0.0)
+    hardswish["calibration"]["fused"] = {"pattern": "HardSwish", "share": 0.4}
+    res = {"a": brick_result(result("a", 1.0, 0.0, 0.0), "median"), "h": brick_result(hardswish, "median")}
     plan = Plan("s", 1, {"a": BrickInfo(1, ("Conv",)), "h": BrickInfo(1, ("HardSwish",))},
                 (ModelPlan("m", "m.onnx", 2, ("a", "h"), ((0, 1),), ((0.0, 0.0), (0.0, 0.0)),
                            absorbed=(False, True)),), ())
     got = estimate(plan, res)[0]
-    assert got.calibrated == pytest.approx(1.0)
+    assert got.calibrated == pytest.approx(1.0 + 0.4 * 0.5)
     assert got.sequential == pytest.approx(1.5)  # the plain sum still counts every brick
     apart = replace(plan, models=(replace(plan.models[0], absorbed=()),))
     assert estimate(apart, res)[0].calibrated == pytest.approx(1.5)
+    unmeasured = {**res, "h": brick_result(result("h", 0.5, 0.0, 0.0), "median")}
+    assert estimate(plan, unmeasured)[0].calibrated == pytest.approx(1.5)
+    hardswish["calibration"]["fused"]["share"] = 7.0
+    assert estimate(plan, {**res, "h": brick_result(hardswish, "median")})[0].calibrated == pytest.approx(1.5)
+
+
+def test_the_runtime_measures_what_a_fused_layer_costs_inside_a_convolution():
+    """On the CPU at hand, real ONNX Runtime sessions: every pattern's share lies in [0, 1], the
+    probe's layers run inside the convolution where the runtime has its NCHWc layout, and a
+    fusable brick's result carries its pattern's share (other bricks none)."""
+    from dlbricks_gen.runtime.backends.onnxruntime import measure_model
+    from dlbricks_gen.runtime.core import fused
+    from dlbricks_gen.runtime.core.settings import Settings
+
+    shares = fused.fused_shares(1, 1, "all", True)
+    assert set(shares) == set(fused.PATTERNS) and all(0.0 <= s <= 1.0 for s in shares.values())
+    assert fused.fused_shares(1, 1, "extended") == dict.fromkeys(fused.PATTERNS, 1.0)  # nothing fuses
+    pair, _ = fused.probe_graphs(("HardSwish",))
+    optimized = tmp_optimized(pair)
+    if any(n.domain == "com.microsoft.nchwc" for n in optimized.node):
+        assert not {"HardSwish", "HardSigmoid", "Mul"} & {n.op_type for n in optimized.node}
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 4, 4])
+    brick = make_model([helper.make_node("HardSwish", ["x"], ["y"], name="h")], [x], [y], [], opset=14)
+    cal = measure_model(brick, Settings(quick=True), kind="brick", id="h")["calibration"]
+    assert cal["fused"] == {"pattern": "HardSwish", "share": shares["HardSwish"]}
+    cal = measure_model(conv_hardswish_residual(), Settings(quick=True), kind="brick", id="c")["calibration"]
+    assert "fused" not in cal
+
+
+def tmp_optimized(model_bytes: bytes) -> onnx.GraphProto:
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(tmp) / "o.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath).graph
 
 
 def result(brick: str, seconds: float, reorder_in: float, reorder_out: float) -> dict:
@@ -308,3 +354,23 @@ def test_a_brick_whose_activations_outweigh_its_weights_is_not_rotated():
     assert cold["copies"] == 1 and "far" not in cold and cold["footprint_bytes"] == footprint(wide)
     deep = conv(128, 4)  # the same weights, 16 KB of activations: rotated wherever the L2 is known
     assert activation_bytes(deep) < footprint(deep)
+
+
+def test_an_embedding_table_counts_the_rows_its_gather_reads():
+    """A Gather reads the rows its indices select, not its table: copies of a 10 MB embedding
+    read at 16 positions are not rotated (a rotation would time rows that stay cached)."""
+    from dlbricks_gen.runtime.backends.onnxruntime import measure_model
+    from dlbricks_gen.runtime.core.cold import footprint
+    from dlbricks_gen.runtime.core.settings import Settings
+
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 16])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 128])
+    lookup = make_model([helper.make_node("Gather", ["table", "ids"], ["y"], name="g")], [ids], [out],
+                        [weight("table", (20000, 128))])
+    assert footprint(lookup) == 16 * 128 * 4
+    both = make_model([helper.make_node("Gather", ["table", "ids"], ["g"], name="g"),
+                       helper.make_node("MatMul", ["g", "table2"], ["y"], name="m")], [ids], [out],
+                      [weight("table", (20000, 128)), weight("table2", (128, 128))])
+    assert footprint(both) == (16 + 128) * 128 * 4  # a MatMul reads all of its weights
+    cold = measure_model(lookup, Settings(quick=True), kind="brick", id="b")["calibration"]["cold"]
+    assert cold["copies"] == 1 and "far" not in cold and cold["footprint_bytes"] == 16 * 128 * 4

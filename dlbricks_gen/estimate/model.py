@@ -85,16 +85,17 @@ def estimate_model(model: ModelPlan, plan: Plan, results: dict[str, BrickResult]
 
 def calibrated_instance(model: ModelPlan, k: int, result: BrickResult, cold: int,
                         kernels: bool = False) -> float | None:
-    """The calibrated latency of instance k (None when its result carries no calibration): 0
-    when the model runs it inside a neighbouring NCHWc convolution (`absorbed`, passes/layout.py),
-    whose own brick already pays what that kernel costs. With `kernels`, a profiled brick
-    counts only its kernels' share of its run (`kernel_time`)."""
+    """The calibrated latency of instance k (None when its result carries no calibration). Where
+    the model runs it inside a neighbouring NCHWc convolution (`absorbed`, passes/layout.py),
+    only the share of it that such a layer costs there, measured on the target (`fused_share`,
+    runtime/core/fused.py). With `kernels`, a profiled brick counts only its kernels' share of
+    its run (`kernel_time`)."""
     kept = model.kept_reorders[k] if model.kept_reorders else None
     value = result.calibrated_for(kept, cold)
-    if value is not None and model.absorbed and model.absorbed[k]:
-        return 0.0
     if value is not None and kernels:
-        return kernel_time(result, kept, cold) or value
+        value = kernel_time(result, kept, cold) or value
+    if value is not None and model.absorbed and model.absorbed[k]:
+        return value * result.fused_share
     return value
 
 

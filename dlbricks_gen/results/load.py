@@ -50,6 +50,7 @@ class BrickResult:
     reorder_out: float = 0.0  # and out of it (ReorderOutput)
     cold_ratio: float = 1.0  # latency with cold caches / warm (runtime/core/cold.py); 1: not measured
     far_ratio: float = 0.0  # the same over the far span; 0: not measured
+    fused_share: float = 1.0  # its cost inside an NCHWc convolution / alone (core/fused.py); 1: not measured
     statistic: str = ""  # the statistic `value` is (brick_result)
 
     def cold_scale(self, level: int) -> float:
@@ -261,14 +262,15 @@ def _brick_result(data: dict, statistic: str) -> BrickResult:
     if not (profile["calls"] and profile["run_s"] > 0):
         near, far = _cold_ratios(cal)
         return BrickResult(data["id"], True, latency, None, data, run_overhead(cal), 0.0,
-                           cold_ratio=near, far_ratio=far)
+                           cold_ratio=near, far_ratio=far, fused_share=_fused_share(cal))
     # Profiled kernel times, as shares of the profiled run, applied to the timed latency.
     scale = latency / max(profile["run_s"], profile["boundary_s"])
     kernels = profile.get("kernels_s", {})
     near, far = _cold_ratios(cal)
     return BrickResult(data["id"], True, latency, None, data, run_overhead(cal),
                        profile["boundary_s"] * scale, kernels.get("ReorderInput", 0.0) * scale,
-                       kernels.get("ReorderOutput", 0.0) * scale, cold_ratio=near, far_ratio=far)
+                       kernels.get("ReorderOutput", 0.0) * scale, cold_ratio=near, far_ratio=far,
+                       fused_share=_fused_share(cal))
 
 
 def statistic_of(data: dict, statistic: str) -> float:
@@ -313,6 +315,14 @@ def _cold_ratios(calibration: dict) -> tuple[float, float]:
     near = float(cold["cold_s"]) / warm if cold.get("copies", 1) > 1 else 1.0
     far = cold.get("far") or {}
     return near, (float(far["cold_s"]) / warm if far.get("copies", 1) > 1 else 0.0)
+
+
+def _fused_share(calibration: dict) -> float:
+    """The measured share of a fusable brick (1 where not recorded: counted as measured apart);
+    at most 1, whatever a result file says: a layer fused into a convolution costs no more than
+    its own brick, so an untrusted file can only keep the brick at its measured time."""
+    fused = calibration.get("fused") or {}
+    return min(float(fused["share"]), 1.0) if "share" in fused else 1.0
 
 
 def quick_results(results: dict[str, BrickResult]) -> int:

@@ -17,6 +17,7 @@ from ..core.buildcache import BuildCache, brick_key
 from ..core.calibration import NCHWC_SEEDS, NO_PROFILE, call_costs, profile_calls
 from ..core.cold import cold_record
 from ..core.data import input_feeds
+from ..core.fused import fused_record
 from ..core.machine import quiet_warnings
 from ..core.results import base_record, error_result, one_line
 from ..core.session import make_session, measure_session
@@ -59,9 +60,10 @@ def _measure(model_bytes: bytes, inputs: list[dict], settings: Settings,
     cold = cold_record(model, model_bytes, feeds, settings, session)
     del session
     cold_s = time.perf_counter() - cold_start
+    ops = tuple(node.op_type if not node.domain else f"{node.domain}.{node.op_type}" for node in model.graph.node)
     part["calibration"] = {**call_costs(settings.intra_op_threads, settings.inter_op_threads,
                                         settings.graph_optimization_level), "profile": profile,
-                           "cold": cold}
+                           "cold": cold, **fused_record(ops, settings)}
     part["timing"].update(calibration_s=profile_s + time.perf_counter() - cold_start,
                           profile_s=profile_s, cold_copies_s=cold_s)
     return part

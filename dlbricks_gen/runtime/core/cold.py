@@ -48,8 +48,33 @@ NO_COLD = {"copies": 1, "footprint_bytes": 0, "warm_s": 0.0, "cold_s": 0.0}
 
 
 def footprint(model: onnx.ModelProto) -> int:
-    """Bytes of the brick's weights (its initializers): what a call reads besides its inputs."""
-    return sum(math.prod(t.dims) * _itemsize(t.data_type) for t in model.graph.initializer)
+    """Bytes of the brick's weights (its initializers) that a call reads besides its inputs: all
+    of each, but of a table only Gathers read, the rows their indices select (a 30522-row
+    embedding read at 128 positions reads 128 rows: rotating copies of the table measured
+    nothing, 0.96x on average, for 1.1 s of a corpus suite's session copies)."""
+    graph = model.graph
+    total = {t.name: math.prod(t.dims) * _itemsize(t.data_type) for t in graph.initializer}
+    rows = {t.name: t.dims for t in graph.initializer}
+    counts = {v.name: _elements(v) for v in graph.input} | {t.name: math.prod(t.dims) for t in graph.initializer}
+    read: dict[str, int] = {}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name not in total:
+                continue
+            table = k == 0 and node.op_type == "Gather" and not node.domain and len(node.input) > 1
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            if table and rows[name] and counts.get(node.input[1]) is not None:
+                row = total[name] // max(rows[name][axis % len(rows[name])], 1)
+                read[name] = min(total[name], read.get(name, 0) + counts[node.input[1]] * row)
+            else:
+                read[name] = total[name]  # any other reader reads it all
+    return sum(read.get(name, size) for name, size in total.items())
+
+
+def _elements(value: onnx.ValueInfoProto) -> int | None:
+    """Elements of a graph input of static shape (None when a dimension is unknown)."""
+    dims = value.type.tensor_type.shape.dim
+    return math.prod(d.dim_value for d in dims) if all(d.dim_value > 0 for d in dims) else None
 
 
 def activation_bytes(model: onnx.ModelProto) -> int:
