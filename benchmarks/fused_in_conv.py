@@ -22,11 +22,11 @@ import json
 import sys
 from pathlib import Path
 
-from dlbricks_gen.runtime.core.fused import shares
+from dlbricks_gen.runtime.core.fused import CHANNELS, shares
 from dlbricks_gen.runtime.core.settings import Settings
 
 SETTINGS = Settings(intra_op_threads=1, inter_op_threads=1, graph_optimization_level="all")
-CONVS = {"depthwise 3x3": (3, 64), "1x1 (the runtime's probe)": (1, 1), "3x3": (3, 1)}  # kernel, group
+CONVS = {"depthwise 3x3": (3, CHANNELS), "1x1 (the runtime's probe)": (1, 1), "3x3": (3, 1)}  # kernel, group
 
 
 def main(argv: list[str] | None = None) -> int:

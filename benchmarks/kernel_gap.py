@@ -32,7 +32,7 @@ from pathlib import Path
 
 from dlbricks_gen.frontend import ShapeOptions, find_models, model_name
 from dlbricks_gen.passes.plan import default_plan_path, load_plan
-from dlbricks_gen.runtime.core.calibration import kernel_events
+from dlbricks_gen.runtime.core.calibration import ended_profile, kernel_events
 from dlbricks_gen.runtime.core.data import input_feeds
 from dlbricks_gen.runtime.core.session import bound_call, make_session
 from dlbricks_gen.runtime.core.settings import Settings
@@ -54,9 +54,7 @@ def profile(model_bytes: bytes, feeds: dict, calls: int, stat: Stat) -> dict:
         call, keep = bound_call(session, feeds)
         for _ in range(calls + 1):
             call()
-        path = session.end_profiling()
-        with open(path, encoding="utf-8") as handle:
-            events = json.load(handle)
+        events = ended_profile(session)
         del keep, session
     # Over the profiled runs, the first one left out: a brick's first calls after session
     # creation are slow (allocation, page faults), and a mean would keep that.

@@ -31,7 +31,7 @@ import onnx
 from dlbricks_gen.frontend import ShapeOptions, load_model
 from dlbricks_gen.frontend.shapes import bind_inputs
 from dlbricks_gen.ir.spec import brick_spec
-from dlbricks_gen.runtime.core.calibration import kernel_events
+from dlbricks_gen.runtime.core.calibration import ended_profile, kernel_events
 from dlbricks_gen.runtime.core.data import input_feeds
 from dlbricks_gen.runtime.core.session import make_session
 from dlbricks_gen.runtime.core.settings import Settings
@@ -44,7 +44,7 @@ B1 = ShapeOptions(batch=1)
 
 def kernel_minima(session) -> dict[str, tuple[str, float]]:
     """{node: (op type, its minimum kernel time in us)} over every call but the first."""
-    events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    events = ended_profile(session)
     best: dict[str, tuple[str, float]] = {}
     for node, op, _, seconds in kernel_events(events)[1]:
         if node not in best or seconds * 1e6 < best[node][1]:

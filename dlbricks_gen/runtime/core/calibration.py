@@ -78,7 +78,7 @@ def profile_calls(session: ort.InferenceSession, feeds: dict) -> dict:
         if count >= 2 and time.perf_counter() - start > PROFILE_BUDGET_S:  # slow graphs
             break
     del keepalive
-    return read_profile(session.end_profiling())
+    return read_profile(ended_profile(session))
 
 
 def kernel_events(events: list[dict]) -> tuple[list[float], list[tuple[str, str, int, float]]]:
@@ -96,11 +96,17 @@ def kernel_events(events: list[dict]) -> tuple[list[float], list[tuple[str, str,
     return [(b - a) * 1e-6 for a, b in runs], kernels
 
 
-def read_profile(path: str) -> dict:
-    """Kernel seconds per call by op type, from a profile whose first run was the cold one."""
+def ended_profile(session: ort.InferenceSession) -> list[dict]:
+    """The events of a session's profile, ended now; its file is read and removed."""
+    path = session.end_profiling()
     with open(path, encoding="utf-8") as handle:
         events = json.load(handle)
     os.remove(path)
+    return events
+
+
+def read_profile(events: list[dict]) -> dict:
+    """Kernel seconds per call by op type, from a profile whose first run was the cold one."""
     runs, found = kernel_events(events)
     if not runs:
         return dict(NO_PROFILE)

@@ -4,8 +4,8 @@ At level "all" ONNX Runtime runs a HardSwish, a residual Add and a Relu after th
 the NCHWc convolution before them, where the result stays in the NCHWc layout; a one-layer
 brick of such a layer runs it apart (its output leaves the layout). The plan marks those
 instances `absorbed` (passes/layout.py). Such a layer is not free inside the convolution (on an
-AMD EPYC, Zen 5, a fused HardSwish added 0.65x what its own brick costs, an Add 0.46x:
-benchmarks/fused_in_conv.py), nor does it cost its brick's time, so the runtime measures the
+AMD EPYC, Zen 5, a fused HardSwish added 0.63-0.68x what its own brick costs, an Add
+0.27-0.45x: benchmarks/fused_in_conv.py), nor does it cost its brick's time, so the runtime measures the
 share on the target, once per process, with a fixed probe: a 1x1 convolution of 64 channels
 at 56x56 between two others, timed by ONNX Runtime's profiler without the layer, with it (fused
 where this CPU's runtime fuses it) and the layer alone as its brick would run. The estimator
@@ -16,22 +16,23 @@ counts an absorbed instance at its share of the brick's time. Where the runtime 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import statistics
 import tempfile
 
 import numpy as np
 
-from .calibration import kernel_events
+from .calibration import ended_profile, kernel_events
 from .data import Feeds
 from .session import bound_call, make_session
 from .settings import Settings
 
 CHANNELS, SIDE = 64, 56
 STEM, OUT, PLAIN = "probe_stem", "probe_out", "probe_plain"  # node names: around and beside
-# Absorbed instances, by their layers' op types joined with "+" (the plan's brick ops).
-PATTERNS = {"HardSwish": ("HardSwish",), "Add": ("Add",), "Add+Relu": ("Add", "Relu"), "Relu": ("Relu",)}
+# Absorbed instances, by their layers' op types joined with "+" (the plan's brick ops); a Relu
+# after a fused Add is measured as what it adds to the Add (`shares`).
+PROBED = {"HardSwish": ("HardSwish",), "Add": ("Add",), "Add+Relu": ("Add", "Relu")}
+PATTERNS = (*PROBED, "Relu")
 
 
 def _layers(ops: tuple[str, ...], source: str, skip: str) -> tuple[list, str]:
@@ -98,10 +99,7 @@ def _profiled(model_bytes: bytes, settings: Settings, prefix: str) -> tuple:
 
 def _kernels(session) -> list[list[tuple[str, str, float]]]:
     """Per profiled call (the first left out): (node, op type, seconds) of each kernel."""
-    path = session.end_profiling()
-    with open(path, encoding="utf-8") as handle:
-        events = json.load(handle)
-    runs, kernels = kernel_events(events)
+    runs, kernels = kernel_events(ended_profile(session))
     per_run: list[list[tuple[str, str, float]]] = [[] for _ in runs]
     for node, op, run, seconds in kernels:
         per_run[run].append((node, op, seconds))
@@ -149,12 +147,11 @@ def _kernel_sum(run: list[tuple[str, str, float]]) -> float:
 
 def shares(settings: Settings, calls: int, kernel: int = 1, group: int = 1) -> tuple[dict[str, float], dict]:
     """({pattern: share}, {pattern: (inside, apart) seconds}) with the probe's convolution of
-    `kernel` x `kernel` and `group` groups ("Relu": a Relu after a fused Add, what it adds to
-    the Add, against a Relu brick)."""
-    found = {name: extra_and_apart(*probe_graphs(ops, kernel, group), settings, calls)
-             for name, ops in PATTERNS.items() if name != "Relu"}
-    alone_relu = extra_and_apart(*probe_graphs(("Relu",), kernel, group), settings, calls)[1]
-    found["Relu"] = (max(found["Add+Relu"][0] - found["Add"][0], 0.0), alone_relu)
+    `kernel` x `kernel` and `group` groups ("Relu": a Relu after a fused Add, what Add+Relu
+    adds to the Add, inside the convolution and apart)."""
+    found = {name: extra_and_apart(*probe_graphs(ops, kernel, group), settings, calls) for name, ops in PROBED.items()}
+    (inside, apart), (add_inside, add_apart) = found["Add+Relu"], found["Add"]
+    found["Relu"] = (max(inside - add_inside, 0.0), max(apart - add_apart, 0.0))
     return {name: _share(*figures) for name, figures in sorted(found.items())}, found
 
 
@@ -177,9 +174,9 @@ def fused_record(op_types: tuple[str, ...], settings: Settings) -> dict:
     pattern = "+".join(op_types)
     if pattern not in PATTERNS:
         return {}
-    shares = fused_shares(settings.intra_op_threads, settings.inter_op_threads,
-                          settings.graph_optimization_level, settings.quick)
-    return {"fused": {"pattern": pattern, "share": shares[pattern]}}
+    measured = fused_shares(settings.intra_op_threads, settings.inter_op_threads,
+                            settings.graph_optimization_level, settings.quick)
+    return {"fused": {"pattern": pattern, "share": measured[pattern]}}
 
 
 def _share(extra: float, apart: float) -> float:
