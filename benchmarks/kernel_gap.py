@@ -34,6 +34,7 @@ from dlbricks_gen.frontend import ShapeOptions, find_models, model_name
 from dlbricks_gen.passes.plan import default_plan_path, load_plan
 from dlbricks_gen.runtime.core.calibration import ended_profile, kernel_events
 from dlbricks_gen.runtime.core.data import input_feeds
+from dlbricks_gen.runtime.core.fused import fused_record
 from dlbricks_gen.runtime.core.session import bound_call, make_session
 from dlbricks_gen.runtime.core.settings import Settings
 from dlbricks_gen.runtime.core.spec import build_model, load_spec, model_inputs
@@ -107,7 +108,8 @@ def compare(models: Path, suite: Path, names: list[str] | None, calls: int, stat
             bricks[digest] = brick_profile(suite, digest, calls, stat)
         counts = Counter(mp.instances)
         out[mp.name] = {"model": whole, "bricks": {d: {**bricks[d], "count": counts[d],
-                                                        "ops": list(plan.bricks[d].ops)}
+                                                        "ops": list(plan.bricks[d].ops),
+                                                        "share": fused_share(plan.bricks[d].ops)}
                                                     for d in bricks},
                         "instances": list(mp.instances),
                         "kept_reorders": [list(k) for k in mp.kept_reorders],
@@ -115,9 +117,15 @@ def compare(models: Path, suite: Path, names: list[str] | None, calls: int, stat
     return out
 
 
+def fused_share(ops: tuple[str, ...]) -> float:
+    """What the estimator counts of an absorbed instance of a brick of these layers: the share
+    runtime/core/fused.py measures on this machine (1 for a brick of no fusable pattern)."""
+    return fused_record(tuple(ops), SETTINGS).get("fused", {}).get("share", 1.0)
+
+
 def kernel_estimates(data: dict) -> tuple[float, float]:
     """The estimator's reorder and absorbed-layer terms applied to profiled kernel times:
-    (without, with the absorbed instances left out), seconds per call."""
+    (without, with each absorbed instance at its measured fused share), seconds per call."""
     kept = data["kept_reorders"] or [[0.0, 0.0]] * len(data["instances"])
     absorbed = data.get("absorbed") or [False] * len(data["instances"])
     before = after = 0.0
@@ -126,7 +134,7 @@ def kernel_estimates(data: dict) -> tuple[float, float]:
         value = (sum(k.values()) - k.get("ReorderInput", 0.0) * (1 - into)
                  - k.get("ReorderOutput", 0.0) * (1 - out_of))
         before += value
-        after += 0.0 if gone else value
+        after += value * data["bricks"][digest].get("share", 0.0) if gone else value
     return before, after
 
 
@@ -152,7 +160,7 @@ def table(name: str, data: dict) -> list[str]:
               f"{bwall / model['wall_s']:6.2f}",
               "kernels as estimated (less the reorders the model does not do): "
               + " -> ".join(f"{v * 1e3:.3f} ms ({v / mk:.2f})" for v in kernel_estimates(data))
-              + " (absorbed instances left out)",
+              + " (absorbed instances at their fused share)",
               f"instances {n}; outside kernels per instance: profiled "
               f"{(brun - bk) / n * 1e6:.1f} us, timed {(bwall - bk) / n * 1e6:.1f} us; model "
               f"outside kernels {(model['run_s'] - mk) * 1e3:.3f} ms profiled, "
