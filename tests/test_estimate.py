@@ -167,6 +167,22 @@ def test_calibration_removes_reorders_and_all_but_the_per_node_part_of_each_call
     assert diamond.sequential == pytest.approx(8.5)  # the plain sum is still reported
 
 
+def test_every_brick_takes_the_fastest_call_costs_its_run_measured(tmp_path: Path):
+    # The runtime re-measures its call costs at intervals; one taken in a slow phase of the
+    # machine (b's, c's) would take too much off each brick: all take a's, the fastest.
+    res = loaded(tmp_path, [
+        calibrated_result("a", 1.0, null=0.1, node=0.02),
+        calibrated_result("b", 2.0, null=0.2, node=0.04),
+        calibrated_result("c", 5.0, null=0.3, node=0.01),
+        calibrated_result("d", 0.5, null=0.05),  # an older result without node_s: left alone
+    ])
+    assert [res[k].null_call for k in "abc"] == pytest.approx([0.08] * 3) and res["d"].null_call == 0.05
+    assert res["b"].calibrated == pytest.approx(2.0 - 0.08) and res["d"].calibrated == pytest.approx(0.45)
+    assert res["b"].data["calibration"]["node_s"] == 0.02  # what each worker pass re-reads
+    diamond, _ = est.estimate(PLAN, res)
+    assert diamond.calibrated == pytest.approx(0.92 + 1.92 + 4.92 + 0.45 + 0.08)
+
+
 def calibrated_results() -> dict[str, rl.BrickResult]:
     """Every brick of PLAN with a calibration: 1 ms measured, 0.4 ms of it the brick's own call
     and edges, 0.1 ms the call a whole model pays once."""

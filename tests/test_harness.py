@@ -245,6 +245,16 @@ def test_calibration_records_call_costs_and_profiles_only_layout_sensitive_graph
     assert relu["profile"] == NO_PROFILE  # no NCHWc seed op: nothing to profile
 
 
+def test_call_costs_are_measured_again_after_their_period(monkeypatch: pytest.MonkeyPatch):
+    from dlbricks_gen.runtime.core import calibration
+
+    first = calibration.call_costs(1, 1, "basic")
+    assert calibration.call_costs(1, 1, "basic") is first  # within the period: the same measurement
+    monkeypatch.setattr(calibration, "CALL_COSTS_PERIOD_S", 0.0)
+    again = calibration.call_costs(1, 1, "basic")
+    assert again is not first and 0.0 <= again["node_s"] <= again["null_call_s"] < 0.01
+
+
 def test_the_first_pass_records_what_each_calibration_part_took():
     """timing.profile_s and timing.cold_copies_s split timing.calibration_s (suite_overhead.py reads
     them); a brick without NCHWc ops spends nothing on the profile."""
@@ -326,9 +336,23 @@ def test_settings_quick_policy_and_record():
 
 def test_machine_info_and_quiet_warnings():
     info = machine_info()
-    for key in ("cpu_model", "cpu_flags", "cores", "logical_cores", "governor", "turbo",
+    for key in ("cpu_model", "cpu_id", "cpu_flags", "cores", "logical_cores", "governor", "turbo",
                 "memory_bytes", "os", "kernel", "python", "onnxruntime", "onnx", "numpy"):
         assert key in info
     assert info["onnxruntime"] == ort.__version__ and info["cores"] >= 1
     warnings = quiet_warnings()
     assert isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)
+
+
+def test_the_cpu_id_tells_apart_cpus_a_vm_names_alike():
+    from dlbricks_gen.runtime.core.machine import _cpuinfo
+
+    zen = "processor\t: {p}\nvendor_id\t: AuthenticAMD\ncpu family\t: {f}\nmodel\t\t: {m}\n" \
+          "model name\t: AMD EPYC\nstepping\t: 1\nflags\t\t: fpu avx2\n\n"
+    zen3, zen5 = (_cpuinfo(zen.format(p=0, f=f, m=m) + zen.format(p=1, f=f, m=m)) for f, m in ((25, 1), (26, 2)))
+    assert zen3["model"] == zen5["model"] == "AMD EPYC" and zen3["flags"] == ["avx2"]
+    assert zen3["id"] == "AuthenticAMD family 25 model 1 stepping 1" != zen5["id"]
+    arm = _cpuinfo("processor : 0\nFeatures : fp asimd\nCPU implementer : 0x41\nCPU variant : 0x3\n"
+                   "CPU part : 0xd0c\nCPU revision : 1\n")
+    assert arm["id"] == "implementer 0x41 part 0xd0c variant 0x3 revision 1" and arm["flags"] == ["asimd"]
+    assert _cpuinfo("")["id"] is None

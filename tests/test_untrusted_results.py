@@ -248,6 +248,7 @@ def test_results_of_a_contended_run_are_flagged(tmp_path: Path):
 @pytest.mark.parametrize("section, field, value", [
     ("machine", "cores", 16), ("machine", "arch", "aarch64"), ("machine", "logical_cores", 32),
     ("machine", "cpu_flags", ["avx512f"]), ("machine", "onnxruntime", "9.9"), ("machine", "cpu_model", "other"),
+    ("machine", "cpu_id", "AuthenticAMD family 26 model 2 stepping 0"),
     ("settings", "intra_op_threads", 4), ("settings", "quick", False)])
 def test_results_relabelled_as_another_machine_are_refused_as_the_store_keeps_them_apart(
         tmp_path: Path, section: str, field: str, value):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-MACHINE_FIELDS = ("cpu_model", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
+# cpu_id (family and model, core/machine.py) keeps apart CPUs a VM names alike ("AMD EPYC" for
+# Zen 3 and Zen 5); results written before it was recorded have none and merge only with such.
+MACHINE_FIELDS = ("cpu_model", "cpu_id", "cpu_flags", "cores", "logical_cores", "arch", "onnxruntime")
 # `quick` (smoke-test timings) is a setting: quick and real results never merge nor mix.
 SETTINGS_FIELDS = ("intra_op_threads", "inter_op_threads", "graph_optimization_level", "quick")
 
@@ -38,7 +40,8 @@ def identity_key(fields: dict) -> str:
 
 def machine_label(fields: dict) -> str:
     threads = fields.get("intra_op_threads")
-    return (f"{fields.get('cpu_model')}, {fields.get('cores')} cores/{fields.get('logical_cores')} "
+    cpu_id = f" ({fields['cpu_id']})" if fields.get("cpu_id") else ""
+    return (f"{fields.get('cpu_model')}{cpu_id}, {fields.get('cores')} cores/{fields.get('logical_cores')} "
             f"threads, {fields.get('arch')}, onnxruntime {fields.get('onnxruntime')}, "
             f"intra_op_threads={threads} inter_op_threads={fields.get('inter_op_threads')} "
             f"opt={fields.get('graph_optimization_level')}"

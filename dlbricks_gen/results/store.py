@@ -23,7 +23,7 @@ from pathlib import Path
 from ..runtime.backends import DEFAULT as DEFAULT_BACKEND
 from ..runtime.core.results import validate_result
 from .files import MAX_RESULT_BYTES, fingerprint, inconsistency, parse_strict, read_result_file, results_folder
-from .load import BrickResult, brick_result
+from .load import BrickResult, brick_result, fastest_call_costs
 from .machine import identity, identity_key, machine_label
 
 SCHEMA_VERSION = 1
@@ -245,4 +245,4 @@ def select_machine(machines: list[Machine], wanted: str | None) -> Machine | Non
 
 
 def brick_results(latest: dict[str, dict], statistic: str) -> dict[str, BrickResult]:
-    return {brick: brick_result(data, statistic) for brick, data in latest.items()}
+    return fastest_call_costs({brick: brick_result(data, statistic) for brick, data in latest.items()})

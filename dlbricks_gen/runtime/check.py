@@ -34,7 +34,8 @@ def check(args: argparse.Namespace) -> int:
         from .core.machine import machine_info, quiet_warnings  # the libraries are there
 
         info = machine_info()
-        print(f"cpu          {info['cpu_model']}, {info['cores']} cores / {info['logical_cores']} "
+        cpu_id = f" ({info['cpu_id']})" if info["cpu_id"] else ""
+        print(f"cpu          {info['cpu_model']}{cpu_id}, {info['cores']} cores / {info['logical_cores']} "
               f"threads, flags {' '.join(info['cpu_flags']) or '-'}")
         print(f"governor     {info['governor'] or 'unknown'}, turbo {info['turbo'] or 'unknown'}")
         for warning in quiet_warnings(args.threads):

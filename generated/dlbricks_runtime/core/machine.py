@@ -26,10 +26,18 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpuinfo() -> dict:
-    """model, flags and physical core count from /proc/cpuinfo (Linux), else what is known."""
-    text = _read("/proc/cpuinfo") or ""
-    model, flags, cores = None, set(), set()
+# /proc/cpuinfo keys that name the CPU's family and model where the brand string does not (a
+# VM often reports only "AMD EPYC", for Zen 3 and Zen 5 alike): x86 first, then Arm.
+ID_KEYS = (("vendor_id", ""), ("cpu family", "family"), ("model", "model"), ("stepping", "stepping"),
+           ("CPU implementer", "implementer"), ("CPU part", "part"), ("CPU variant", "variant"),
+           ("CPU revision", "revision"))
+
+
+def _cpuinfo(text: str | None = None) -> dict:
+    """model, its family/model id, flags and physical core count from /proc/cpuinfo (Linux),
+    else what is known."""
+    text = (_read("/proc/cpuinfo") or "") if text is None else text
+    model, flags, cores, ids = None, set(), set(), {}
     physical = core = None
     for line in text.splitlines():
         key, _, value = (part.strip() for part in line.partition(":"))
@@ -42,6 +50,8 @@ def _cpuinfo() -> dict:
         elif key == "core id":
             core = value
             cores.add((physical, core))
+        if key in dict(ID_KEYS) and key not in ids and value:
+            ids[key] = value
     if not model and sys.platform == "darwin":
         import subprocess
 
@@ -50,7 +60,9 @@ def _cpuinfo() -> dict:
                                    capture_output=True, text=True, timeout=5).stdout.strip() or None
         except (OSError, subprocess.SubprocessError):
             model = None
+    cpu_id = " ".join(f"{label} {ids[key]}".strip() for key, label in ID_KEYS if key in ids)
     return {"model": model or platform.processor() or platform.machine() or "unknown",
+            "id": cpu_id or None,
             "flags": [f for f in KERNEL_FLAGS if f in flags],
             "physical_cores": len(cores) or None}
 
@@ -125,6 +137,7 @@ def machine_info() -> dict:
     governors = _governors()
     return {
         "cpu_model": cpu["model"],
+        "cpu_id": cpu["id"],
         "cpu_flags": cpu["flags"],
         "cores": cpu["physical_cores"] or os.cpu_count() or 1,
         "logical_cores": os.cpu_count() or 1,
