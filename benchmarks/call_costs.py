@@ -20,27 +20,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import load_study  # noqa: E402
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean  # noqa: E402
-from dlbricks_gen.results.load import BrickResult, brick_result  # noqa: E402
+from dlbricks_gen.results.load import BrickResult, recorded_call_costs, with_call_costs  # noqa: E402
 
 
 def with_costs(results: dict[str, BrickResult], null: float, node: float) -> dict[str, BrickResult]:
-    """The results with these call costs in their data (the estimate re-reads each pass from it)."""
-    out = {}
-    for key, result in results.items():
-        calibration = result.data.get("calibration") if result.ok else None
-        if not calibration:
-            out[key] = result
-            continue
-        data = {**result.data, "calibration": {**calibration, "null_call_s": null, "node_s": node}}
-        out[key] = brick_result(data, result.statistic)
-    return out
+    """The results with these call costs (results that record none are left as they are)."""
+    return {key: r if recorded_call_costs(r) is None else with_call_costs(r, null, node)
+            for key, r in results.items()}
 
 
 def costs(results: dict[str, BrickResult]) -> tuple[float, float]:
-    """The (null call, node) costs of the smallest null call any result of the study recorded."""
-    found = [(r.data["calibration"]["null_call_s"], r.data["calibration"].get("node_s", 0.0))
-             for r in results.values() if r.ok and r.data.get("calibration")]
-    return min(found)
+    """The fastest (null call, node) costs any result of the study recorded."""
+    return min(c for r in results.values() if (c := recorded_call_costs(r)) is not None)
 
 
 def main(argv: list[str]) -> int:

@@ -119,31 +119,35 @@ def reference_time(data: dict) -> float | None:
     return times[len(times) // 2] if times else None
 
 
+def recorded_call_costs(result: BrickResult) -> tuple[float, float] | None:
+    """(null_call_s, node_s) as an ok result's calibration records them; None for results
+    without them (older harnesses did not record `node_s`)."""
+    calibration = result.data.get("calibration") if result.ok else None
+    if not calibration or "null_call_s" not in calibration or "node_s" not in calibration:
+        return None
+    return float(calibration["null_call_s"]), float(calibration["node_s"])
+
+
+def with_call_costs(result: BrickResult, null: float, node: float) -> BrickResult:
+    """The result with these call costs in its data, which each worker pass re-reads (best_run)."""
+    calibration = result.data["calibration"]
+    data = {**result.data, "calibration": {**calibration, "null_call_s": null, "node_s": node}}
+    return brick_result(data, result.statistic)
+
+
 def fastest_call_costs(results: dict[str, BrickResult]) -> dict[str, BrickResult]:
     """The results of one machine with the fastest call costs any of them recorded: the runtime
     measures them at intervals (runtime/core/calibration.py `call_costs`), and as with
     `best_run`, a neighbour only ever adds time, so the fastest measurement is the closest to
     the machine's own cost; one taken in a slow phase would take too much off every brick.
     Results of older harnesses (no `node_s`, measured once per run) are left as they are."""
-    def costs(result: BrickResult) -> tuple[float, float] | None:
-        calibration = result.data.get("calibration") if result.ok else None
-        if not calibration or "null_call_s" not in calibration or "node_s" not in calibration:
-            return None
-        return float(calibration["null_call_s"]), float(calibration["node_s"])
-
-    measured = [c for r in results.values() if (c := costs(r)) is not None]
+    recorded = {key: recorded_call_costs(r) for key, r in results.items()}
+    measured = [c for c in recorded.values() if c is not None]
     if not measured:
         return results
-    null, node = min(measured)
-    out = {}
-    for key, result in results.items():
-        if costs(result) in (None, (null, node)):
-            out[key] = result
-            continue
-        calibration = result.data["calibration"]
-        data = {**result.data, "calibration": {**calibration, "null_call_s": null, "node_s": node}}
-        out[key] = brick_result(data, result.statistic)  # pass results re-read the data (best_run)
-    return out
+    fastest = min(measured)
+    return {key: r if recorded[key] in (None, fastest) else with_call_costs(r, *fastest)
+            for key, r in results.items()}
 
 
 def run_overhead(calibration: dict) -> float:

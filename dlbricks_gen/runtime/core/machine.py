@@ -31,6 +31,7 @@ def _read(path: str) -> str | None:
 ID_KEYS = (("vendor_id", ""), ("cpu family", "family"), ("model", "model"), ("stepping", "stepping"),
            ("CPU implementer", "implementer"), ("CPU part", "part"), ("CPU variant", "variant"),
            ("CPU revision", "revision"))
+ID_LABELS = dict(ID_KEYS)
 
 
 def _cpuinfo(text: str | None = None) -> dict:
@@ -50,7 +51,7 @@ def _cpuinfo(text: str | None = None) -> dict:
         elif key == "core id":
             core = value
             cores.add((physical, core))
-        if key in dict(ID_KEYS) and key not in ids and value:
+        if key in ID_LABELS and key not in ids and value:
             ids[key] = value
     if not model and sys.platform == "darwin":
         import subprocess

@@ -44,6 +44,7 @@ CHAIN_NODES = 9
 
 
 CALL_COSTS_PERIOD_S = 20.0  # a process re-measures its call costs this often
+_COSTS: dict[tuple[int, int, str], tuple[float, dict]] = {}  # (intra, inter, level): (when, costs)
 
 
 def call_costs(intra: int, inter: int, level: str) -> dict:
@@ -55,13 +56,10 @@ def call_costs(intra: int, inter: int, level: str) -> dict:
     one (3.50 us in one FP32 study, 6.77 us in the next, AMD EPYC Zen 3), so a run's results
     carry several, and the estimator takes the fastest (results/load.py `fastest_call_costs`)."""
     key = (intra, inter, level)
-    found = _COSTS.get(key)
-    if found is None or time.monotonic() - found[0] > CALL_COSTS_PERIOD_S:
-        found = _COSTS[key] = (time.monotonic(), _measure_call_costs(*key))
+    found, now = _COSTS.get(key), time.monotonic()
+    if found is None or now - found[0] > CALL_COSTS_PERIOD_S:
+        found = _COSTS[key] = (now, _measure_call_costs(*key))
     return found[1]
-
-
-_COSTS: dict[tuple[int, int, str], tuple[float, dict]] = {}
 
 
 def _measure_call_costs(intra: int, inter: int, level: str) -> dict:
