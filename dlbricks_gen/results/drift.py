@@ -7,8 +7,9 @@ reference times of a set of results are; above DRIFT_WARNING the results were ta
 machine whose speed moved that much, and estimates or ratios inside that band are not
 trustworthy. `corrected` rescales a latency to the set's median reference (latency x
 median reference / this result's reference): a first-order correction that assumes a slower
-machine slows every benchmark in proportion; benchmarks/drift_correction.py measures whether
-it helps.
+machine slows every benchmark in proportion; benchmarks/measurement_policy.py prints the ratios
+with and without it (it did not help reliably: README, docs/ACCURACY-LOG.md), so it is not applied
+by default.
 """
 
 from __future__ import annotations
