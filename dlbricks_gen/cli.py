@@ -741,6 +741,10 @@ def study(
     fusion: Fusion = True,
     runs: Runs = None,
     processes: Processes = None,
+    slices: Annotated[int | None, typer.Option(
+        "--slices", min=1, help="Each round of whole models in this many slices, each followed by "
+        "a shard of every suite's pass, so that models and bricks see the same phases of the "
+        "machine (default 4; 1 with --quick).")] = None,
 ) -> None:
     """Reproduce the paper's evaluation here: e2e, a suite per H, estimates, speedups, report.
 
@@ -751,7 +755,7 @@ def study(
 
     hs = tuple(granularities(granularity))
     options = StudyOptions(hs, shape_options(batch, input_shape, dim, models), threads, quick, timeout, fusion,
-                           runs=runs, processes=processes)
+                           runs=runs, processes=processes, slices=slices)
     with progress_bar("study", len(find_models(models)), lambda m: typer.echo(m, err=True)) as progress:
         data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True), progress=progress)
     (output / "study.html").write_text(study_report(data, about_line(data)), encoding="utf-8")

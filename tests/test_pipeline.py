@@ -14,6 +14,7 @@ from conftest import ROOT, venv_python
 from typer.testing import CliRunner
 
 from dlbricks_gen.cli import app
+from dlbricks_gen.runtime.core.results import validate_result
 
 runner = CliRunner()
 
@@ -177,3 +178,33 @@ def test_study_rounds_alternate_models_and_suites(models_dir: Path, tmp_path: Pa
              for line in result.output.splitlines() if line.startswith(("running ", "e2e "))]
     collapsed = [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s]
     assert collapsed == ["models", "suite", "models"]  # models, suite, suite, models
+
+
+def test_study_slices_rounds_between_suite_shards(models_dir: Path, tmp_path: Path):
+    """--slices 2: each round's whole models in 2 slices, each beside a shard of the suite's
+    pass (ABBA over slices); a model's round is one run entry of 2 slices, and each brick is
+    measured once per pass, in the shard that holds it."""
+    out = tmp_path / "s"
+    result = invoke("study", str(models_dir), "-o", str(out), "-H", "1", "--batch", "1",
+                    "--quick", "--processes", "2", "--slices", "2")
+    steps = [("suite" if line.startswith("running ") else "models")
+             for line in result.output.splitlines() if line.startswith(("running ", "e2e "))]
+    collapsed = [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s]
+    assert collapsed == ["models", "suite", "models", "suite", "models"]  # M S S M M S S M
+    assert sum(line.startswith("e2e ") for line in result.stderr.splitlines()) == 2 * 2 * 2
+    e2e = json.loads((out / "e2e.json").read_text())["models"]
+    for model in e2e.values():
+        assert validate_result(model) == [] and model["status"] == "ok"
+        runs = model["stats"]["runs"]
+        assert [r["slices"] for r in runs] == [2, 2] and sum(r["n"] for r in runs) == len(model["values"])
+        assert model["timing"]["slices_s"] > 0 and model["reference_s"] and len(model["reference_s"]) == 4
+    passes = json.loads((out / "H1" / "run.json").read_text())["passes"]
+    assert sorted(passes) == ["0:1/2", "0:2/2", "1:1/2", "1:2/2"]
+    results = sorted((out / "H1" / "suite" / "results").glob("*.json"))
+    bricks = json.loads((out / "H1" / "suite" / "suite.json").read_text())["bricks"]
+    assert len(results) == len(bricks)
+    for path in results:
+        assert len(json.loads(path.read_text())["stats"]["runs"]) == 2, path
+    assert not (out / "H1" / "suite" / "results" / ".build-cache").exists()  # the run's own, removed
+    data = json.loads((out / "study.json").read_text())
+    assert data["by_h"][0]["compared"] == 2 and data["by_h"][0]["speedup_wall"] > 0

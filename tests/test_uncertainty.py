@@ -23,10 +23,10 @@ from dlbricks_gen.frontend import ShapeOptions
 from dlbricks_gen.ir import ModelPlan
 from dlbricks_gen.passes.plan import BrickInfo, Plan
 from dlbricks_gen.results.drift import corrected, drift_warning, median_reference, reference_spread
-from dlbricks_gen.results.load import brick_result, statistic_of
+from dlbricks_gen.results.load import brick_result, run_medians, statistic_of
 from dlbricks_gen.runtime.backends.onnxruntime import measure_spec
 from dlbricks_gen.runtime.core.reference import ReferenceClock, reference_seconds
-from dlbricks_gen.runtime.core.results import merge_runs, passes_done, validate_result
+from dlbricks_gen.runtime.core.results import merge_runs, merge_slice, passes_done, slices_done, validate_result
 from dlbricks_gen.runtime.core.settings import FULL_POLICY, Settings
 from dlbricks_gen.runtime.core.stats import between_halfwidth, pooled, statistics
 from dlbricks_gen.runtime.runloop import pass_order
@@ -75,6 +75,26 @@ def test_merge_runs_pools_two_real_measurements_into_a_valid_result():
     assert merged["timing"]["wall_s"] == pytest.approx(first["timing"]["wall_s"] + second["timing"]["wall_s"])
     failed = {**second, "status": "error", "stats": None, "values": [], "error": "boom"}
     assert merge_runs(first, failed, QUICK2)["status"] == "error"
+
+
+def test_merge_slice_pools_a_further_slice_into_the_last_run_entry():
+    spec = relu_spec([1, 4, 8, 8])
+    a, b, c = (measure_spec(spec, QUICK2) for _ in range(3))
+    one_run = merge_slice(a, b, QUICK2)  # a run of two slices
+    assert validate_result(one_run) == [] and passes_done(one_run) == 1 and slices_done(one_run) == 2
+    (entry,) = one_run["stats"]["runs"]
+    assert entry["n"] == len(a["values"]) + len(b["values"])
+    assert entry["median"] == statistics(a["values"] + b["values"], 1, 0.02)["median"]
+    # only the slice's timed calls join wall_s; its session and warm-up are kept apart
+    assert one_run["timing"]["wall_s"] == pytest.approx(a["timing"]["wall_s"] + b["timing"]["measure_s"])
+    assert one_run["timing"]["slices_s"] == pytest.approx(b["timing"]["wall_s"] - b["timing"]["measure_s"])
+    two_runs = merge_slice(merge_runs(one_run, c, QUICK2), a, QUICK2)  # round 2: c, then a slice
+    assert validate_result(two_runs) == [] and passes_done(two_runs) == 2
+    assert [r["slices"] for r in two_runs["stats"]["runs"]] == [2, 2]
+    assert [r["n"] for r in two_runs["stats"]["runs"]] == [entry["n"], len(c["values"]) + len(a["values"])]
+    assert run_medians(two_runs)[1] == pytest.approx(two_runs["stats"]["runs"][1]["median"])
+    failed = {**b, "status": "error", "stats": None, "values": [], "error": "boom"}
+    assert merge_slice(a, failed, QUICK2)["status"] == "error"
 
 
 def test_pass_orders_are_permutations_that_differ():

@@ -169,14 +169,17 @@ def _run(args: argparse.Namespace) -> int:
 def _build_cache(args: argparse.Namespace, settings: Settings) -> Iterator[None]:
     """The run's build cache (core/buildcache.py) in results/, for the workers' later passes:
     cleared when this run measures first passes (nothing from another run is ever reused),
-    and when it ends, unless a later pass is still to come (study's --pass rounds)."""
+    and when it ends, unless a later pass is still to come (study's --pass rounds). Study's
+    --pass rounds in shards (--pass K --shard J/N) are one run: only the first shard of the
+    first pass clears it, only the last shard of the last pass."""
     directory = args.suite_dir / "results" / buildcache.DIRECTORY
     passes = _passes(args, settings)
     if settings.processes < 2:
         args.cache = None
         yield
         return
-    if 0 in passes:
+    index, count = args.shard if args.pass_index is not None and args.shard else (1, 1)
+    if 0 in passes and index == 1:
         buildcache.clear(directory)
     args.cache = directory
     ended = False
@@ -184,7 +187,7 @@ def _build_cache(args: argparse.Namespace, settings: Settings) -> Iterator[None]
         yield
         ended = True
     finally:
-        if not ended or settings.processes - 1 in passes:
+        if not ended or (settings.processes - 1 in passes and index == count):
             buildcache.clear(directory)
 
 

@@ -25,7 +25,7 @@ from ..runtime.backends import DEFAULT
 from ..runtime.backends.onnxruntime import measure_model
 from ..runtime.core.data import random_array
 from ..runtime.core.reference import ReferenceClock
-from ..runtime.core.results import error_result, merge_runs, passes_done
+from ..runtime.core.results import error_result, merge_runs, merge_slice, passes_done, slices_done
 from ..runtime.core.settings import Settings
 from ..runtime.runloop import pass_order
 
@@ -57,27 +57,59 @@ def prepare(path: Path, root: Path, options: ShapeOptions) -> onnx.ModelProto:
 def measure_all(root: Path, options: ShapeOptions, settings: Settings,
                 progress: Callable[[str], None] | None = None, skip: AbstractSet[str] = frozenset(),
                 measure: Callable | None = None, rounds: Iterable[int] | None = None,
-                earlier: dict[str, dict] | None = None) -> dict:
+                earlier: dict[str, dict] | None = None, part: tuple[int, int] = (0, 1)) -> dict:
     """{"version", "kind": "e2e", "models": {name: result}}; failures become error results.
     `measure(model, settings, kind=, id=)`: another backend (default: ONNX Runtime). `rounds`
     (default: every one of settings.processes) are measured in turn, each pooled into the
-    model's result so far (`earlier` holds those of rounds done before: study)."""
+    model's result so far (`earlier` holds those of rounds done before: study). `part` (j, S):
+    only slice j of S of each round (`slice_settings`), pooled into that round's run entry, so
+    that study can spread a round of a model over the time its suite's pass takes."""
     measure = measure or _timed_only
     paths = {model_name(path, root): path for path in find_models(root)}
     models = dict(earlier or {})
     clock = ReferenceClock(settings.intra_op_threads)
+    j, parts = part
+    sliced = slice_settings(settings, parts)
     for k in range(settings.processes) if rounds is None else rounds:
-        for name in pass_order(sorted(set(paths) - set(skip)), k, settings.processes):
-            if name in models and (models[name]["status"] != "ok" or passes_done(models[name]) > k):
+        order = pass_order(sorted(set(paths) - set(skip)), k * parts + j, settings.processes * parts)
+        for name in order:
+            due = _due(models.get(name), k, j)
+            if due is None:
                 continue
             if progress:
-                progress(name if settings.processes == 1 else f"{name} (round {k + 1})")
-            result = _measure_round(paths[name], root, name, options, settings, measure, clock)
-            models[name] = merge_runs(models[name], result, settings) if name in models else result
+                progress(name if settings.processes * parts == 1 else f"{name} (round {k + 1}"
+                         f"{f', slice {j + 1}/{parts}' if parts > 1 else ''})")
+            result = _measure_round(paths[name], root, name, options, sliced, measure, clock)
+            models[name] = due(models[name], result, settings) if name in models else result
     shapes = {"batch": options.batch, "dims": dict(options.dims),
               "input_shapes": {n: list(d) for n, d in options.input_shapes}}
     return {"version": E2E_VERSION, "kind": "e2e", "generator": __version__, "shapes": shapes,
             "models": dict(sorted(models.items()))}
+
+
+def slice_settings(settings: Settings, parts: int) -> Settings:
+    """The policy of one slice of S: the round's minimum calls split over its slices, without
+    the stopping rule's extra calls (max_runs_factor 1): spread over time, the slices are what
+    makes a model's median hold; an unsliced round may add up to twice its calls more, so a
+    sliced measurement never costs more timed calls than an unsliced one."""
+    if parts == 1:
+        return settings
+    policy = {**settings.policy(), "min_runs": -(-settings.min_runs // parts), "max_runs_factor": 1}
+    return Settings(settings.intra_op_threads, settings.inter_op_threads,
+                    settings.graph_optimization_level, settings.quick, settings.taskset, **policy)
+
+
+def _due(result: dict | None, k: int, j: int) -> Callable[[dict, dict, Settings], dict] | None:
+    """How slice j of round k joins a model's result so far: as a new run entry (merge_runs),
+    into the last one (merge_slice), or not at all (None: done, or failed)."""
+    if result is None:
+        return merge_runs
+    if result["status"] != "ok":
+        return None
+    done = passes_done(result)
+    if done == k:
+        return merge_runs
+    return merge_slice if done == k + 1 and slices_done(result) <= j else None
 
 
 def _timed_only(model: onnx.ModelProto, settings: Settings, *, kind: str, id: str) -> dict:

@@ -10,10 +10,13 @@ Layout of the study directory (every step resumes from what is already there):
     study.json, study.md     the per-H table and per-model ratios
 
 Whole models and bricks are measured interleaved, in rounds (the policy's `processes`): round k
-measures every model once more (a fresh session each) and runs pass k of every suite (a fresh
-worker process), so drift and neighbours hit both alike. The order alternates (models then
-suites, suites then models, ...: `round_order`), so a machine that drifts steadily over the
-study shifts the mean time of both kinds of measurement equally. Each model's ratio carries a
+measures every model once more and runs pass k of every suite, so drift and neighbours hit both
+alike. Each round is cut in `slices` (SLICES): slice j measures every model with 1/S of the
+round's calls (a fresh session each, pooled into the round's own run entry) and runs shard j of
+S of pass k of every suite (a fresh worker process). A model is then timed at S moments spread
+over the pass, as its bricks are, instead of for one second in one phase of the machine. The
+order alternates (models then suites, suites then models, ...: `round_order`, over the slices),
+so a machine that drifts steadily over the study shifts the mean time of both kinds alike. Each model's ratio carries a
 95% interval (estimate and measurement), which says whether a miss is a miss or noise, and the
 reference benchmark recorded in every result shows how much the machine itself drifted.
 """
@@ -41,10 +44,15 @@ from ..results.drift import reference_spread
 from ..results.load import DEFAULT_STATISTIC, BrickResult, brick_result, load_results
 from ..results.machine import identity, machine_label
 from ..runtime.core.settings import Settings
+from ..runtime.suite import shard
 from . import e2e as e2e_mod
 from .compile import Recipe, Units, assemble, lower_all, runtime_passes, write_assembled
 
 STATISTIC = DEFAULT_STATISTIC
+# A round of whole models measured in this many slices, between as many shards of each suite's
+# pass: a model timed for a second at once sits in one phase of a VM's speed, while its bricks
+# are spread over the pass and average over the phases (docs/ACCURACY-LOG.md, session 10).
+SLICES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +66,15 @@ class StudyOptions:
     calibrate: bool = True
     runs: int | None = None  # timed calls per brick and per model (None: the policy's default)
     processes: int | None = None  # rounds of e2e and suite passes (None: the policy's default)
+    slices: int | None = None  # each round in slices: models, a shard of every suite, in turn
 
     def settings(self) -> Settings:
         return Settings(intra_op_threads=self.threads, quick=self.quick, min_runs=self.runs,
                         processes=self.processes)
+
+    def parts(self) -> int:
+        """Slices per round: `slices`, else SLICES (1 with --quick: nothing to average over)."""
+        return self.slices or (1 if self.quick else SLICES)
 
 
 class Tally:
@@ -85,42 +98,49 @@ RUN_LINE = re.compile(r"\[\d+/\d+\] (.*?)(?:  \(\S+ elapsed, \S+ left\))?")  # t
 
 
 def measure_e2e(models_dir: Path, path: Path, options: StudyOptions, round_index: int,
-                tally: Tally) -> dict:
-    """Round `round_index` of the whole-model results, resuming: models whose result already
-    pools this round are kept, and the others' earlier rounds are pooled with the new one."""
+                tally: Tally, part: tuple[int, int] = (0, 1)) -> dict:
+    """Slice `part` (j, S) of round `round_index` of the whole-model results, resuming: models
+    whose result already pools it are kept, and the others' earlier rounds and slices are
+    pooled with the new one."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     earlier = {k: v for k, v in data.get("models", {}).items() if v.get("status") == "ok"}
     start = tally.done
     fresh = e2e_mod.measure_all(models_dir, options.shapes, options.settings(),
                                 progress=lambda n: tally.step(f"e2e {n}"), rounds=[round_index],
-                                earlier=earlier)
+                                earlier=earlier, part=part)
     tally.skip_to(start + len(fresh["models"]))
     path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
     return fresh
 
 
 def run_suite(suite_dir: Path, suite: str, options: StudyOptions, pass_index: int,
-              echo: Callable[[str], None], tally: Tally | None = None, runs: int = 0) -> float:
-    """Run pass `pass_index` of the suite as a vendor would (`make run --pass K`); returns the
-    wall time of that pass (cached per suite id in run.json). The runner's line per brick run
-    (`runs` of them) steps `tally`; its other lines go to `echo`."""
+              echo: Callable[[str], None], tally: Tally | None = None, runs: int = 0,
+              part: tuple[int, int] = (0, 1)) -> float:
+    """Run pass `pass_index` of the suite, or shard j+1 of S of it for `part` (j, S), as a
+    vendor would (`make run --pass K [--shard J/S]`); returns the wall time (cached per suite id
+    in run.json). The runner's line per brick run (`runs` of them) steps `tally`; its other
+    lines go to `echo`."""
     tally = tally or Tally(None, 0)
     start_units = tally.done
     record = suite_dir.parent / "run.json"
     saved = json.loads(record.read_text()) if record.is_file() else {}
     passes = saved.get("passes", {}) if saved.get("suite") == suite else {}
-    if str(pass_index) in passes:
+    key = str(pass_index) if part[1] == 1 else f"{pass_index}:{part[0] + 1}/{part[1]}"
+    if key in passes:
         tally.skip_to(start_units + runs)
-        return float(passes[str(pass_index)])
+        return float(passes[key])
     args = suite_command("--threads", str(options.threads), "--timeout", str(options.timeout),
                          "--pass", str(pass_index))
+    if part[1] > 1:
+        args += ["--shard", f"{part[0] + 1}/{part[1]}"]
     if options.quick:
         args.append("--quick")
     if options.runs:
         args += ["--runs", str(options.runs)]
     if options.processes:
         args += ["--processes", str(options.processes)]
-    echo(f"running {suite_dir} (pass {pass_index + 1})")
+    echo(f"running {suite_dir} (pass {pass_index + 1}"
+         f"{f', shard {part[0] + 1}/{part[1]}' if part[1] > 1 else ''})")
     start = time.perf_counter()
     with subprocess.Popen(args, cwd=suite_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, encoding="utf-8", errors="replace") as child:
@@ -131,9 +151,9 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, pass_index: in
             elif line.strip():
                 echo(line.rstrip())
     tally.skip_to(start_units + runs)
-    passes[str(pass_index)] = time.perf_counter() - start
+    passes[key] = time.perf_counter() - start
     record.write_text(json.dumps({"suite": suite, "passes": passes}, sort_keys=True) + "\n")
-    return passes[str(pass_index)]
+    return passes[key]
 
 
 def write_granularity(models: list[Model], units: Units | None, h: int, out: Path,
@@ -221,18 +241,20 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
     written = {h: write_granularity(models, units, h, out, options, layouts)
                for h in options.granularities}
     walls = dict.fromkeys(options.granularities, 0.0)
-    bricks = {h: len(json.loads((suite_dir / "suite.json").read_text())["bricks"])
+    bricks = {h: json.loads((suite_dir / "suite.json").read_text())["bricks"]
               for h, (_, suite_dir, _) in written.items()}
-    rounds = options.settings().processes
-    tally.total = files + rounds * (files + sum(bricks.values()))
+    rounds, parts = options.settings().processes, options.parts()
+    tally.total = files + rounds * (parts * files + sum(map(len, bricks.values())))
     e2e_data: dict = {"models": {}}
-    for k in range(rounds):  # rounds: every model and every suite
-        for step in round_order(k):
-            if step == "models":
-                e2e_data = measure_e2e(models_dir, out / "e2e.json", options, k, tally)
-            else:
+    for k in range(rounds):  # rounds: every model and every suite, each in slices
+        for j in range(parts):
+            for step in round_order(k * parts + j):
+                if step == "models":
+                    e2e_data = measure_e2e(models_dir, out / "e2e.json", options, k, tally, (j, parts))
+                    continue
                 for h, (suite, suite_dir, _) in written.items():
-                    walls[h] += run_suite(suite_dir, suite, options, k, echo, tally, bricks[h])
+                    runs = len(shard(bricks[h], j + 1, parts))
+                    walls[h] += run_suite(suite_dir, suite, options, k, echo, tally, runs, (j, parts))
     e2e = {name: brick_result(r, STATISTIC) for name, r in e2e_data["models"].items()}
     e2e_wall = sum(r["timing"]["wall_s"] for r in e2e_data["models"].values() if r["status"] == "ok")
     rows = [study_granularity(written[h], h, e2e, e2e_wall, walls[h], options)

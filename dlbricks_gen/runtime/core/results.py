@@ -14,7 +14,7 @@ import jsonschema
 
 from .machine import machine_info
 from .settings import Settings, settings_record
-from .stats import pooled
+from .stats import pooled, statistics
 
 RESULT_VERSION = 1
 SCHEMA_FILE = Path(__file__).resolve().parent / "result.schema.json"
@@ -122,3 +122,40 @@ def merge_runs(old: dict, new: dict, settings: Settings) -> dict:
     references = old.get("reference_s", []) + new.get("reference_s", [])
     return {**old, "stats": stats, "values": values, "timing": timing, "warnings": warnings,
             "reference_s": references}
+
+
+def merge_slice(old: dict, new: dict, settings: Settings) -> dict:
+    """One result with `new`, a further slice of the same process (or session round), pooled
+    into `old`'s last run entry: one run measured in slices spread over time (`study`
+    interleaves a round's whole models with its suite's shards). The entry counts its
+    `slices`; only the slice's timed calls join `timing.wall_s` (one session and warm-up per
+    round is what an unsliced round costs), its own session and warm-up go to
+    `timing.slices_s`. An error in either wins."""
+    if old.get("status") != "ok":
+        return old
+    if new.get("status") != "ok":
+        return new
+    runs = run_entries(old)
+    last = runs[-1]
+    values = old["values"] + new["values"]
+    own = values[len(values) - last["n"] - len(new["values"]):]
+    loops = max(last["loops"], new["stats"]["loops"])
+    part = statistics(own, loops, settings.ci_target, settings.abs_target_s)
+    entry = {"median": part["median"], "n": part["n"], "loops": loops,
+             "halfwidth_s": part["halfwidth_s"], "target_reached": part["target_reached"],
+             "slices": int(last.get("slices", 1)) + 1}
+    stats = pooled(values, runs[:-1] + [entry], settings.ci_target, settings.abs_target_s)
+    measured = new["timing"].get("measure_s", 0.0)
+    timing = dict(old["timing"])
+    timing["wall_s"] = timing["wall_s"] + measured
+    timing["measure_s"] = timing.get("measure_s", 0.0) + measured
+    timing["slices_s"] = timing.get("slices_s", 0.0) + new["timing"]["wall_s"] - measured
+    warnings = list(dict.fromkeys(old["warnings"] + new["warnings"]))
+    references = old.get("reference_s", []) + new.get("reference_s", [])
+    return {**old, "stats": stats, "values": values, "timing": timing, "warnings": warnings,
+            "reference_s": references}
+
+
+def slices_done(result: dict) -> int:
+    """How many slices the last run entry of an ok result pools (1 when not sliced)."""
+    return int(run_entries(result)[-1].get("slices", 1)) if result.get("status") == "ok" else 1
