@@ -90,8 +90,9 @@ def measure_all(root: Path, options: ShapeOptions, settings: Settings,
 def slice_settings(settings: Settings, parts: int) -> Settings:
     """The policy of one slice of S: the round's minimum calls split over its slices, without
     the stopping rule's extra calls (max_runs_factor 1): spread over time, the slices are what
-    makes a model's median hold; an unsliced round may add up to twice its calls more, so a
-    sliced measurement never costs more timed calls than an unsliced one."""
+    makes a model's median hold. A round then makes about its minimum calls (more only where
+    a slice's `min_values` values need more: models of microseconds), where an unsliced one
+    may make up to `max_runs_factor` times as many."""
     if parts == 1:
         return settings
     policy = {**settings.policy(), "min_runs": -(-settings.min_runs // parts), "max_runs_factor": 1}
