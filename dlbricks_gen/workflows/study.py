@@ -125,22 +125,22 @@ def run_suite(suite_dir: Path, suite: str, options: StudyOptions, pass_index: in
     record = suite_dir.parent / "run.json"
     saved = json.loads(record.read_text()) if record.is_file() else {}
     passes = saved.get("passes", {}) if saved.get("suite") == suite else {}
-    key = str(pass_index) if part[1] == 1 else f"{pass_index}:{part[0] + 1}/{part[1]}"
+    shard_label = f"{part[0] + 1}/{part[1]}" if part[1] > 1 else ""
+    key = f"{pass_index}:{shard_label}" if shard_label else str(pass_index)
     if key in passes:
         tally.skip_to(start_units + runs)
         return float(passes[key])
     args = suite_command("--threads", str(options.threads), "--timeout", str(options.timeout),
                          "--pass", str(pass_index))
-    if part[1] > 1:
-        args += ["--shard", f"{part[0] + 1}/{part[1]}"]
+    if shard_label:
+        args += ["--shard", shard_label]
     if options.quick:
         args.append("--quick")
     if options.runs:
         args += ["--runs", str(options.runs)]
     if options.processes:
         args += ["--processes", str(options.processes)]
-    echo(f"running {suite_dir} (pass {pass_index + 1}"
-         f"{f', shard {part[0] + 1}/{part[1]}' if part[1] > 1 else ''})")
+    echo(f"running {suite_dir} (pass {pass_index + 1}{f', shard {shard_label}' if shard_label else ''})")
     start = time.perf_counter()
     with subprocess.Popen(args, cwd=suite_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, encoding="utf-8", errors="replace") as child:

@@ -118,10 +118,7 @@ def merge_runs(old: dict, new: dict, settings: Settings) -> dict:
                    settings.abs_target_s)
     timing = {k: old["timing"].get(k, 0.0) + new["timing"].get(k, 0.0)
               for k in sorted({*old["timing"], *new["timing"]})}
-    warnings = list(dict.fromkeys(old["warnings"] + new["warnings"]))
-    references = old.get("reference_s", []) + new.get("reference_s", [])
-    return {**old, "stats": stats, "values": values, "timing": timing, "warnings": warnings,
-            "reference_s": references}
+    return _joined(old, new, stats, timing)
 
 
 def merge_slice(old: dict, new: dict, settings: Settings) -> dict:
@@ -150,10 +147,15 @@ def merge_slice(old: dict, new: dict, settings: Settings) -> dict:
     timing["wall_s"] = timing["wall_s"] + measured
     timing["measure_s"] = timing.get("measure_s", 0.0) + measured
     timing["slices_s"] = timing.get("slices_s", 0.0) + new["timing"]["wall_s"] - measured
+    return _joined(old, new, stats, timing)
+
+
+def _joined(old: dict, new: dict, stats: dict, timing: dict) -> dict:
+    """`old` with both results' values, warnings and reference timings, and the given stats."""
     warnings = list(dict.fromkeys(old["warnings"] + new["warnings"]))
     references = old.get("reference_s", []) + new.get("reference_s", [])
-    return {**old, "stats": stats, "values": values, "timing": timing, "warnings": warnings,
-            "reference_s": references}
+    return {**old, "stats": stats, "values": old["values"] + new["values"], "timing": timing,
+            "warnings": warnings, "reference_s": references}
 
 
 def slices_done(result: dict) -> int:
