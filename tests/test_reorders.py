@@ -168,6 +168,55 @@ def test_the_runtime_measures_what_a_fused_layer_costs_inside_a_convolution():
     assert "fused" not in cal
 
 
+def test_a_run_measures_the_fused_shares_once_for_all_its_processes(tmp_path: Path, monkeypatch):
+    """With the run's build cache, the first process that needs the shares measures them (real
+    probe sessions) and writes them there; a later process of the run reads them instead of
+    probing, unless what it finds is not a set of shares in [0, 1]. The cache's clearing
+    removes the file."""
+    from dlbricks_gen.runtime.core import buildcache, fused
+
+    cache = buildcache.BuildCache(tmp_path / "cache")
+    monkeypatch.setattr(fused, "_SHARES", {})  # a fresh process
+    measured = fused.fused_shares(1, 1, "all", True, cache)
+    stored = cache.path(f"{buildcache.SHARES}-1-1-all-quick")
+    assert json.loads(stored.read_text()) == measured
+    probes: list[int] = []
+    monkeypatch.setattr(fused, "_SHARES", {})  # the run's next process
+    monkeypatch.setattr(fused, "shares", lambda *a: probes.append(1) or (dict.fromkeys(fused.PATTERNS, 0.5), {}))
+    assert fused.fused_shares(1, 1, "all", True, cache) == measured and probes == []
+    stored.write_text(json.dumps({**measured, "Add": 7.0}))  # not a share: measured anew
+    monkeypatch.setattr(fused, "_SHARES", {})
+    assert fused.fused_shares(1, 1, "all", True, cache) == dict.fromkeys(fused.PATTERNS, 0.5) and probes == [1]
+    buildcache.clear(cache.directory)
+    assert not cache.directory.exists()
+
+
+def test_cold_copies_at_two_threads_are_new_sessions_whose_threads_sleep_when_idle():
+    """At one thread the brick's own session is the warm copy; at two every copy is made anew
+    with intra-op spinning off (idle spinning pools of 15 copies doubled the timed one's time),
+    so warm and cold are timed on like sessions, and the record stays complete."""
+    from dlbricks_gen.runtime.core.cold import cold_record, copies
+    from dlbricks_gen.runtime.core.data import input_feeds
+    from dlbricks_gen.runtime.core.session import make_session
+    from dlbricks_gen.runtime.core.settings import Settings
+    from dlbricks_gen.runtime.core.spec import model_inputs
+
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    proto = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])], [weight("w", (256, 256))])
+    data = proto.SerializeToString()
+    one, two = Settings(quick=True), Settings(intra_op_threads=2, quick=True)
+    own = make_session(data, one)
+    assert copies(own, data, one, 3)[0] is own
+    made = copies(own, data, two, 3)
+    assert len(made) == 3 and own not in made
+    assert all(s.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+               for s in made)
+    record = cold_record(proto, data, input_feeds(model_inputs(proto)), two, make_session(data, two))
+    if record["copies"] > 1:  # 256 KiB of weights: measured near where twice the L2 exceeds them
+        assert record["warm_s"] > 0 and record["cold_s"] > 0
+
+
 def tmp_optimized(model_bytes: bytes) -> onnx.GraphProto:
     import tempfile
 

@@ -15,13 +15,14 @@ counts an absorbed instance at its share of the brick's time. Where the runtime 
 
 from __future__ import annotations
 
-import functools
+import json
 import os
 import statistics
 import tempfile
 
 import numpy as np
 
+from .buildcache import SHARES, BuildCache
 from .calibration import ended_profile, kernel_events
 from .data import Feeds
 from .session import bound_call, make_session
@@ -155,19 +156,49 @@ def shares(settings: Settings, calls: int, kernel: int = 1, group: int = 1) -> t
     return {name: _share(*figures) for name, figures in sorted(found.items())}, found
 
 
-@functools.cache
-def fused_shares(intra: int, inter: int, level: str, quick: bool = False) -> dict[str, float]:
+_SHARES: dict[tuple, dict[str, float]] = {}  # this process's, by (intra, inter, level, quick)
+MAX_SHARES_BYTES = 4096
+
+
+def fused_shares(intra: int, inter: int, level: str, quick: bool = False,
+                 cache: BuildCache | None = None) -> dict[str, float]:
     """{pattern: the layers' cost inside the convolution / their brick's, within [0, 1]} for
-    the PATTERNS, measured once per process ("Relu": a Relu after a fused Add, what it adds to
-    the Add's share). At level below "all" nothing is fused: every share is 1."""
+    the PATTERNS ("Relu": a Relu after a fused Add, what it adds to the Add's share), measured
+    once per run: once per process, and with the run's build cache (core/buildcache.py) once
+    for all its worker processes. A sliced study's first pass runs in one process per slice,
+    and each measured its own: 0.5 s each at one thread, 2.1-3.7 s at two (AMD EPYC Zen 3), and
+    the probe moves between processes (Add 0.47-0.71 in five runs of one pinned process), so
+    the bricks of one pattern got different shares by the slice they fell in. At level below
+    "all" nothing is fused: every share is 1."""
     if level != "all":
         return dict.fromkeys(PATTERNS, 1.0)
-    settings = Settings(intra_op_threads=intra, inter_op_threads=inter, graph_optimization_level=level,
-                        quick=True)
-    return shares(settings, 12 if quick else 60)[0]
+    key = (intra, inter, level, quick)
+    name = f"{SHARES}-{intra}-{inter}-{level}{'-quick' if quick else ''}"
+    if key not in _SHARES:
+        found = _read_shares(cache.get(name, MAX_SHARES_BYTES)) if cache is not None else None
+        if found is None:
+            settings = Settings(intra_op_threads=intra, inter_op_threads=inter,
+                                graph_optimization_level=level, quick=True)
+            found = shares(settings, 12 if quick else 60)[0]
+            if cache is not None:
+                cache.put(name, json.dumps(found, sort_keys=True).encode())
+        _SHARES[key] = found
+    return _SHARES[key]
 
 
-def fused_record(op_types: tuple[str, ...], settings: Settings) -> dict:
+def _read_shares(data: bytes | None) -> dict[str, float] | None:
+    """Shares another process of the run wrote: every pattern a number in [0, 1], else None."""
+    try:
+        found = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or sorted(found) != sorted(PATTERNS):
+        return None
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in found.values())
+    return {k: float(v) for k, v in found.items()} if ok else None
+
+
+def fused_record(op_types: tuple[str, ...], settings: Settings, cache: BuildCache | None = None) -> dict:
     """The "fused" part of a brick's calibration: {"pattern", "share"} for a brick whose layers
     are one of the PATTERNS (the estimator applies the share where the plan says the model runs
     that instance inside a convolution), {} for any other brick."""
@@ -175,7 +206,7 @@ def fused_record(op_types: tuple[str, ...], settings: Settings) -> dict:
     if pattern not in PATTERNS:
         return {}
     measured = fused_shares(settings.intra_op_threads, settings.inter_op_threads,
-                            settings.graph_optimization_level, settings.quick)
+                            settings.graph_optimization_level, settings.quick, cache)
     return {"fused": {"pattern": pattern, "share": measured[pattern]}}
 
 

@@ -39,10 +39,10 @@ def _profiled_session(model_bytes: bytes, settings: Settings, feeds: dict) -> tu
 
 
 def _measure(model_bytes: bytes, inputs: list[dict], settings: Settings,
-             model: onnx.ModelProto | None) -> dict:
+             model: onnx.ModelProto | None, cache: BuildCache | None = None) -> dict:
     """Session, profile, timed values, cold-cache calibration: a result's parts. `model` None
     (a brick's later worker passes, which keep the first pass's calibration): no profile, no
-    cold-cache copies, no call costs."""
+    cold-cache copies, no call costs. `cache`: the run's, where its fused shares are kept."""
     start = time.perf_counter()
     feeds = input_feeds(inputs)
     profiled = model is not None and any(node.op_type in NCHWC_SEEDS for node in model.graph.node)
@@ -63,7 +63,7 @@ def _measure(model_bytes: bytes, inputs: list[dict], settings: Settings,
     ops = tuple(node.op_type if not node.domain else f"{node.domain}.{node.op_type}" for node in model.graph.node)
     part["calibration"] = {**call_costs(settings.intra_op_threads, settings.inter_op_threads,
                                         settings.graph_optimization_level), "profile": profile,
-                           "cold": cold, **fused_record(ops, settings)}
+                           "cold": cold, **fused_record(ops, settings, cache)}
     part["timing"].update(calibration_s=profile_s + time.perf_counter() - cold_start,
                           profile_s=profile_s, cold_copies_s=cold_s)
     return part
@@ -117,7 +117,7 @@ def measure_spec(spec: dict, settings: Settings, *, suite: str | None = None,
         if cache is not None and profile:
             cache.put(brick_key(brick), built)
         result = _result(settings, "brick", brick, suite, lambda: _measure(
-            built, model_inputs(model), settings, model if profile else None))
+            built, model_inputs(model), settings, model if profile else None, cache))
         result["timing"]["build_s"] = build_s
     result["timing"]["wall_s"] = time.perf_counter() - start
     return result

@@ -5,7 +5,7 @@ pass and gives the same bytes. The first pass writes them to `results/.build-cac
 passes read them instead of building (and so never import onnx), the last pass removes each
 file once it has used it, and the runner removes the folder at the end of the run
 (runloop.py). Clearing it removes only the names this module writes (`b-<brick>.onnx`,
-`reference.onnx` and their temp files), then the folder if it is empty. Bounded: at most
+`reference.onnx`, `fused-shares-*.json` and their temp files), then the folder if it is empty. Bounded: at most
 MAX_BYTES in all, and never more than half the disk's free space; bricks beyond that are
 simply built again.
 """
@@ -21,23 +21,25 @@ from pathlib import Path
 DIRECTORY = ".build-cache"  # inside results/
 MAX_BYTES = 2 << 30
 REFERENCE = "reference"  # the reference benchmark's graph (core/reference.py)
+SHARES = "fused-shares"  # names of the run's fused shares, JSON (core/fused.py `run_shares`)
 
 
 class BuildCache:
-    """Built graphs by name: `b-<brick id>` for bricks, REFERENCE for the reference graph."""
+    """Built graphs by name: `b-<brick id>` for bricks, REFERENCE for the reference graph; and
+    the run's fused shares (names starting with SHARES, JSON files)."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self.budget: int | None = None  # bytes this process may still write; set on first put
 
     def path(self, name: str) -> Path:
-        return self.directory / f"{name}.onnx"
+        return self.directory / f"{name}{'.json' if name.startswith(SHARES) else '.onnx'}"
 
-    def get(self, name: str) -> bytes | None:
-        """The cached bytes, or None (absent, unreadable or larger than the cache can be)."""
+    def get(self, name: str, limit: int = MAX_BYTES) -> bytes | None:
+        """The cached bytes, or None (absent, unreadable or larger than `limit`)."""
         path = self.path(name)
         try:
-            if path.stat().st_size > MAX_BYTES:
+            if path.stat().st_size > limit:
                 return None
             return path.read_bytes()
         except OSError:
@@ -77,7 +79,8 @@ def clear(directory: Path) -> None:
     directory = Path(directory)
     if not directory.is_dir():
         return
-    patterns = ("b-*.onnx", f"{REFERENCE}.onnx", ".b-*.tmp", f".{REFERENCE}.*.tmp")
+    patterns = ("b-*.onnx", f"{REFERENCE}.onnx", f"{SHARES}*.json", ".b-*.tmp", f".{REFERENCE}.*.tmp",
+                f".{SHARES}*.tmp")
     for path in [p for pattern in patterns for p in directory.glob(pattern)]:
         with contextlib.suppress(OSError):
             path.unlink()

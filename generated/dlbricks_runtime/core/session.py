@@ -21,8 +21,12 @@ OPT_LEVELS = {
 }
 
 
-def make_session(model_bytes: bytes, settings: Settings, profile_prefix: str | None = None
-                 ) -> ort.InferenceSession:
+def make_session(model_bytes: bytes, settings: Settings, profile_prefix: str | None = None,
+                 spinning: bool = True) -> ort.InferenceSession:
+    """A session with the settings' threads and optimisation level. `spinning` False: its
+    intra-op threads sleep as soon as they are idle instead of spinning for work (ONNX
+    Runtime's default), for sessions that stay alive beside the one being timed
+    (core/cold.py says why)."""
     options = ort.SessionOptions()
     if profile_prefix is not None:
         options.enable_profiling = True
@@ -31,6 +35,8 @@ def make_session(model_bytes: bytes, settings: Settings, profile_prefix: str | N
     options.inter_op_num_threads = settings.inter_op_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = OPT_LEVELS[settings.graph_optimization_level]
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: warnings would flood a run's console
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
