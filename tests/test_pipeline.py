@@ -19,9 +19,9 @@ from dlbricks_gen.runtime.core.results import validate_result
 runner = CliRunner()
 
 
-def invoke(*args: str):
+def invoke(*args: str, code: int = 0):
     result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return result
 
 
@@ -208,3 +208,11 @@ def test_study_slices_rounds_between_suite_shards(models_dir: Path, tmp_path: Pa
     assert not (out / "H1" / "suite" / "results" / ".build-cache").exists()  # the run's own, removed
     data = json.loads((out / "study.json").read_text())
     assert data["by_h"][0]["compared"] == 2 and data["by_h"][0]["speedup_wall"] > 0
+    # resumed with other slices, it would pool slices of other sizes: refused before any work
+    before = (out / "e2e.json").read_bytes()
+    refused = invoke("study", str(models_dir), "-o", str(out), "-H", "1", "--batch", "1",
+                     "--quick", "--processes", "2", "--slices", "3", code=2)
+    assert "started with --slices 2" in refused.stderr and (out / "e2e.json").read_bytes() == before
+    (out / "e2e.json").unlink()  # an older study, without `slices`: its run.json says 2
+    assert "started with --slices 2" in invoke("study", str(models_dir), "-o", str(out), "-H", "1",
+                                               "--quick", "--slices", "1", code=2).stderr

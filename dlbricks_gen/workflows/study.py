@@ -3,7 +3,9 @@
     dlbricks-gen study models/ -H 1..6 -o study/
 
 Layout of the study directory (every step resumes from what is already there):
-    e2e.json                 whole-model measurements (one entry per model, kept when re-run)
+    e2e.json                 whole-model measurements (one entry per model, kept when re-run;
+                             `slices`: the --slices it was started with, which a resumed
+                             study must keep: check_slices)
     H<h>/suite/              the suite for granularity h, run with its own runtime
     H<h>/suite.plan.json     its plan
     H<h>/run.json            wall time of each completed pass of the suite, for that suite id
@@ -109,6 +111,7 @@ def measure_e2e(models_dir: Path, path: Path, options: StudyOptions, round_index
                                 progress=lambda n: tally.step(f"e2e {n}"), rounds=[round_index],
                                 earlier=earlier, part=part)
     tally.skip_to(start + len(fresh["models"]))
+    fresh["slices"] = part[1]  # what a resumed study must go on with (check_slices)
     path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
     return fresh
 
@@ -223,6 +226,32 @@ def round_order(k: int) -> tuple[str, str]:
     return ("models", "suites") if k % 2 == 0 else ("suites", "models")
 
 
+def started_slices(out: Path) -> int | None:
+    """The slices a study directory was started with (None: nothing measured yet): e2e.json's
+    `slices`, else what the shards recorded in each H's run.json say ("k:J/S", or "k": 1)."""
+    e2e = out / "e2e.json"
+    if e2e.is_file():
+        found = json.loads(e2e.read_text()).get("slices")
+        if isinstance(found, int) and not isinstance(found, bool):
+            return found
+    for record in sorted(out.glob("H*/run.json")):
+        for key in json.loads(record.read_text()).get("passes", {}):
+            parts = key.partition("/")[2] or "1"
+            return int(parts) if parts.isdigit() else None
+    return None
+
+
+def check_slices(out: Path, parts: int) -> None:
+    """A study resumes only with the slices it started with: slice j of S holds 1/S of a
+    round's calls and shard j of S of each pass, so resumed with another S its rounds would
+    pool slices of different sizes and skip or repeat parts (a ValueError, before anything
+    is measured)."""
+    found = started_slices(out)
+    if found is not None and found != parts:
+        raise ValueError(f"{out}: this study was started with --slices {found}; resume it with "
+                         f"--slices {found}, or give another -o to start a new one with {parts}")
+
+
 def run_study(models_dir: Path, out: Path, options: StudyOptions,
               echo: Callable[[str], None] = print,
               progress: Callable[[str, int, int], None] | None = None) -> dict:
@@ -244,6 +273,7 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
     bricks = {h: json.loads((suite_dir / "suite.json").read_text())["bricks"]
               for h, (_, suite_dir, _) in written.items()}
     rounds, parts = options.settings().processes, options.parts()
+    check_slices(out, parts)
     tally.total = files + rounds * (parts * files + sum(map(len, bricks.values())))
     e2e_data: dict = {"models": {}}
     for k in range(rounds):  # rounds: every model and every suite, each in slices
