@@ -28,8 +28,9 @@ A study made with `--fusion` gives the same variants on fusion-aware bricks.
 
 With `--repeat` and two studies of the same models (two runs of the same command), it prints
 instead how far apart the two runs are, model by model: the measured whole-model latencies,
-the plain sums and the default estimates (median and largest relative difference, and how
-many are within 2%, the effort issue's goal).
+the plain sums and the default estimates (median and largest relative difference, how many are
+within 2%, and for the measured and the default estimate how many differences their printed
+95% intervals cover: the effort issue's two goals).
 """
 
 from __future__ import annotations
@@ -117,23 +118,38 @@ def summary(values: dict[str, float], tolerance: float) -> dict:
             "misses": misses}
 
 
-def run_values(study: Path, h: int, statistic: str) -> dict[str, tuple[float, float, float]]:
-    """{model: (measured, plain sum, default estimate)} of a study's complete, measured models."""
+def run_values(study: Path, h: int, statistic: str) -> dict[str, tuple[float, ...]]:
+    """{model: (measured, plain sum, default estimate, the measured's and the estimate's 95%
+    half-widths)} of a study's complete, measured models (a half-width unknown: nan)."""
     plan, results, measured = load_study(study, h, statistic)
-    return {e.name: (measured[e.name].latency, e.sequential, e.calibrated)
+    return {e.name: (measured[e.name].latency, e.sequential, e.calibrated,
+                     _or_nan(measured[e.name].halfwidth), _or_nan(e.halfwidth))
             for e in estimate(plan, results) if e.complete and e.calibrated is not None
             and e.name in measured and measured[e.name].ok}
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def repeatability(first: Path, second: Path, h: int, statistic: str) -> list[str]:
+    """How far the two runs are apart per model and, for the measured latency and the default
+    estimate, how many differences the printed intervals cover (|x1 - x2| <= hypot(pm1, pm2),
+    the 95% interval of a difference of two independent values)."""
     a, b = run_values(first, h, statistic), run_values(second, h, statistic)
     names = sorted(set(a) & set(b))
     lines = [f"{first.name} vs {second.name}: {len(names)} models"]
     for column, label in enumerate(("measured (e2e)", "plain sum", "default estimate")):
         diffs = sorted(abs(b[n][column] / a[n][column] - 1) for n in names)
-        if diffs:
-            lines.append(f"  {label:18s} median difference {diffs[len(diffs) // 2]:.1%}, within 2%: "
-                         f"{sum(d <= 0.02 for d in diffs)}/{len(diffs)}, largest {diffs[-1]:.1%}")
+        if not diffs:
+            continue
+        line = (f"  {label:18s} median difference {diffs[len(diffs) // 2]:.1%}, within 2%: "
+                f"{sum(d <= 0.02 for d in diffs)}/{len(diffs)}, largest {diffs[-1]:.1%}")
+        pm = {0: 3, 2: 4}.get(column)
+        if pm is not None:
+            covered = sum(abs(b[n][column] - a[n][column]) <= math.hypot(a[n][pm], b[n][pm]) for n in names)
+            line += f", intervals cover the difference: {covered}/{len(names)}"
+        lines.append(line)
     return lines
 
 

@@ -208,6 +208,11 @@ def test_study_slices_rounds_between_suite_shards(models_dir: Path, tmp_path: Pa
     assert not (out / "H1" / "suite" / "results" / ".build-cache").exists()  # the run's own, removed
     data = json.loads((out / "study.json").read_text())
     assert data["by_h"][0]["compared"] == 2 and data["by_h"][0]["speedup_wall"] > 0
+    # benchmarks/accuracy.py --repeat: a run against itself differs by nothing, intervals cover it
+    repeat = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), str(out), str(out),
+                             "--repeat"], capture_output=True, text=True, check=True).stdout
+    assert "default estimate   median difference 0.0%, within 2%: 2/2" in repeat
+    assert repeat.count("intervals cover the difference: 2/2") == 2
     # resumed with other slices, it would pool slices of other sizes: refused before any work
     before = (out / "e2e.json").read_bytes()
     refused = invoke("study", str(models_dir), "-o", str(out), "-H", "1", "--batch", "1",
