@@ -213,6 +213,9 @@ def test_study_slices_rounds_between_suite_shards(models_dir: Path, tmp_path: Pa
                              "--repeat"], capture_output=True, text=True, check=True).stdout
     assert "default estimate   median difference 0.0%, within 2%: 2/2" in repeat
     assert repeat.count("intervals cover the difference: 2/2") == 2
+    effort = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "study_effort.py"), str(out)],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"{len(bricks)} bricks: wall " in effort and "cold copies" in effort and "whole models: wall" in effort
     # resumed with other slices, it would pool slices of other sizes: refused before any work
     before = (out / "e2e.json").read_bytes()
     refused = invoke("study", str(models_dir), "-o", str(out), "-H", "1", "--batch", "1",
