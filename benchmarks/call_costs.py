@@ -6,7 +6,7 @@ Every brick result carries the call costs its process measured (`calibration.nul
 `node_s`: runtime/core/calibration.py `call_costs`), and the calibrated estimate subtracts them
 per brick. On a VM whose speed moves in phases one such measurement can land in a slow phase
 (session 8, AMD EPYC Zen 3: 3.50 us in one FP32 study, 6.77 us in the next). This recomputes the
-default estimate of each study (H=1, `best_run`) with its own costs, with the other study's, and
+default estimate of each study (H=1, the default statistic) with its own costs, with the other study's, and
 with the smaller of the two in both, and prints how far the two studies' estimates are apart.
 """
 
@@ -20,7 +20,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import load_study  # noqa: E402
 
 from dlbricks_gen.estimate.model import estimate, geometric_mean  # noqa: E402
-from dlbricks_gen.results.load import BrickResult, recorded_call_costs, with_call_costs  # noqa: E402
+from dlbricks_gen.results.load import (  # noqa: E402
+    DEFAULT_STATISTIC,
+    BrickResult,
+    recorded_call_costs,
+    with_call_costs,
+)
 
 
 def with_costs(results: dict[str, BrickResult], null: float, node: float) -> dict[str, BrickResult]:
@@ -39,7 +44,7 @@ def main(argv: list[str]) -> int:
     if len(studies) != 2:
         print(__doc__.split("\n\n")[1].strip(), file=sys.stderr)
         return 2
-    loaded = [load_study(s, 1, "best_run") for s in studies]
+    loaded = [load_study(s, 1, DEFAULT_STATISTIC) for s in studies]
     own = [costs(results) for _, results, _ in loaded]
     estimates = {}
     for i, (plan, results, measured) in enumerate(loaded):

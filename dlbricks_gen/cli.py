@@ -19,6 +19,7 @@ from . import __version__, backends
 from .frontend import ShapeOptions, find_models
 from .frontend.shapes import DEFAULT_MAX_BYTES
 from .passes.decoys import DEFAULT as DEFAULT_DECOYS
+from .results.statistic import DEFAULT_STATISTIC, STATISTICS
 
 app = typer.Typer(
     help="DLBricks for ONNX: compile models into a standalone benchmark suite, "
@@ -408,8 +409,9 @@ def estimate(
     e2e: Annotated[list[Path] | None, typer.Option("--e2e", exists=True, dir_okay=False,
         help="Whole-model measurements from `dlbricks-gen e2e` (repeatable: one per backend).")] = None,
     statistic: Annotated[str, typer.Option("--stat",
-        help="Statistic of each result: best_run, trimmed_mean_20, median, mean, min (best_run: the "
-             "smallest of its worker processes' medians; a neighbour only adds time).")] = "best_run",
+        help=f"Statistic of each result: {', '.join(STATISTICS)} (default {DEFAULT_STATISTIC}: "
+             "every value of every worker pass pooled, 20% trimmed at each end, as in the paper; "
+             "best_run: the smallest of its worker processes' medians).")] = DEFAULT_STATISTIC,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     html_path: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")] = None,
@@ -447,8 +449,8 @@ def estimate(
     from .results import load as rl
     from .results.drift import drift_warning
 
-    if statistic not in rl.STATISTICS:
-        fail(f"--stat must be one of {', '.join(rl.STATISTICS)}", 2)
+    if statistic not in STATISTICS:
+        fail(f"--stat must be one of {', '.join(STATISTICS)}", 2)
     check_estimate_sources(plan, results, store, model, emit_missing)
     if as_json and as_csv:
         fail("--json and --csv cannot be combined: choose one output format", 2)

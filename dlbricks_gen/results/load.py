@@ -14,9 +14,7 @@ from ..runtime.core.results import validate_result
 from ..runtime.core.stats import percentile
 from .files import fingerprint, read_json_file, read_result_file, results_folder
 from .machine import identity, identity_key, section_of
-
-STATISTICS = ("best_run", "trimmed_mean_20", "median", "mean", "min")
-DEFAULT_STATISTIC = "best_run"  # statistic_of: the least disturbed worker process's median
+from .statistic import DEFAULT_STATISTIC, STATISTICS  # noqa: F401 - re-exported
 
 
 def run_backend(data: dict) -> str:
