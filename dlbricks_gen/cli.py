@@ -670,21 +670,24 @@ def e2e(
         data = measure_all(models, options, settings, measure=measure, progress=progress)
     if not data["models"]:
         fail(f"no *.onnx files found in {models}")
+    from .results.load import statistic_of
     from .results.machine import identity, machine_label
 
     first = next((r for r in data["models"].values() if r["status"] == "ok"), None)
-    data["about"] = {"machine": machine_label(identity(first)) if first else None, "statistic": "median",
-                     "dlbricks_gen": __version__, "date": datetime.date.today().isoformat()}
+    data["about"] = {"machine": machine_label(identity(first)) if first else None,
+                     "statistic": DEFAULT_STATISTIC, "dlbricks_gen": __version__,
+                     "date": datetime.date.today().isoformat()}
     output.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    typer.echo(f"# machine {data['about']['machine'] or 'unknown (nothing measured)'}; statistic median; "
-               f"dlbricks-gen {__version__}, {data['about']['date']}")
+    typer.echo(f"# machine {data['about']['machine'] or 'unknown (nothing measured)'}; statistic "
+               f"{DEFAULT_STATISTIC} (what estimate compares with); dlbricks-gen {__version__}, "
+               f"{data['about']['date']}")
     failed = 0
     for name, result in data["models"].items():
         if result["status"] == "ok":
-            stats = result["stats"]
-            width = stat_halfwidth(result, stats["median"]) or 0.0
-            typer.echo(f"{name}: {stats['median'] * 1e3:.3f} ms +-{width * 1e3:.3f} (median of {stats['n']}, "
-                       f"{stats.get('processes', 1)} session(s))")
+            stats, value = result["stats"], statistic_of(result, DEFAULT_STATISTIC)
+            width = stat_halfwidth(result, value) or 0.0
+            typer.echo(f"{name}: {value * 1e3:.3f} ms +-{width * 1e3:.3f} ({DEFAULT_STATISTIC} of "
+                       f"{stats['n']} values, {stats.get('processes', 1)} session(s))")
         else:
             failed += 1
             typer.echo(f"error: {name}: {result['error']}", err=True)

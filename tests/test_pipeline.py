@@ -75,9 +75,12 @@ def test_e2e_and_estimate_show_ratios_and_an_html_report(tiny_zoo: Path, tmp_pat
     e2e = json.loads((tmp_path / "e2e.json").read_text())
     assert all(r["status"] == "ok" for r in e2e["models"].values())
     about = e2e["about"]  # what it describes, in the file and the first line printed
-    assert about["machine"] and "QUICK" in about["machine"] and about["statistic"] == "median"
-    assert measured.stdout.splitlines()[0] == (f"# machine {about['machine']}; statistic median; "
-                                               f"dlbricks-gen {about['dlbricks_gen']}, {about['date']}")
+    assert about["machine"] and "QUICK" in about["machine"] and about["statistic"] == "trimmed_mean_20"
+    assert measured.stdout.splitlines()[0] == (f"# machine {about['machine']}; statistic trimmed_mean_20 (what "
+                                               f"estimate compares with); dlbricks-gen {about['dlbricks_gen']}, "
+                                               f"{about['date']}")
+    for name, result in e2e["models"].items():  # each model at the statistic estimate reads
+        assert f"{name}: {result['stats']['trimmed_mean_20'] * 1e3:.3f} ms" in measured.stdout
     html = tmp_path / "report.html"
     out = invoke("estimate", "--plan", str(tmp_path / "suite.plan.json"), "--results", str(suite / "results"),
                  "--e2e", str(tmp_path / "e2e.json"), "--html", str(html))
