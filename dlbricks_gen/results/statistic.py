@@ -7,6 +7,6 @@ STATISTICS = ("best_run", "trimmed_mean_20", "median", "mean", "min")
 # were timed in one go each round; since `study` times them in slices spread over the run,
 # the pooled trimmed mean scored better on 11 of the 12 studies of sessions 10-11 (AMD EPYC
 # Zen 3; FP32 sliced 163/188 within 10% against 148/188, estimates of two runs a median
-# 1.7-2.4% apart against 2.3-3.9%) and on those measured after the choice
-# (docs/ACCURACY-LOG.md, session 11).
+# 1.7-2.4% apart against 2.3-3.9%); of 4 studies measured after the choice it won 2, tied 1
+# and lost 1 by one model (docs/ACCURACY-LOG.md, session 11).
 DEFAULT_STATISTIC = "trimmed_mean_20"
