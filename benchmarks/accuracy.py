@@ -139,13 +139,13 @@ def repeatability(first: Path, second: Path, h: int, statistic: str) -> list[str
     a, b = run_values(first, h, statistic), run_values(second, h, statistic)
     names = sorted(set(a) & set(b))
     lines = [f"{first.name} vs {second.name}: {len(names)} models"]
-    for column, label in enumerate(("measured (e2e)", "plain sum", "default estimate")):
+    # (label, column of the value, column of its half-width or None): run_values' order
+    for label, column, pm in (("measured (e2e)", 0, 3), ("plain sum", 1, None), ("default estimate", 2, 4)):
         diffs = sorted(abs(b[n][column] / a[n][column] - 1) for n in names)
         if not diffs:
             continue
         line = (f"  {label:18s} median difference {diffs[len(diffs) // 2]:.1%}, within 2%: "
                 f"{sum(d <= 0.02 for d in diffs)}/{len(diffs)}, largest {diffs[-1]:.1%}")
-        pm = {0: 3, 2: 4}.get(column)
         if pm is not None:
             covered = sum(abs(b[n][column] - a[n][column]) <= math.hypot(a[n][pm], b[n][pm]) for n in names)
             line += f", intervals cover the difference: {covered}/{len(names)}"

@@ -756,17 +756,16 @@ def study(
     Example: dlbricks-gen study models/ -H 1..6 -o study/
     """
     from .estimate.html import study_report
-    from .workflows.study import StudyOptions, about_line, check_slices, format_study, run_study
+    from .workflows.study import SlicesChanged, StudyOptions, about_line, format_study, run_study
 
     hs = tuple(granularities(granularity))
     options = StudyOptions(hs, shape_options(batch, input_shape, dim, models), threads, quick, timeout, fusion,
                            runs=runs, processes=processes, slices=slices)
     try:
-        check_slices(output, options.parts())
-    except ValueError as exc:
+        with progress_bar("study", len(find_models(models)), lambda m: typer.echo(m, err=True)) as progress:
+            data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True), progress=progress)
+    except SlicesChanged as exc:
         fail(str(exc), 2)
-    with progress_bar("study", len(find_models(models)), lambda m: typer.echo(m, err=True)) as progress:
-        data = run_study(models, output, options, echo=lambda m: typer.echo(m, err=True), progress=progress)
     (output / "study.html").write_text(study_report(data, about_line(data)), encoding="utf-8")
     typer.echo(format_study(data), nl=False)
     typer.echo(f"report: {output / 'study.html'}", err=True)

@@ -241,14 +241,17 @@ def started_slices(out: Path) -> int | None:
     return None
 
 
+class SlicesChanged(ValueError):
+    """A study directory resumed with other --slices than it was started with."""
+
+
 def check_slices(out: Path, parts: int) -> None:
     """A study resumes only with the slices it started with: slice j of S holds 1/S of a
     round's calls and shard j of S of each pass, so resumed with another S its rounds would
-    pool slices of different sizes and skip or repeat parts (a ValueError, before anything
-    is measured)."""
+    pool slices of different sizes and skip or repeat parts (SlicesChanged)."""
     found = started_slices(out)
     if found is not None and found != parts:
-        raise ValueError(f"{out}: this study was started with --slices {found}; resume it with "
+        raise SlicesChanged(f"{out}: this study was started with --slices {found}; resume it with "
                          f"--slices {found}, or give another -o to start a new one with {parts}")
 
 
@@ -257,7 +260,8 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
               progress: Callable[[str, int, int], None] | None = None) -> dict:
     """The whole study; `progress(item, done, total)` as each unit of work starts (models
     lowered, whole models measured, brick runs; the total is known once the suites are
-    written)."""
+    written). Raises SlicesChanged, before any work, for a study resumed with other slices."""
+    check_slices(out, options.parts())
     out.mkdir(parents=True, exist_ok=True)
     files = len(find_models(models_dir))
     tally = Tally(progress, files)
@@ -273,7 +277,6 @@ def run_study(models_dir: Path, out: Path, options: StudyOptions,
     bricks = {h: json.loads((suite_dir / "suite.json").read_text())["bricks"]
               for h, (_, suite_dir, _) in written.items()}
     rounds, parts = options.settings().processes, options.parts()
-    check_slices(out, parts)
     tally.total = files + rounds * (parts * files + sum(map(len, bricks.values())))
     e2e_data: dict = {"models": {}}
     for k in range(rounds):  # rounds: every model and every suite, each in slices

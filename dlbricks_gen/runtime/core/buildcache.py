@@ -21,7 +21,7 @@ from pathlib import Path
 DIRECTORY = ".build-cache"  # inside results/
 MAX_BYTES = 2 << 30
 REFERENCE = "reference"  # the reference benchmark's graph (core/reference.py)
-SHARES = "fused-shares"  # names of the run's fused shares, JSON (core/fused.py `run_shares`)
+SHARES = "fused-shares"  # names of the run's fused shares, JSON (core/fused.py `fused_shares`)
 
 
 class BuildCache:

@@ -173,8 +173,8 @@ def fused_shares(intra: int, inter: int, level: str, quick: bool = False,
     if level != "all":
         return dict.fromkeys(PATTERNS, 1.0)
     key = (intra, inter, level, quick)
-    name = f"{SHARES}-{intra}-{inter}-{level}{'-quick' if quick else ''}"
     if key not in _SHARES:
+        name = f"{SHARES}-{intra}-{inter}-{level}{'-quick' if quick else ''}"
         found = _read_shares(cache.get(name, MAX_SHARES_BYTES)) if cache is not None else None
         if found is None:
             settings = Settings(intra_op_threads=intra, inter_op_threads=inter,
